@@ -1,0 +1,5 @@
+import sys
+
+from reszoo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,141 @@
+"""Residual blocks: basic (3x3, 3x3) and bottleneck (1x1, 3x3, 1x1).
+
+Attribute names follow torchvision (``conv1``, ``bn1``, ..., ``downsample``) so that its
+state_dicts load unchanged and code written against torchvision blocks keeps working.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from reszoo.layers import ActFactory, NormFactory
+
+
+def conv3x3(in_chs: int, out_chs: int, stride: int = 1) -> nn.Conv2d:
+    """3x3 convolution with padding 1 and no bias (a norm follows)."""
+    return nn.Conv2d(in_chs, out_chs, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_chs: int, out_chs: int, stride: int = 1) -> nn.Conv2d:
+    """1x1 convolution with no bias (a norm follows)."""
+    return nn.Conv2d(in_chs, out_chs, kernel_size=1, stride=stride, bias=False)
+
+
+class _Residual(nn.Module):
+    """What both blocks share: the shortcut, the final add and activation."""
+
+    expansion: int = 1
+    downsample: nn.Module | None
+    _last_norm: str  # attribute name of the branch's last norm
+
+    def _finish(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.downsample is not None:
+            out = out + self.downsample(x)
+        return self.relu(out)
+
+    def last_norm(self) -> nn.Module:
+        """The norm that ends the residual branch."""
+        return getattr(self, self._last_norm)
+
+    def zero_init_last(self) -> None:
+        """Zero the last norm's scale so the residual branch starts as zero.
+
+        The block then computes ``act(shortcut(x))`` at initialisation (Goyal et al. 2017,
+        "Accurate, Large Minibatch SGD", section 5.1).
+        """
+        weight = getattr(self.last_norm(), "weight", None)
+        if weight is None:
+            raise ValueError(f"zero_init_residual needs an affine norm layer, received {self.last_norm()!r}.")
+        nn.init.zeros_(weight)
+
+
+class BasicBlock(_Residual):
+    """Two 3x3 convolutions (ResNet-18/34 and the CIFAR networks).
+
+    Args:
+        in_chs: input channels.
+        out_chs: output channels (the block's width; expansion 1).
+        stride: stride of the first 3x3.
+        shortcut: the ready-made shortcut module, or ``None`` for a plain block.
+        norm_layer: ``f(channels) -> nn.Module``.
+        act_layer: ``f() -> nn.Module``.
+    """
+
+    expansion = 1
+    _last_norm = "bn2"
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        *,
+        stride: int = 1,
+        shortcut: nn.Module | None,
+        norm_layer: NormFactory = nn.BatchNorm2d,
+        act_layer: ActFactory = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_chs, out_chs, stride)
+        self.bn1 = norm_layer(out_chs)
+        self.relu = act_layer()
+        self.conv2 = conv3x3(out_chs, out_chs)
+        self.bn2 = norm_layer(out_chs)
+        self.downsample = shortcut
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self._finish(out, x)
+
+
+class Bottleneck(_Residual):
+    """1x1 reduce, 3x3, 1x1 expand by 4 (ResNet-50/101/152).
+
+    Args:
+        in_chs: input channels.
+        out_chs: the block's base width; the output has ``out_chs * 4`` channels.
+        stride: the block's stride.
+        stride_in_1x1: put the stride on the first 1x1 as in the paper (He et al. 2015);
+            the default ``False`` puts it on the 3x3, as torchvision and all released ImageNet
+            weights do ("ResNet v1.5"), which is about 0.5% more accurate.
+        shortcut: the ready-made shortcut module, or ``None`` for a plain block.
+        norm_layer: ``f(channels) -> nn.Module``.
+        act_layer: ``f() -> nn.Module``.
+    """
+
+    expansion = 4
+    _last_norm = "bn3"
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        *,
+        stride: int = 1,
+        stride_in_1x1: bool = False,
+        shortcut: nn.Module | None,
+        norm_layer: NormFactory = nn.BatchNorm2d,
+        act_layer: ActFactory = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = conv1x1(in_chs, out_chs, s1)
+        self.bn1 = norm_layer(out_chs)
+        self.conv2 = conv3x3(out_chs, out_chs, s3)
+        self.bn2 = norm_layer(out_chs)
+        self.conv3 = conv1x1(out_chs, out_chs * self.expansion)
+        self.bn3 = norm_layer(out_chs * self.expansion)
+        self.relu = act_layer()
+        self.downsample = shortcut
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self._finish(out, x)
+
+
+BLOCKS: dict[str, type[_Residual]] = {"basic": BasicBlock, "bottleneck": Bottleneck}

@@ -1,0 +1,1 @@
+"""Subcommands of the ``reszoo`` CLI: one module each, every module exposes ``register(subparsers)``."""

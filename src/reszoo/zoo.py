@@ -1,0 +1,163 @@
+"""The named architectures of He et al. 2015: three-line factories over :class:`ResNetConfig`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reszoo.registry import register_model
+from reszoo.resnet import ResNet, ResNetConfig
+
+# The paper's Table 1: block and blocks per stage for each ImageNet depth.
+IMAGENET_LAYOUTS: dict[int, tuple[str, tuple[int, ...]]] = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+
+
+def cifar_config(depth: int, *, shortcut: str = "A") -> ResNetConfig:
+    """The paper's CIFAR network of ``depth = 6n + 2`` layers (section 4.2)."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(
+            f"CIFAR ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110, 1202, ...), "
+            f"received depth={depth!r}."
+        )
+    n = (depth - 2) // 6
+    return ResNetConfig(
+        stem="cifar", stem_width=16, block="basic", depths=(n, n, n), widths=(16, 32, 64),
+        shortcut=shortcut, num_classes=10, image_size=32,
+    )  # fmt: skip
+
+
+def imagenet_config(depth: int, *, shortcut: str = "B") -> ResNetConfig:
+    """The paper's ImageNet network of ``depth`` layers (Table 1), torchvision's layout."""
+    if depth not in IMAGENET_LAYOUTS:
+        raise ValueError(f"ImageNet ResNet depth must be one of {sorted(IMAGENET_LAYOUTS)}, received depth={depth!r}.")
+    block, depths = IMAGENET_LAYOUTS[depth]
+    return ResNetConfig(
+        stem="imagenet", stem_width=64, block=block, depths=depths, widths=(64, 128, 256, 512),
+        shortcut=shortcut, num_classes=1000, image_size=224,
+    )  # fmt: skip
+
+
+def cifar_resnet(depth: int, **overrides: Any) -> ResNet:
+    """A CIFAR ResNet of any depth 6n+2, e.g. ``cifar_resnet(74, num_classes=100)``."""
+    return ResNet(cifar_config(depth), **overrides)
+
+
+def imagenet_resnet(depth: int, **overrides: Any) -> ResNet:
+    """An ImageNet ResNet of depth 18, 34, 50, 101 or 152."""
+    return ResNet(imagenet_config(depth), **overrides)
+
+
+# -- CIFAR, option A (no shortcut parameters), as in the paper ------------------------------
+@register_model
+def resnet20(**overrides: Any) -> ResNet:
+    """ResNet-20 for CIFAR (n=3): 269,722 parameters, paper error 8.75%."""
+    return cifar_resnet(20, **overrides)
+
+
+@register_model
+def resnet32(**overrides: Any) -> ResNet:
+    """ResNet-32 for CIFAR (n=5): 464,154 parameters, paper error 7.51%."""
+    return cifar_resnet(32, **overrides)
+
+
+@register_model
+def resnet44(**overrides: Any) -> ResNet:
+    """ResNet-44 for CIFAR (n=7): 658,586 parameters, paper error 7.17%."""
+    return cifar_resnet(44, **overrides)
+
+
+@register_model
+def resnet56(**overrides: Any) -> ResNet:
+    """ResNet-56 for CIFAR (n=9): 853,018 parameters, paper error 6.97%."""
+    return cifar_resnet(56, **overrides)
+
+
+@register_model
+def resnet110(**overrides: Any) -> ResNet:
+    """ResNet-110 for CIFAR (n=18): 1,727,962 parameters, paper error 6.43%."""
+    return cifar_resnet(110, **overrides)
+
+
+@register_model
+def resnet1202(**overrides: Any) -> ResNet:
+    """ResNet-1202 for CIFAR (n=200): 19,421,274 parameters, paper error 7.93%."""
+    return cifar_resnet(1202, **overrides)
+
+
+# -- CIFAR plain networks: same layers, no shortcuts (the degradation problem, Fig. 6) -------
+@register_model
+def plain20(**overrides: Any) -> ResNet:
+    """Plain-20 for CIFAR: ResNet-20 without shortcuts."""
+    return ResNet(cifar_config(20, shortcut="none"), **overrides)
+
+
+@register_model
+def plain32(**overrides: Any) -> ResNet:
+    """Plain-32 for CIFAR: ResNet-32 without shortcuts."""
+    return ResNet(cifar_config(32, shortcut="none"), **overrides)
+
+
+@register_model
+def plain44(**overrides: Any) -> ResNet:
+    """Plain-44 for CIFAR: ResNet-44 without shortcuts."""
+    return ResNet(cifar_config(44, shortcut="none"), **overrides)
+
+
+@register_model
+def plain56(**overrides: Any) -> ResNet:
+    """Plain-56 for CIFAR: ResNet-56 without shortcuts."""
+    return ResNet(cifar_config(56, shortcut="none"), **overrides)
+
+
+@register_model
+def plain110(**overrides: Any) -> ResNet:
+    """Plain-110 for CIFAR: ResNet-110 without shortcuts."""
+    return ResNet(cifar_config(110, shortcut="none"), **overrides)
+
+
+# -- ImageNet, option B (projection where the shape changes), torchvision-compatible ----------
+@register_model
+def resnet18(**overrides: Any) -> ResNet:
+    """ResNet-18 for ImageNet: 11,689,512 parameters, torchvision-compatible."""
+    return imagenet_resnet(18, **overrides)
+
+
+@register_model
+def resnet34(**overrides: Any) -> ResNet:
+    """ResNet-34 for ImageNet: 21,797,672 parameters, torchvision-compatible."""
+    return imagenet_resnet(34, **overrides)
+
+
+@register_model
+def resnet50(**overrides: Any) -> ResNet:
+    """ResNet-50 for ImageNet (v1.5: stride on the 3x3): 25,557,032 parameters."""
+    return imagenet_resnet(50, **overrides)
+
+
+@register_model
+def resnet101(**overrides: Any) -> ResNet:
+    """ResNet-101 for ImageNet (v1.5): 44,549,160 parameters."""
+    return imagenet_resnet(101, **overrides)
+
+
+@register_model
+def resnet152(**overrides: Any) -> ResNet:
+    """ResNet-152 for ImageNet (v1.5): 60,192,808 parameters."""
+    return imagenet_resnet(152, **overrides)
+
+
+@register_model
+def plain18(**overrides: Any) -> ResNet:
+    """Plain-18 for ImageNet: ResNet-18 without shortcuts (the paper's Table 2)."""
+    return ResNet(imagenet_config(18, shortcut="none"), **overrides)
+
+
+@register_model
+def plain34(**overrides: Any) -> ResNet:
+    """Plain-34 for ImageNet: ResNet-34 without shortcuts (the paper's Table 2)."""
+    return ResNet(imagenet_config(34, shortcut="none"), **overrides)
