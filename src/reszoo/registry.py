@@ -19,13 +19,13 @@ def register_model(fn: F) -> F:
 
     The factory takes config overrides as keyword arguments and returns a model.
 
-    Example:
-        >>> import reszoo
-        >>> @reszoo.register_model
-        ... def my_resnet8(**overrides):
-        ...     return reszoo.ResNet(reszoo.ResNetConfig(depths=(1, 1, 1)), **overrides)
-        >>> "my_resnet8" in reszoo.list_models("my_*")
-        True
+    Example::
+
+        @reszoo.register_model
+        def resnet8(**overrides):
+            return reszoo.ResNet(reszoo.ResNetConfig(depths=(1, 1, 1)), **overrides)
+
+        reszoo.create_model("resnet8", num_classes=100)
     """
     name = fn.__name__
     if name in _MODELS and _MODELS[name] is not fn:
@@ -46,7 +46,7 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 def _sort_key(name: str) -> tuple[str, int, str]:
     prefix = name.rstrip("0123456789")
-    digits = name[len(prefix):]
+    digits = name[len(prefix) :]
     return (prefix, int(digits) if digits else 0, name)
 
 

@@ -102,18 +102,19 @@ class ResNetConfig:
                 )
             for s in self.strides:
                 positive_int("every entry of strides", s)
-        if self.shortcut not in SHORTCUT_OPTIONS:
-            raise ValueError(f"Unknown shortcut option: received shortcut={self.shortcut!r}; valid: {list(SHORTCUT_OPTIONS)}.")
-        if isinstance(self.block, str) and self.block not in BLOCKS:
-            raise ValueError(f"Unknown block: received block={self.block!r}; valid: {sorted(BLOCKS)}.")
-        if isinstance(self.stem, str) and self.stem not in STEMS:
-            raise ValueError(f"Unknown stem: received stem={self.stem!r}; valid: {sorted(STEMS)}.")
-        if self.init_mode not in INIT_MODES:
-            raise ValueError(f"Unknown init_mode: received init_mode={self.init_mode!r}; valid: {list(INIT_MODES)}.")
-        if isinstance(self.norm, str) and self.norm not in NORM_LAYERS:
-            raise ValueError(f"Unknown norm: received norm={self.norm!r}; valid: {sorted(NORM_LAYERS)}.")
-        if isinstance(self.act, str) and self.act not in ACT_LAYERS:
-            raise ValueError(f"Unknown act: received act={self.act!r}; valid: {sorted(ACT_LAYERS)}.")
+        choices = {
+            "shortcut": list(SHORTCUT_OPTIONS),
+            "block": sorted(BLOCKS),
+            "stem": sorted(STEMS),
+            "init_mode": list(INIT_MODES),
+            "norm": sorted(NORM_LAYERS),
+            "act": sorted(ACT_LAYERS),
+        }
+        for name, valid in choices.items():
+            value = getattr(self, name)
+            # stem, block, norm and act may also be callables; the others must be one of the names
+            if (isinstance(value, str) or name in ("shortcut", "init_mode")) and value not in valid:
+                raise ValueError(f"Unknown {name}: received {name}={value!r}; valid: {valid}.")
         if self.zero_init_residual and self.shortcut == "none":
             raise ValueError(
                 "zero_init_residual=True with shortcut='none' would make every plain block output "
@@ -174,7 +175,7 @@ class ResNetConfig:
 
 def config_fields() -> tuple[str, ...]:
     """Names of the user-settable fields of :class:`ResNetConfig`."""
-    return tuple(f.name for f in dataclasses.fields(ResNetConfig) )
+    return tuple(f.name for f in dataclasses.fields(ResNetConfig))
 
 
 def make_stages(

@@ -70,9 +70,7 @@ def projection(in_chs: int, out_chs: int, stride: int, norm_layer: NormFactory) 
     )
 
 
-def make_shortcut(
-    option: str, *, in_chs: int, out_chs: int, stride: int, norm_layer: NormFactory
-) -> nn.Module | None:
+def make_shortcut(option: str, *, in_chs: int, out_chs: int, stride: int, norm_layer: NormFactory) -> nn.Module | None:
     """Build the shortcut of one block.
 
     Args:

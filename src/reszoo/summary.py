@@ -75,8 +75,9 @@ def model_row(name: str) -> ModelRow:
 
 
 def model_table(pattern: str | None = None) -> list[ModelRow]:
-    """One row per registered model matching ``pattern``."""
-    return [model_row(name) for name in list_models(pattern)]
+    """One row per registered model matching ``pattern``: CIFAR first, residual before plain, by depth."""
+    rows = [model_row(name) for name in list_models(pattern)]
+    return sorted(rows, key=lambda r: (r.family != "CIFAR", r.family, r.shortcut == "none", r.depth, r.name))
 
 
 def human(n: float) -> str:
@@ -93,8 +94,7 @@ def format_table(headers: list[str], rows: list[list[str]], *, markdown: bool = 
 
     def fmt(cells: list[str]) -> str:
         parts = [
-            str(c).rjust(w) if str(c)[:1].isdigit() else str(c).ljust(w)
-            for c, w in zip(cells, widths, strict=True)
+            str(c).rjust(w) if str(c)[:1].isdigit() else str(c).ljust(w) for c, w in zip(cells, widths, strict=True)
         ]
         return ("| " + " | ".join(parts) + " |") if markdown else "  ".join(parts).rstrip()
 

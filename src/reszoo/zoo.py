@@ -21,8 +21,7 @@ def cifar_config(depth: int, *, shortcut: str = "A") -> ResNetConfig:
     """The paper's CIFAR network of ``depth = 6n + 2`` layers (section 4.2)."""
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise ValueError(
-            f"CIFAR ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110, 1202, ...), "
-            f"received depth={depth!r}."
+            f"CIFAR ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110, 1202, ...), received depth={depth!r}."
         )
     n = (depth - 2) // 6
     return ResNetConfig(

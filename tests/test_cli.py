@@ -1,0 +1,70 @@
+"""The command line: reszoo list / info, python -m reszoo, error handling, generated docs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reszoo.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_list_table(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet56" in out and "853,018" in out and "125.49M" in out
+    assert "resnet50" in out and "25,557,032" in out and "4.09G" in out
+
+
+def test_list_json_pattern(capsys):
+    assert main(["list", "plain*", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["name"] for r in rows} == {"plain18", "plain20", "plain32", "plain34", "plain44", "plain56", "plain110"}
+    row = next(r for r in rows if r["name"] == "plain20")
+    assert row["params"] == 269_722 and row["macs"] == 40_551_040 and row["input_size"] == [3, 32, 32]
+
+
+def test_list_no_match_is_an_error(capsys):
+    assert main(["list", "vgg*"]) == 2
+    assert "No model matches pattern 'vgg*'" in capsys.readouterr().err
+
+
+def test_info(capsys):
+    assert main(["info", "resnet56"]) == 0
+    out = capsys.readouterr().out
+    assert "depth 56" in out and "shortcut = 'A'" in out
+    assert "layer3.8" in out and "1x64x8x8" in out and "fc" in out
+
+
+def test_info_unknown_model(capsys):
+    assert main(["info", "resnet57"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown model 'resnet57'" in err and "resnet56" in err
+
+
+def test_python_dash_m():
+    done = subprocess.run([sys.executable, "-m", "reszoo", "list", "resnet2*"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "resnet20" in done.stdout and "269,722" in done.stdout
+
+
+def test_bad_subcommand_exits_nonzero():
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+
+
+def test_models_doc_is_generated_from_registry():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import gen_model_docs
+    finally:
+        sys.path.pop(0)
+    assert (ROOT / "docs" / "models.md").read_text() == gen_model_docs.render(), (
+        "docs/models.md is stale: run python scripts/gen_model_docs.py"
+    )

@@ -1,0 +1,155 @@
+"""Every registered model, exact oracles (the paper's and torchvision's), and bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+import reszoo
+from reszoo import ResNet, ResNetConfig
+
+# He et al. 2015 section 4.2 (0.27M ... 19.4M), counted exactly for 10 classes (../shared/REFERENCE.md).
+CIFAR_OPTION_A = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962, 1202: 19_421_274}
+CIFAR_OPTION_B = {20: 272_474, 32: 466_906, 44: 661_338, 56: 855_770, 110: 1_730_714, 1202: 19_424_026}
+# torchvision 0.29.1 model docs.
+IMAGENET = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
+# Paper MACs per 32x32 image, option A (conv + fc), in millions.
+CIFAR_MACS_M = {20: 40.55, 32: 68.86, 44: 97.17, 56: 125.49, 110: 252.89, 1202: 2829.0}
+IMAGENET_GMACS = {18: 1.814, 34: 3.664, 50: 4.089, 101: 7.801, 152: 11.514}
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_registry_names():
+    expected = {f"resnet{d}" for d in (20, 32, 44, 56, 110, 1202, 18, 34, 50, 101, 152)}
+    expected |= {f"plain{d}" for d in (20, 32, 44, 56, 110, 18, 34)}
+    assert set(reszoo.list_models()) == expected
+    assert set(reszoo.list_models("plain*")) == {n for n in expected if n.startswith("plain")}
+    assert reszoo.list_models("resnet1?") == ["resnet18"]
+    for name in expected:
+        assert getattr(reszoo, name) is reszoo.registry.get_model_fn(name)
+
+
+@pytest.mark.parametrize("depth", sorted(CIFAR_OPTION_A))
+def test_cifar_parameter_counts(depth):
+    with torch.device("meta"):
+        assert n_params(reszoo.create_model(f"resnet{depth}")) == CIFAR_OPTION_A[depth]
+        assert n_params(reszoo.create_model(f"resnet{depth}", shortcut="B")) == CIFAR_OPTION_B[depth]
+        if depth != 1202:
+            assert n_params(reszoo.create_model(f"plain{depth}")) == CIFAR_OPTION_A[depth]
+
+
+@pytest.mark.parametrize("depth", sorted(CIFAR_MACS_M))
+def test_cifar_macs_match_paper(depth):
+    with torch.device("meta"):
+        model = reszoo.create_model(f"resnet{depth}")
+    assert reszoo.count_macs(model, (3, 32, 32)) / 1e6 == pytest.approx(CIFAR_MACS_M[depth], abs=0.5)
+
+
+@pytest.mark.parametrize("depth", sorted(IMAGENET))
+def test_imagenet_counts(depth):
+    with torch.device("meta"):
+        model = reszoo.create_model(f"resnet{depth}")
+    assert n_params(model) == IMAGENET[depth]
+    assert reszoo.count_macs(model, (3, 224, 224)) / 1e9 == pytest.approx(IMAGENET_GMACS[depth], abs=5e-4)
+
+
+@pytest.mark.parametrize("depth", sorted(IMAGENET))
+def test_torchvision_weights_load_strictly_and_match(depth):
+    torch.manual_seed(depth)
+    tv = getattr(torchvision.models, f"resnet{depth}")().eval()
+    # make the BN statistics non-trivial so a mismatched buffer would show
+    for m in tv.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+    ours = reszoo.create_model(f"resnet{depth}").eval()
+    assert list(ours.state_dict()) == list(tv.state_dict())
+    ours.load_state_dict(tv.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), tv(x), rtol=0, atol=0)
+
+
+def test_torchvision_style_code_works():
+    model = reszoo.resnet18()
+    model.fc = torch.nn.Linear(512, 7)
+    seen = []
+    model.layer4[-1].register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 7)
+    assert seen == [torch.Size([1, 512, 2, 2])]
+    for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer4", "avgpool", "fc"):
+        assert hasattr(model, name)
+
+
+def test_cifar_names_match_torchvision_convention():
+    keys = reszoo.resnet20().state_dict().keys()
+    assert {k.split(".")[0] for k in keys} == {"conv1", "bn1", "layer1", "layer2", "layer3", "fc"}
+
+
+@pytest.mark.parametrize("name", reszoo.list_models())
+def test_every_model_runs_forward_and_backward(name):
+    model = reszoo.create_model(name)
+    size = 32 if model.config.stem == "cifar" else 64
+    out = model(torch.randn(2, 3, size, size))
+    assert out.shape == (2, model.config.num_classes)
+    out.logsumexp(1).mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_overrides_and_reset_classifier():
+    model = reszoo.create_model("resnet20", shortcut="B", num_classes=100, in_chans=1)
+    assert model.config.shortcut == "B" and model.fc.out_features == 100
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 100)
+    model.reset_classifier(5)
+    assert model.fc.out_features == 5 and model.config.num_classes == 5
+    assert reszoo.cifar_resnet(74).config.depth == 74
+    assert reszoo.create_model("resnet50", stride_in_1x1=True).layer2[0].conv1.stride == (2, 2)
+
+
+def test_config_round_trip():
+    cfg = reszoo.create_model("resnet50").config
+    assert ResNetConfig.from_dict(cfg.to_dict()) == cfg
+    assert ResNetConfig.from_dict({"depths": [1, 1], "widths": [4, 8]}).depths == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: reszoo.create_model("resnet5"), r"Unknown model 'resnet5'.*resnet50"),
+        (lambda: reszoo.create_model("resnt56"), r"Did you mean: resnet56"),
+        (lambda: reszoo.cifar_resnet(51), r"6n\+2.*received depth=51"),
+        (lambda: reszoo.imagenet_resnet(20), r"received depth=20"),
+        (lambda: reszoo.create_model("resnet20", num_classes=0), r"num_classes=0"),
+        (lambda: reszoo.create_model("resnet20", in_chans=0), r"in_chans=0"),
+        (lambda: reszoo.create_model("resnet20", shortcut="D"), r"shortcut='D'.*'A', 'B', 'C', 'none'"),
+        (lambda: reszoo.create_model("resnet20", block="wide"), r"block='wide'.*basic"),
+        (lambda: reszoo.create_model("resnet20", norm="ln"), r"norm='ln'.*batchnorm"),
+        (lambda: reszoo.create_model("resnet20", init_mode="xavier"), r"init_mode='xavier'"),
+        (lambda: reszoo.create_model("resnet20", widths=(16, 32)), r"widths=\(16, 32\)"),
+        (lambda: reszoo.create_model("resnet20", colour="red"), r"\['colour'\].*valid fields.*num_classes"),
+        (lambda: reszoo.create_model("plain20", zero_init_residual=True), r"shortcut='none'"),
+        (lambda: reszoo.resnet20().reset_classifier(0), r"received 0"),
+        (lambda: ResNet(widths=(32, 16, 8), stem_width=32), r"in_chs=32, out_chs=16"),
+    ],
+)
+def test_bad_input_is_rejected_clearly(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "message"),
+    [
+        ("resnet18", (1, 3, 16, 16), r"total stride 32"),
+        ("resnet20", (1, 1, 32, 32), r"Expected 3 input channels.*received 1"),
+        ("resnet20", (3, 32, 32), r"\(N, C, H, W\).*\(3, 32, 32\)"),
+    ],
+)
+def test_bad_batches_are_rejected_before_any_layer(name, shape, message):
+    with pytest.raises(ValueError, match=message):
+        reszoo.create_model(name)(torch.randn(shape))
