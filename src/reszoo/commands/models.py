@@ -44,7 +44,7 @@ def run_info(args: argparse.Namespace) -> int:
     import torch
 
     from reszoo.registry import create_model
-    from reszoo.summary import count_params, format_table, human, layer_summary, model_row
+    from reszoo.summary import format_table, human, layer_summary, model_row
 
     row = model_row(args.name)
     with torch.device("meta"):
@@ -60,5 +60,4 @@ def run_info(args: argparse.Namespace) -> int:
         for name, kind, shape, n in layer_summary(model, model.config.input_size)
     ]
     print(format_table(["layer", "type", "output", "params"], rows))
-    assert count_params(model) == row.params
     return 0
