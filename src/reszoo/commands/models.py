@@ -10,6 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list the registered models with parameters and MACs")
     p.add_argument("pattern", nargs="?", default=None, help="fnmatch wildcard, e.g. 'resnet*'")
     p.add_argument("--format", choices=("table", "markdown", "json", "csv"), default="table")
+    p.add_argument("--pretrained", action="store_true", help="list the pretrained weight entries instead")
     p.set_defaults(func=run_list)
 
     p = sub.add_parser("info", help="show one model's config and layer summary")
@@ -18,6 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    if getattr(args, "pretrained", False):
+        from reszoo.commands.weights import list_pretrained_table
+
+        return list_pretrained_table(args.pattern, args.format)
     from reszoo.summary import format_table, human, model_table
 
     rows = model_table(args.pattern)
