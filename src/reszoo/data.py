@@ -1,0 +1,370 @@
+"""Datasets and loaders: CIFAR-10/100 and ImageNet through ``torchvision.datasets``.
+
+Two ways to feed CIFAR:
+
+- ``cifar_dataset`` + ``make_loader``: the usual per-image ``v2`` transform in DataLoader workers.
+- ``load_cifar_tensors`` + ``DeviceCifarLoader``: the whole dataset held on the device as uint8
+  (150 MB for CIFAR's 50,000 images) and augmented a batch at a time with
+  ``reszoo.transforms.batch_random_crop_flip``; no workers, no host-to-device copies per step.
+
+Example:
+    >>> import torch
+    >>> from reszoo.data import DeviceCifarLoader
+    >>> images = torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8)
+    >>> loader = DeviceCifarLoader(images, torch.arange(10), batch_size=4, mean=(0.5,) * 3, std=(0.25,) * 3, train=True)
+    >>> len(loader), [tuple(x.shape) for x, _ in loader]
+    (2, [(4, 3, 32, 32), (4, 3, 32, 32)])
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from reszoo.transforms import batch_random_crop_flip
+
+CIFAR_NAMES = ("cifar10", "cifar100")
+IMAGENET_SPLITS = ("train", "val")
+
+__all__ = [
+    "CIFAR_NAMES",
+    "DeviceCifarLoader",
+    "cifar_dataset",
+    "default_num_workers",
+    "imagenet_dataset",
+    "load_cifar_tensors",
+    "make_loader",
+    "paper_split",
+]
+
+
+def _cifar_class(name: str) -> type:
+    from torchvision import datasets
+
+    if name == "cifar10":
+        return datasets.CIFAR10
+    if name == "cifar100":
+        return datasets.CIFAR100
+    raise ValueError(f"Unknown CIFAR dataset {name!r}; valid choices: {', '.join(CIFAR_NAMES)}.")
+
+
+def _cifar_missing(cls: type, root: Path, reason: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{reason} Expected the extracted folder {root / cls.base_folder} (from {cls.filename}). "
+        f"Get it with download=True (or --download on the command line) while online, or download "
+        f"{cls.url} yourself and put the archive in {root} (it is checked and extracted on the next "
+        "call with download=True) or extract it there."
+    )
+
+
+def cifar_dataset(
+    root: str | os.PathLike[str],
+    *,
+    name: str = "cifar10",
+    train: bool = True,
+    transform: Callable[[Any], Any] | None = None,
+    download: bool = False,
+) -> Dataset:
+    """CIFAR-10 or CIFAR-100 through ``torchvision.datasets``.
+
+    Args:
+        root: folder that holds (or will hold) ``cifar-10-batches-py`` / ``cifar-100-python``.
+        name: ``"cifar10"`` or ``"cifar100"``.
+        train: the 50,000-image training set, else the 10,000-image test set.
+        transform: applied to each PIL image, e.g. ``reszoo.transforms.cifar_train_transform()``.
+        download: download and extract the archive (checked against its md5) if it is missing.
+
+    Returns:
+        A ``torchvision.datasets.CIFAR10`` / ``CIFAR100``.
+
+    Raises:
+        FileNotFoundError: the files are missing (or the download failed), with where they are
+            expected and how to get them.
+    """
+    cls = _cifar_class(name)
+    root = Path(root).expanduser()
+    if not download and not (root / cls.base_folder).is_dir():
+        raise _cifar_missing(cls, root, f"{name} not found and download=False.")
+    try:
+        return cls(str(root), train=train, transform=transform, download=download)
+    except RuntimeError as err:
+        # torchvision says "Dataset not found or corrupted" when a file is missing or fails its md5.
+        raise _cifar_missing(cls, root, f"{name} in {root} is incomplete or corrupted ({err}).") from None
+    except OSError as err:
+        # Offline or a failed download: a short message, not a urllib traceback.
+        raise _cifar_missing(cls, root, f"Could not download {name} ({type(err).__name__}: {err}).") from None
+
+
+def load_cifar_tensors(
+    root: str | os.PathLike[str], *, name: str = "cifar10", train: bool = True, download: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole CIFAR split as tensors, ready for ``DeviceCifarLoader``.
+
+    Args:
+        root: dataset folder (see ``cifar_dataset``).
+        name: ``"cifar10"`` or ``"cifar100"``.
+        train: training or test split.
+        download: download if missing.
+
+    Returns:
+        ``(images, labels)``: uint8 ``(N, 3, 32, 32)`` and int64 ``(N,)``, on the CPU.
+    """
+    ds = cifar_dataset(root, name=name, train=train, download=download)
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+    labels = torch.as_tensor(ds.targets, dtype=torch.int64)
+    return images, labels
+
+
+def paper_split(dataset: Dataset, *, val_size: int = 5000, seed: int = 0) -> tuple[Subset, Subset]:
+    """The paper's train/validation split (45k/5k of CIFAR's 50k training images), fixed by a seed.
+
+    Args:
+        dataset: the full training set (anything with ``__len__``).
+        val_size: images held out for validation.
+        seed: the permutation seed; the same seed always gives the same split.
+
+    Returns:
+        ``(train_subset, val_subset)``, disjoint, together covering the dataset.
+
+    Example:
+        >>> import torch
+        >>> train, val = paper_split(torch.utils.data.TensorDataset(torch.arange(10)), val_size=3)
+        >>> len(train), len(val)
+        (7, 3)
+    """
+    n = len(dataset)  # type: ignore[arg-type]
+    if isinstance(val_size, bool) or not isinstance(val_size, int) or not 0 < val_size < n:
+        raise ValueError(f"val_size must be an int in 1..{n - 1} for a dataset of {n}; received val_size={val_size!r}.")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return Subset(dataset, perm[val_size:]), Subset(dataset, perm[:val_size])
+
+
+def imagenet_dataset(
+    root: str | os.PathLike[str], *, split: str = "train", transform: Callable[[Any], Any] | None = None
+) -> Dataset:
+    """ImageNet (ILSVRC-2012) as a ``torchvision.datasets.ImageFolder`` over ``root/split``.
+
+    Args:
+        root: folder with ``train/`` and ``val/``, each holding one sub-folder per class (wnid).
+        split: ``"train"`` or ``"val"``.
+        transform: applied to each PIL image.
+
+    Returns:
+        An ``ImageFolder``.
+    """
+    if split not in IMAGENET_SPLITS:
+        raise ValueError(f"Unknown ImageNet split {split!r}; valid choices: {', '.join(IMAGENET_SPLITS)}.")
+    folder = Path(root).expanduser() / split
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"ImageNet {split} images not found: expected {folder} with one sub-folder per class "
+            "(e.g. n01440764/). ImageNet cannot be downloaded automatically: get ILSVRC2012_img_train.tar "
+            "and ILSVRC2012_img_val.tar from https://image-net.org, extract them, and sort the validation "
+            "images into class folders."
+        )
+    from torchvision.datasets import ImageFolder
+
+    return ImageFolder(str(folder), transform=transform)
+
+
+def default_num_workers() -> int:
+    """DataLoader workers for this machine: the CPUs this process may use, at most 8.
+
+    Beyond about 8 workers per GPU, decoding stops being the bottleneck and the extra processes
+    only cost memory.
+
+    Returns:
+        The number of workers.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no sched_getaffinity
+        cpus = os.cpu_count() or 1
+    return max(0, min(8, cpus))
+
+
+def make_loader(
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    train: bool,
+    num_workers: int | None = None,
+    distributed: bool = False,
+    seed: int = 0,
+    drop_last: bool | None = None,
+) -> DataLoader:
+    """A DataLoader with sensible defaults for training or evaluation.
+
+    Shuffles when ``train`` (with a seeded generator, so the order and the workers' random
+    augmentation are reproducible), drops the last partial batch when training, pins memory when
+    CUDA is present and keeps workers alive between epochs. With ``distributed=True`` a
+    ``DistributedSampler`` shards the data; call ``loader.sampler.set_epoch(epoch)`` each epoch.
+
+    Args:
+        dataset: a map-style dataset.
+        batch_size: images per batch (per process when distributed).
+        train: shuffle and drop the last partial batch.
+        num_workers: worker processes; ``default_num_workers()`` if None.
+        distributed: shard with ``torch.utils.data.DistributedSampler`` (needs an initialised
+            process group).
+        seed: seed of the shuffle order.
+        drop_last: override the default (``train``).
+
+    Returns:
+        A ``torch.utils.data.DataLoader``.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; received batch_size={batch_size!r}.")
+    workers = default_num_workers() if num_workers is None else num_workers
+    if workers < 0:
+        raise ValueError(f"num_workers must be >= 0; received num_workers={num_workers!r}.")
+    drop = train if drop_last is None else drop_last
+    sampler = None
+    if distributed:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=drop)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=drop,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+class DeviceCifarLoader:
+    """Iterate normalised CIFAR batches from a uint8 dataset held on the device.
+
+    Each pass draws its order and augmentation from ``seed`` and the epoch, so a run is
+    reproducible. Iterating advances the epoch; ``set_epoch(e)`` makes the next pass epoch ``e``.
+    With ``world_size > 1`` each rank takes every ``world_size``-th image of the shuffled order
+    (training truncates to a multiple of ``world_size`` so every rank runs the same number of
+    steps; evaluation wraps around to pad, as ``DistributedSampler`` does).
+
+    Args:
+        images: uint8 ``(N, 3, H, W)`` images (from ``load_cifar_tensors``).
+        labels: int64 ``(N,)`` labels.
+        batch_size: images per batch (per rank).
+        mean: per-channel mean (inputs scaled to [0, 1]).
+        std: per-channel standard deviation.
+        train: shuffle and augment (random crop with 4-pixel zero padding and flip).
+        shuffle: override the default (``train``).
+        drop_last: override the default (``train``).
+        seed: seed for the order and augmentation.
+        device: where to hold the data; the images' device if None.
+        channels_last: return batches in channels-last memory format.
+        rank: this process's rank.
+        world_size: number of processes.
+        padding: crop padding for the augmentation.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        train: bool,
+        shuffle: bool | None = None,
+        drop_last: bool | None = None,
+        seed: int = 0,
+        device: torch.device | str | None = None,
+        channels_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        padding: int = 4,
+    ) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W); received dtype {images.dtype}, shape {tuple(images.shape)}."
+            )
+        if labels.shape != images.shape[:1]:
+            raise ValueError(f"labels must have shape ({images.shape[0]},); received {tuple(labels.shape)}.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int; received batch_size={batch_size!r}.")
+        if not (isinstance(world_size, int) and world_size >= 1 and isinstance(rank, int) and 0 <= rank < world_size):
+            raise ValueError(f"need 0 <= rank < world_size; received rank={rank!r}, world_size={world_size!r}.")
+        if len(mean) != images.shape[1] or len(std) != images.shape[1]:
+            raise ValueError(f"mean and std need {images.shape[1]} values; received mean={mean}, std={std}.")
+        self.device = torch.device(device) if device is not None else images.device
+        self.images = images.to(self.device)
+        self.labels = labels.to(self.device, torch.int64)
+        # Fold the 1/255 scaling into the constants: one subtract and one multiply per batch.
+        m = torch.as_tensor(mean, dtype=torch.float32, device=self.device) * 255.0
+        s = torch.as_tensor(std, dtype=torch.float32, device=self.device) * 255.0
+        self._mean = m.view(1, -1, 1, 1)
+        self._inv_std = (1.0 / s).view(1, -1, 1, 1)
+        self.batch_size = batch_size
+        self.train = train
+        self.shuffle = train if shuffle is None else shuffle
+        self.drop_last = train if drop_last is None else drop_last
+        self.seed = seed
+        self.channels_last = channels_last
+        self.rank = rank
+        self.world_size = world_size
+        self.padding = padding
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass use ``epoch``'s order and augmentation.
+
+        Args:
+            epoch: the epoch number.
+        """
+        self.epoch = int(epoch)
+
+    def _num_samples(self) -> int:
+        n = self.images.shape[0]
+        if self.world_size == 1:
+            return n
+        return n // self.world_size if self.train else math.ceil(n / self.world_size)
+
+    def __len__(self) -> int:
+        n = self._num_samples()
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def _indices(self) -> torch.Tensor:
+        n = self.images.shape[0]
+        if self.shuffle:
+            # The order is drawn on the CPU so it is the same on every device and every rank.
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        if self.world_size > 1:
+            per_rank = self._num_samples()
+            total = per_rank * self.world_size
+            order = order[:total] if total <= n else torch.cat([order, order[: total - n]])
+            order = order[self.rank :: self.world_size]
+        return order.to(self.device)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        epoch = self.epoch
+        self.epoch += 1
+        order = self._indices()
+        gen = None
+        if self.train:
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed((self.seed * 1_000_003 + epoch) * 4099 + self.rank)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            x = self.images.index_select(0, idx)
+            if self.train:
+                x = batch_random_crop_flip(x, padding=self.padding, generator=gen)
+            x = (x.float() - self._mean) * self._inv_std
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, self.labels.index_select(0, idx)
