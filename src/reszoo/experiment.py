@@ -1,0 +1,150 @@
+"""Experiments of the paper, reproduced with :mod:`reszoo.train`.
+
+``degradation`` is Fig. 6 (left and middle) of He et al. 2015: plain and residual CIFAR networks of
+20 and 56 layers trained with the same recipe. The paper's finding is that plain-56 has *higher*
+training and test error than plain-20 while ResNet-56 beats ResNet-20.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reszoo.train import CHECKPOINT_NAME, FitResult, Recipe, fit
+
+CSV_COLUMNS = ("model", "family", "depth", "iteration", "train_error", "test_error")
+
+__all__ = ["CSV_COLUMNS", "DegradationResult", "degradation"]
+
+
+@dataclass
+class DegradationResult:
+    """What :func:`degradation` wrote and measured.
+
+    Attributes:
+        csv: path of ``curves.csv``.
+        png: path of ``degradation.png``, or None when matplotlib is not installed.
+        runs: the :class:`~reszoo.train.FitResult` of each model, by name.
+    """
+
+    csv: Path
+    png: Path | None
+    runs: dict[str, FitResult] = field(default_factory=dict)
+
+
+def degradation(
+    recipe: Recipe,
+    *,
+    out: str | os.PathLike[str],
+    depths: Sequence[int] = (20, 56),
+    model_overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+    plot: bool = True,
+) -> DegradationResult:
+    """Train plain{d} and resnet{d} for each depth with one recipe; write the curves as CSV and PNG.
+
+    Each model trains in ``out/<model>/`` (a normal run folder); a folder that already holds a
+    checkpoint is resumed, so an interrupted experiment continues where it stopped.
+
+    Args:
+        recipe: the recipe shared by every model (e.g. ``reszoo.train.cifar_recipe(data_root=...)``).
+        out: output folder.
+        depths: CIFAR depths (6n + 2); the paper's Fig. 6 uses 20, 32, 44, 56 (and 110 for ResNets).
+        model_overrides: config overrides for every model (e.g. ``widths=(4, 8, 16)`` for a smoke run).
+        progress: progress bars.
+        plot: draw ``degradation.png`` (needs matplotlib: ``pip install 'reszoo[plot]'``).
+
+    Returns:
+        A :class:`DegradationResult`.
+    """
+    from reszoo.resnet import ResNet
+    from reszoo.zoo import cifar_config
+
+    if not depths:
+        raise ValueError(f"depths must name at least one CIFAR depth; received depths={depths!r}.")
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, FitResult] = {}
+    rows: list[dict[str, Any]] = []
+    for depth in depths:
+        for family, shortcut in (("plain", "none"), ("resnet", "A")):
+            name = f"{family}{depth}"
+            config = cifar_config(depth, shortcut=shortcut).replace(**(model_overrides or {}))
+            run_dir = root / name
+            result = fit(
+                ResNet(config),
+                recipe,
+                out=run_dir,
+                resume=(run_dir / CHECKPOINT_NAME).exists(),
+                progress=progress,
+            )
+            runs[name] = result
+            for rec in _read_history(run_dir):
+                rows.append(
+                    {
+                        "model": name,
+                        "family": family,
+                        "depth": depth,
+                        "iteration": rec["iteration"],
+                        "train_error": rec["train_error"],
+                        "test_error": rec.get("test_error", ""),
+                    }
+                )
+    csv_path = root / "curves.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    png = _plot(rows, root / "degradation.png") if plot else None
+    return DegradationResult(csv_path, png, runs)
+
+
+def _read_history(run_dir: Path) -> list[dict[str, Any]]:
+    import json
+
+    path = run_dir / "history.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only; no display is needed (or present on a server)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        warnings.warn(
+            "matplotlib is not installed; skipping degradation.png (pip install 'reszoo[plot]').", stacklevel=3
+        )
+        return None
+    # As in the paper's Fig. 6: one panel per family, thin dashed lines training error, bold test error.
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, family in zip(axes, ("plain", "resnet"), strict=True):
+        models = sorted({r["model"] for r in rows if r["family"] == family}, key=lambda m: int(m[len(family) :]))
+        for i, model in enumerate(models):
+            color = f"C{i}"
+            mine = [r for r in rows if r["model"] == model]
+            ax.plot([r["iteration"] for r in mine], [100 * r["train_error"] for r in mine], "--", lw=1, color=color)
+            test = [r for r in mine if r["test_error"] != ""]
+            ax.plot(
+                [r["iteration"] for r in test],
+                [100 * r["test_error"] for r in test],
+                "-",
+                lw=2,
+                color=color,
+                label=model,
+            )
+        ax.set_title(f"{family} networks (dashed: training error, bold: test error)", fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_ylabel("top-1 error (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

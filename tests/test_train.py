@@ -1,0 +1,360 @@
+"""Tests of reszoo.train, reszoo.experiment and the ``train`` / ``experiment`` commands (CPU, seconds)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from reszoo import ResNet, ResNetConfig, train
+from reszoo.cli import main
+
+TINY = ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4)
+TINY_ARGS = ["-M", "depths=1,1,1", "-M", "widths=4,8,16", "-M", "stem_width=4"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Two OpenMP threads on a 2-core machine shared with other jobs spin against each other and
+    # make tiny models ~50x slower; one thread keeps these tests in seconds.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_recipe(**kw):
+    base = dict(
+        data="synthetic",
+        batch_size=32,
+        lr=0.05,
+        iterations=10,
+        log_every=5,
+        eval_every=0,
+        checkpoint_every=5,
+        synthetic_eval_images=256,
+        eval_batch_size=128,
+    )
+    return train.Recipe(**{**base, **kw})
+
+
+def tiny_model(seed: int = 0) -> ResNet:
+    torch.manual_seed(seed)
+    return ResNet(TINY)
+
+
+# -- recipes and schedules ---------------------------------------------------------------------
+
+
+def test_cifar_recipe_is_the_papers():
+    r = train.cifar_recipe(data_root="data/")
+    assert (r.batch_size, r.lr, r.momentum, r.weight_decay) == (128, 0.1, 0.9, 1e-4)
+    assert (r.milestones, r.iterations, r.warmup_iters, r.data) == ((32_000, 48_000), 64_000, 0, "cifar10")
+    assert train.cifar_recipe(depth=110).warmup_iters == 400
+    assert train.cifar_recipe(depth=56).warmup_iters == 0
+    assert train.cifar_recipe(depth=110, warmup_iters=0).warmup_iters == 0  # overrides win
+
+
+@pytest.mark.parametrize(
+    ("iteration", "lr"),
+    [
+        (0, 0.01),
+        (399, 0.01),
+        (400, 0.1),
+        (31_999, 0.1),
+        (32_000, 0.01),
+        (47_999, 0.01),
+        (48_000, 0.001),
+        (63_999, 0.001),
+    ],
+)
+def test_cifar_learning_rates(iteration, lr):
+    assert train.learning_rate(train.cifar_recipe(depth=110), iteration) == pytest.approx(lr)
+
+
+def test_imagenet_recipes():
+    plateau = train.imagenet_recipe(data_root="x")
+    assert (plateau.batch_size, plateau.lr, plateau.schedule, plateau.iterations) == (256, 0.1, "plateau", 600_000)
+    assert train.learning_rate(plateau, 10**5) == pytest.approx(0.1)
+    assert train.learning_rate(plateau, 10**5, plateau_drops=2) == pytest.approx(0.001)
+    step = train.imagenet_recipe(schedule="step")
+    assert step.milestones == (30 * 5005, 60 * 5005) and step.iterations == 90 * 5005
+    assert train.learning_rate(step, 30 * 5005 - 1) == pytest.approx(0.1)
+    assert train.learning_rate(step, 30 * 5005) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="schedule 'cosine'"):
+        train.imagenet_recipe(schedule="cosine")
+
+
+def test_recipe_round_trip_and_errors():
+    r = train.cifar_recipe(depth=110, lr=0.2, milestones=[5, 9])
+    assert train.Recipe.from_dict(json.loads(json.dumps(r.to_dict()))) == r
+    with pytest.raises(ValueError, match=r"lr must be a finite number > 0; received lr=-1"):
+        train.Recipe(lr=-1)
+    with pytest.raises(ValueError, match=r"milestones must be strictly increasing.*\(9, 5\)"):
+        train.Recipe(milestones=(9, 5))
+    with pytest.raises(ValueError, match=r"data must be one of \['synthetic'"):
+        train.Recipe(data="mnist")
+    with pytest.raises(ValueError, match=r"Unknown recipe field\(s\) \['learning_rate'\]; valid fields"):
+        train.Recipe().replace(learning_rate=0.1)
+
+
+def test_loop_applies_warmup_and_milestones():
+    recipe = tiny_recipe(iterations=8, log_every=1, warmup_iters=2, warmup_lr=0.01, lr=0.1, milestones=(4, 6))
+    result = train.fit(tiny_model(), recipe, progress=False)
+    # Record k describes iteration k - 1 (0-based): warm-up for 2, then 0.1, /10 at 4 and at 6.
+    assert [r["iteration"] for r in result.history] == list(range(1, 9))
+    assert [r["lr"] for r in result.history] == pytest.approx([0.01, 0.01, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+
+def test_learns_the_synthetic_task():
+    recipe = tiny_recipe(iterations=60, log_every=20, eval_every=60, synthetic_eval_images=500)
+    result = train.fit(tiny_model(), recipe, progress=False)
+    # 10 classes: chance is 90% error; 60 steps of a 4-16-channel net get well below 50%.
+    assert result.test_error < 0.5
+    assert result.history[-1]["train_error"] < 0.5
+    assert result.iterations == 60
+
+
+def test_synthetic_task_is_deterministic_and_sharded():
+    task = train.SyntheticTask(num_classes=10, image_shape=(3, 8, 8), seed=3)
+    x1, y1 = task.batch(5, 4)
+    x2, y2 = task.batch(5, 4)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    x3, _ = task.batch(5, 4, stream=1)
+    assert not torch.equal(x1, x3)
+
+
+def _fake_cifar(monkeypatch):
+    from reszoo import data
+
+    g = torch.Generator().manual_seed(0)
+    sets = {
+        True: (torch.randint(0, 256, (200, 3, 32, 32), dtype=torch.uint8, generator=g), torch.arange(200) % 10),
+        False: (torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g), torch.arange(64) % 10),
+    }
+    monkeypatch.setattr(data, "load_cifar_tensors", lambda root, *, name, train, download=False: sets[train])
+
+
+@pytest.mark.parametrize("source", ["synthetic", "cifar10"])
+def test_resume_after_interruption_is_exact(tmp_path, monkeypatch, source):
+    extra = {}
+    if source == "cifar10":
+        _fake_cifar(monkeypatch)  # 200 images / batch 32 = 6 steps an epoch: the run crosses epochs
+        extra = dict(data="cifar10", data_root=str(tmp_path / "cifar"), eval_batch_size=32)
+    recipe = tiny_recipe(iterations=10, checkpoint_every=4, log_every=2, eval_every=5, **extra)
+
+    straight = train.fit(tiny_model(), recipe, out=tmp_path / "a", progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_7(it):
+        if it == 7:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train.fit(tiny_model(), recipe, out=tmp_path / "b", progress=False, on_step=kill_at_7)
+    assert train.load_checkpoint(tmp_path / "b")["iteration"] == 4  # work since then is lost, no more
+    resumed = train.fit(tiny_model(seed=1), recipe, out=tmp_path / "b", resume=True, progress=False)
+
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    history = [json.loads(line) for line in (tmp_path / "b" / "history.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in history] == [r["iteration"] for r in straight.history] == [2, 4, 5, 6, 8, 10]
+    assert history[-1]["test_error"] == straight.test_error
+
+
+def test_run_folder_contents(tmp_path):
+    train.fit(tiny_model(), tiny_recipe(iterations=4), out=tmp_path, progress=False)
+    assert {p.name for p in tmp_path.iterdir()} >= {
+        "recipe.json",
+        "history.jsonl",
+        "checkpoint.pt",
+        "model",
+        "summary.json",
+    }
+    assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temporary files behind
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["config"]["widths"] == [4, 8, 16]
+    from safetensors.torch import load_file
+
+    reloaded = ResNet(ResNetConfig.from_dict(config["config"]))
+    reloaded.load_state_dict(load_file(tmp_path / "model" / "model.safetensors"))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["replica_digests"] == [train.state_digest(reloaded)]
+    assert train.Recipe.from_dict(json.loads((tmp_path / "recipe.json").read_text())) == tiny_recipe(iterations=4)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    model = tiny_model()
+    poisoned = {"on": False}
+    model.fc.register_forward_hook(lambda mod, inp, out: out * float("nan") if poisoned["on"] else out)
+
+    def poison_after_3(it):
+        poisoned["on"] = it >= 3
+
+    recipe = tiny_recipe(iterations=10, log_every=1, checkpoint_every=2)
+    with pytest.raises(train.NonFiniteLossError, match=r"non-finite before iteration 4.*last good checkpoint"):
+        train.fit(model, recipe, out=tmp_path, progress=False, on_step=poison_after_3)
+    ckpt = train.load_checkpoint(tmp_path)
+    assert ckpt["iteration"] == 2
+    assert all(torch.isfinite(t).all() for t in ckpt["model"].values() if t.is_floating_point())
+
+
+def test_fit_rejects_mismatched_classes_and_bad_batch():
+    with pytest.raises(ValueError, match="cifar100 has 100 classes but the model predicts 10"):
+        train.fit(tiny_model(), train.cifar_recipe(data="cifar100", data_root="x"), progress=False)
+    with pytest.raises(ValueError, match="needs data_root"):
+        train.fit(tiny_model(), train.cifar_recipe(), progress=False)
+    with pytest.raises(ValueError, match="resume=True needs out"):
+        train.fit(tiny_model(), tiny_recipe(), resume=True, progress=False)
+    with pytest.raises(FileNotFoundError, match="No checkpoint"):
+        train.load_checkpoint("/nonexistent/run")
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def test_cli_train_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "resnet20", *TINY_ARGS, "--data", "synthetic", "--batch-size", "16", "--no-progress"]
+    assert main([*args, "--iterations", "4", "--checkpoint-every", "2", "--out", str(out)]) == 0
+    assert "resnet20: 4 iterations" in capsys.readouterr().out
+    run = json.loads((out / "run.json").read_text())
+    assert run["model_overrides"] == {"depths": [1, 1, 1], "widths": [4, 8, 16], "stem_width": 4}
+    assert run["recipe"]["batch_size"] == 16 and run["recipe"]["data"] == "synthetic"
+    # A second run into the same folder must not silently overwrite the first.
+    assert main([*args, "--iterations", "4", "--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    # Resume with the saved recipe and model overrides, training longer.
+    assert main(["train", "resnet20", "--resume", str(out), "--iterations", "6", "--no-progress"]) == 0
+    assert json.loads((out / "summary.json").read_text())["iterations"] == 6
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "resnet21", "--data", "synthetic"], "Unknown model 'resnet21'. Did you mean"),
+        (["train", "resnet20", "--data", "synthetic", "--lr", "-1"], "lr must be a finite number > 0; received lr=-1"),
+        (["train", "resnet20", "--data", "synthetic", "--milestones", "9,5"], "milestones must be strictly increasing"),
+        (["train", "resnet20", "--data", "cifar10"], "needs data_root"),
+        (["train", "resnet20", "-M", "depths"], "--model-arg takes KEY=VALUE"),
+        (["train", "resnet20", "-M", "colour=red", "--data", "synthetic"], "Unknown config field(s) ['colour']"),
+        (["train", "resnet20", "--resume", "/nonexistent/run"], "No run to resume"),
+    ],
+)
+def test_cli_rejects_bad_values(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"reszoo {argv[0]}: error:") and message in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "resnet20", "--data", "mnist"], "invalid choice: 'mnist'"),
+        (["train", "resnet20", "--milestones", "a,b"], "expected comma-separated integers"),
+        (["train", "resnet20", "--iterations", "ten"], "invalid int value: 'ten'"),
+        (["experiment", "fig7", "--out", "x"], "invalid choice: 'fig7'"),
+    ],
+)
+def test_cli_argparse_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+# -- the degradation experiment ------------------------------------------------------------------
+
+
+def test_degradation_experiment_writes_csv_and_png(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="the PNG needs the optional matplotlib extra")
+    argv = ["experiment", "degradation", "--out", str(tmp_path), "--depths", "8", *TINY_ARGS[2:]]
+    argv += ["--data", "synthetic", "--iterations", "4", "--batch-size", "16", "--log-every", "2", "--eval-every", "2"]
+    argv += ["--synthetic-eval-images", "64", "--no-progress"]
+    assert main(argv) == 0
+    with open(tmp_path / "curves.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    from reszoo.experiment import CSV_COLUMNS
+
+    assert tuple(rows[0].keys()) == CSV_COLUMNS
+    assert [(r["model"], r["iteration"]) for r in rows] == [
+        ("plain8", "2"),
+        ("plain8", "4"),
+        ("resnet8", "2"),
+        ("resnet8", "4"),
+    ]
+    assert all(0 <= float(r["test_error"]) <= 1 for r in rows)
+    assert (tmp_path / "degradation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # plain8 really is plain (no shortcut) and resnet8 residual, with the overridden widths.
+    plain = json.loads((tmp_path / "plain8" / "model" / "config.json").read_text())["config"]
+    res = json.loads((tmp_path / "resnet8" / "model" / "config.json").read_text())["config"]
+    assert (plain["shortcut"], res["shortcut"], res["widths"]) == ("none", "A", [4, 8, 16])
+    assert "plain8: train error" in capsys.readouterr().out
+
+
+# -- distributed ---------------------------------------------------------------------------------
+
+
+def test_torchrun_two_processes_gloo_keeps_replicas_identical(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "reszoo"]
+    cmd += ["train", "resnet20", *TINY_ARGS, "--data", "synthetic", "--device", "cpu", "--iterations", "6"]
+    cmd += [
+        "--batch-size",
+        "16",
+        "--eval-every",
+        "3",
+        "--synthetic-eval-images",
+        "64",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["iterations"] == 6
+    digests = summary["replica_digests"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    # Rank 0's saved model is the replicas' common state.
+    from safetensors.torch import load_file
+
+    config = json.loads((out / "model" / "config.json").read_text())["config"]
+    model = ResNet(ResNetConfig.from_dict(config))
+    model.load_state_dict(load_file(out / "model" / "model.safetensors"))
+    assert train.state_digest(model) == digests[0]
+    assert json.loads((out / "history.jsonl").read_text().splitlines()[-1])["iteration"] == 6
+    assert proc.stdout.count("resnet20: 6 iterations") == 1  # rank 0 only
+
+
+def test_imagenet_path_on_a_tiny_image_folder(tmp_path):
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for split in ("train", "val"):
+        for wnid in ("n01", "n02"):
+            (tmp_path / split / wnid).mkdir(parents=True)
+            for i in range(4):
+                pixels = torch.randint(0, 256, (64, 80, 3), dtype=torch.uint8, generator=g).numpy()
+                Image.fromarray(pixels).save(tmp_path / split / wnid / f"{i}.png")
+    model = ResNet(TINY.replace(stem="imagenet", num_classes=1000, image_size=224))
+    recipe = train.imagenet_recipe(schedule="step", data_root=str(tmp_path)).replace(
+        batch_size=4, iterations=3, eval_every=3, checkpoint_every=3, log_every=1, num_workers=0, eval_batch_size=4
+    )
+    result = train.fit(model, recipe, progress=False)
+    # 2 epochs of 8 images in batches of 4 cross an epoch boundary; evaluation covers all 8 val images.
+    assert result.iterations == 3 and 0 <= result.test_error <= 1
+    assert result.test_error * 8 == pytest.approx(round(result.test_error * 8))
