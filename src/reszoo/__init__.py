@@ -9,12 +9,16 @@ Example:
 
 __version__ = "0.1.0"
 
+from reszoo import bench, train
 from reszoo.blocks import BasicBlock, Bottleneck, conv1x1, conv3x3
+from reszoo.hub import load_pretrained, push_to_hub, save_pretrained
+from reszoo.optimize import optimize_for_inference
 from reszoo.registry import create_model, list_models, register_model
 from reszoo.resnet import ClassifierHead, ResNet, ResNetConfig, init_weights, make_stages
 from reszoo.shortcuts import ZeroPadShortcut, make_shortcut, projection
 from reszoo.stems import CifarStem, ImageNetStem
 from reszoo.summary import count_flops, count_macs, count_params
+from reszoo.weights import get_weights, list_pretrained
 from reszoo.zoo import (
     cifar_config,
     cifar_resnet,
@@ -64,6 +68,20 @@ __all__ = [
     "count_flops",
     "count_macs",
     "count_params",
+    # benchmarks and the inference fast path
+    "bench",
+    "optimize_for_inference",
+    # pre-processing and data loading
+    "data",
+    "transforms",
+    # training
+    "train",
+    # pretrained weights
+    "get_weights",
+    "list_pretrained",
+    "load_pretrained",
+    "push_to_hub",
+    "save_pretrained",
     # architectures
     "cifar_config",
     "cifar_resnet",
@@ -88,3 +106,13 @@ __all__ = [
     "resnet152",
     "resnet1202",
 ]
+
+
+def __getattr__(name: str):
+    # `reszoo.data` / `reszoo.transforms` import torchvision (about a second), so they load on
+    # first use; `from reszoo import data, transforms` works as for any submodule.
+    if name in ("data", "transforms"):
+        import importlib
+
+        return importlib.import_module(f"reszoo.{name}")
+    raise AttributeError(f"module 'reszoo' has no attribute {name!r}")

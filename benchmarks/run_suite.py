@@ -1,0 +1,92 @@
+"""The standard suite: every registered model, inference and training, on CPU and (if present) CUDA.
+
+    python benchmarks/run_suite.py                    # CPU, and CUDA when present
+    python benchmarks/run_suite.py --devices cuda     # e.g. on an H100: bf16, channels_last, batch 256
+
+Writes benchmarks/results/<device>-<date>.json (environment + one row per measurement) and a
+markdown summary next to it (.md). Out-of-memory batch sizes are recorded as "oom".
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import pathlib
+import re
+
+import torch
+
+import reszoo
+from reszoo import bench
+
+HERE = pathlib.Path(__file__).parent
+
+# Per device: batch sizes (CIFAR, ImageNet), dtype, seconds per measurement. CPU settings keep the
+# whole suite to minutes on 2 cores; CUDA settings follow the issue's aims (batch 256, bf16).
+SETTINGS = {
+    "cpu": {"batch": (32, 8), "dtype": "fp32", "min_run_time": 0.5, "warmup": 1},
+    "cuda": {"batch": (256, 256), "dtype": "bf16", "min_run_time": 2.0, "warmup": 10},
+}
+
+
+def run(device: str, pattern: str | None, compile_mode: str | None, cuda_graphs: bool) -> list[bench.BenchResult]:
+    s = SETTINGS[device]
+    channels_last = bench.preferred_memory_format(device) == torch.channels_last
+    results = []
+    for name in reszoo.list_models(pattern):
+        with torch.device("meta"):
+            stem = reszoo.create_model(name).config.stem
+        batch = s["batch"][0 if stem == "cifar" else 1]
+        for mode in ("infer", "train"):
+            r = bench.measure(
+                reszoo.create_model(name),
+                batch_size=batch,
+                mode=mode,
+                device=device,
+                dtype=s["dtype"],
+                channels_last=channels_last,
+                compile=compile_mode,
+                cuda_graphs=cuda_graphs,
+                warmup=s["warmup"],
+                min_run_time=s["min_run_time"],
+                name=name,
+            )
+            print(bench.summary_line(r) if r.status == "ok" else f"{name} {mode}: {r.status}", flush=True)
+            results.append(r)
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda when present")
+    p.add_argument("--pattern", default=None, help="fnmatch filter on model names")
+    p.add_argument("--compile", default=None, metavar="MODE", help="torch.compile mode (CUDA suite)")
+    p.add_argument("--cuda-graphs", action="store_true")
+    p.add_argument("--out-dir", default=str(HERE / "results"))
+    args = p.parse_args()
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    date = datetime.date.today().isoformat()
+    for device in devices:
+        if device not in SETTINGS:
+            raise SystemExit(f"Unknown device {device!r}; valid choices: {', '.join(SETTINGS)}.")
+        env = bench.environment(device)
+        results = run(device, args.pattern, args.compile, args.cuda_graphs)
+        tag = re.sub(r"[^a-z0-9]+", "-", f"{device}-{env['device_name']}".lower()).strip("-")
+        out = pathlib.Path(args.out_dir) / f"{tag}-{date}"
+        bench.to_json(results, str(out.with_suffix(".json")), env=env)
+        command = "python benchmarks/run_suite.py --devices " + device
+        md = [
+            f"# {env['device_name']} ({device}), {date}",
+            "",
+            f"Command: `{command}`; torch {env['torch']}, torchvision {env.get('torchvision')}, "
+            f"CUDA {env['cuda']}, cuDNN {env['cudnn']}, {env['threads']} threads.",
+            "",
+            bench.to_table(results, markdown=True),
+            "",
+        ]
+        out.with_suffix(".md").write_text("\n".join(md))
+        print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""reszoo.bench on CPU with tiny models: results, sweeps, comparisons, output formats, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+import reszoo
+from reszoo import bench
+from reszoo.cli import main
+
+TINY = reszoo.ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4)
+FAST = {"warmup": 1, "min_run_time": 0.01}
+
+
+def tiny():
+    return reszoo.ResNet(TINY)
+
+
+@pytest.mark.parametrize("mode", ["infer", "train"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_measure_fields(mode, channels_last):
+    r = bench.measure(tiny(), batch_size=4, mode=mode, device="cpu", channels_last=channels_last, **FAST)
+    assert r.status == "ok" and r.runs >= 1
+    assert r.images_per_s == pytest.approx(4 / (r.time_median_ms / 1e3))
+    assert r.time_iqr_ms >= 0
+    assert r.input_size == (3, 32, 32)
+    assert r.params == reszoo.count_params(tiny())
+    forward = reszoo.count_flops(tiny(), (3, 32, 32))
+    assert r.flops_per_image == forward * (3 if mode == "train" else 1)
+    assert r.tflops == pytest.approx(r.flops_per_image * r.images_per_s / 1e12)
+    assert r.peak_memory_mb is None  # only CUDA reports peak memory
+
+
+def test_train_step_updates_weights_and_infer_does_not():
+    model = tiny()
+    before = model.fc.weight.detach().clone()
+    bench.make_step(model, mode="infer", input_size=(3, 16, 16), batch_size=2, device="cpu")()
+    assert torch.equal(model.fc.weight, before)
+    step = bench.make_step(model, mode="train", input_size=(3, 16, 16), batch_size=2, device="cpu", dtype="bf16")
+    loss = step()
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert not torch.equal(model.fc.weight, before)
+
+
+def test_peak_fraction_from_table_and_override():
+    assert bench.peak_tflops_for("NVIDIA H100 80GB HBM3", "bf16") == 989.0
+    assert bench.peak_tflops_for("NVIDIA H100 PCIe", "tf32") == 378.0
+    assert bench.peak_tflops_for("Some CPU", "fp32") is None
+    r = bench.measure(tiny(), batch_size=2, device="cpu", peak_tflops=0.5, **FAST)
+    assert r.peak_fraction == pytest.approx(r.tflops / 0.5)
+
+
+def test_sweep_records_oom_and_goes_on(monkeypatch):
+    real = bench.make_step
+
+    def fake(model, **kw):
+        if kw["batch_size"] == 8:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(model, **kw)
+
+    monkeypatch.setattr(bench, "make_step", fake)
+    rs = bench.sweep(tiny, batch_sizes=[2, 8, 4], name="tiny", device="cpu", **FAST)
+    assert [r.status for r in rs] == ["ok", "oom", "ok"]
+    assert [r.batch_size for r in rs] == [2, 8, 4]
+    assert "out of memory" in rs[1].error
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"mode": "eval"}, r"'eval'.*infer, train"),
+        ({"dtype": "fp8"}, r"'fp8'.*fp32, tf32, bf16, fp16"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, received 0"),
+        ({"cuda_graphs": True}, "cuda_graphs needs a CUDA device, received device='cpu'"),
+    ],
+)
+def test_bad_options(kwargs, match):
+    base = {"mode": "infer", "input_size": (3, 16, 16), "batch_size": 2, "device": "cpu"}
+    with pytest.raises(ValueError, match=match):
+        bench.make_step(tiny(), **{**base, **kwargs})
+
+
+def test_preferred_memory_format():
+    assert bench.preferred_memory_format("cpu") == torch.channels_last
+    assert bench.preferred_memory_format("cuda") == torch.channels_last
+    with pytest.raises(ValueError, match="'tpu'.*cpu, cuda, mps"):
+        bench.preferred_memory_format("tpu")
+
+
+def test_interleaved_times_every_variant_each_round():
+    calls = []
+    steps = {k: (lambda k=k: calls.append(k)) for k in ("a", "b")}
+    times = bench.interleaved(steps, rounds=3, number=2, warmup=1)
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+    assert calls.count("a") == calls.count("b") == 1 + 3 * 2
+    # Round-robin, the order alternating: a's block then b's, then b's then a's, ...
+    assert calls[2:] == ["a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]
+
+
+def test_reference_cifar_resnet_matches_reszoo_architecture():
+    ref, ours = bench.reference_cifar_resnet(20), reszoo.create_model("resnet20")
+    assert reszoo.count_params(ref) == reszoo.count_params(ours)
+    assert reszoo.count_flops(ref, (3, 32, 32)) == reszoo.count_flops(ours, (3, 32, 32))
+    # Same tensors in the same order: copying the weights across gives the same outputs.
+    for p_ref, p_ours in zip(ref.state_dict().values(), ours.state_dict().values(), strict=True):
+        p_ref.copy_(p_ours)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(ref.eval()(x), ours.eval()(x))
+    with pytest.raises(ValueError, match="6n\\+2"):
+        bench.reference_cifar_resnet(21)
+
+
+def test_comparison_models():
+    assert list(bench.comparison_models("resnet20")) == ["reszoo:resnet20", "reference:resnet20"]
+    labels = list(bench.comparison_models("resnet18"))
+    assert labels[:2] == ["reszoo:resnet18", "torchvision:resnet18"]
+    with pytest.raises(ValueError, match="plain18"):
+        bench.comparison_models("plain18")
+    with pytest.raises(ValueError, match="Unknown model 'resnet57'"):
+        bench.comparison_models("resnet57")
+
+
+def test_compare_ratios():
+    rs = bench.compare("resnet20", device="cpu", batch_size=2, rounds=2, number=1)
+    assert [r.model for r in rs] == ["reszoo:resnet20", "reference:resnet20"]
+    assert rs[0].extra["ratio_vs_reszoo"] == 1.0
+    assert rs[1].extra["ratio_vs_reszoo"] == pytest.approx(rs[0].images_per_s / rs[1].images_per_s)
+
+
+def _result():
+    return bench.measure(tiny(), batch_size=2, device="cpu", name="tiny", **FAST)
+
+
+def test_json_schema(tmp_path):
+    path = tmp_path / "r.json"
+    bench.to_json([_result()], str(path), env=bench.environment("cpu"))
+    doc = json.loads(path.read_text())
+    assert set(doc) == {"environment", "results"}
+    env = doc["environment"]
+    assert {"date", "device_type", "device_name", "torch", "cuda", "cudnn", "threads", "torchvision"} <= set(env)
+    assert env["torch"] == torch.__version__ and env["threads"] == torch.get_num_threads()
+    (row,) = doc["results"]
+    types = {
+        "model": str, "mode": str, "device": str, "batch_size": int, "input_size": list, "dtype": str,
+        "channels_last": bool, "status": str, "images_per_s": float, "time_median_ms": float,
+        "time_iqr_ms": float, "runs": int, "params": int, "flops_per_image": int, "tflops": float,
+    }  # fmt: skip
+    for key, typ in types.items():
+        assert isinstance(row[key], typ), key
+    assert row["input_size"] == [3, 32, 32] and row["compile"] is None and row["peak_memory_mb"] is None
+
+
+def test_csv_and_table(tmp_path):
+    r = _result()
+    bench.to_csv([r], str(tmp_path / "r.csv"))
+    (row,) = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert row["model"] == "tiny" and row["input_size"] == "3x32x32" and float(row["images_per_s"]) > 0
+    table = bench.to_table([r])
+    assert "img/s" in table.splitlines()[0] and "tiny" in table.splitlines()[2]
+
+
+def test_plot(tmp_path):
+    pytest.importorskip("matplotlib", reason="plotting is an optional extra")
+    path = tmp_path / "p.png"
+    bench.plot([_result()], str(path))
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_bench(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    rc = main(["bench", "resnet20", "--batch-size", "2", "4", "--min-run-time", "0.01", "--json", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "resnet20" in text and "img/s" in text
+    doc = json.loads(out.read_text())
+    assert [r["batch_size"] for r in doc["results"]] == [2, 4]
+    assert all(r["channels_last"] for r in doc["results"])  # the CPU default layout
+
+
+def test_cli_bench_unknown_model(capsys):
+    assert main(["bench", "resnet57"]) == 2
+    assert "Unknown model 'resnet57'" in capsys.readouterr().err
