@@ -27,6 +27,15 @@ def ratio(times: dict[str, list[float]], a: str, b: str) -> float:
     return statistics.median(times[b]) / statistics.median(times[a])
 
 
+def paired_ratio(times: dict[str, list[float]], a: str, b: str) -> float:
+    """Median over rounds of b's time / a's time in the same round (>1: a is faster).
+
+    Both ran back to back in each round, so a slow spell of the machine falls on both and
+    cancels in the ratio; this is steadier than the ratio of medians on a shared machine.
+    """
+    return statistics.median(tb / ta for ta, tb in zip(times[a], times[b], strict=True))
+
+
 def summarise(times: dict[str, list[float]], batch: int) -> dict[str, dict[str, float]]:
     out = {}
     for key, ts in times.items():
@@ -36,6 +45,7 @@ def summarise(times: dict[str, list[float]], batch: int) -> dict[str, dict[str, 
             "iqr_ms": 1e3 * (q[2] - q[0]),
             "images_per_s": batch / statistics.median(ts),
             "rounds": len(ts),
+            "times_ms": [round(1e3 * t, 2) for t in ts],
         }
     return out
 
@@ -53,9 +63,16 @@ def parity(rounds: int) -> dict:
         times = bench.interleaved(steps, rounds=rounds, number=number)
         res[mode] = {
             "ratio_reszoo_over_torchvision": ratio(times, "reszoo", "torchvision"),
+            "paired_ratio_reszoo_over_torchvision": paired_ratio(times, "reszoo", "torchvision"),
             "variants": summarise(times, 16),
         }
-        print(mode, "reszoo/torchvision speed:", f"{res[mode]['ratio_reszoo_over_torchvision']:.3f}", flush=True)
+        print(
+            mode,
+            "reszoo/torchvision speed:",
+            f"{res[mode]['ratio_reszoo_over_torchvision']:.3f}",
+            f"(paired {res[mode]['paired_ratio_reszoo_over_torchvision']:.3f})",
+            flush=True,
+        )
     return res
 
 
@@ -95,6 +112,9 @@ def fast(rounds: int) -> dict:
         "ratio_eager_optimized_over_torchvision": ratio(
             times, "reszoo optimize_for_inference(eager)", "torchvision eager fp32 NCHW"
         ),
+        "paired_ratio_compiled_over_torchvision": paired_ratio(
+            times, "reszoo optimize_for_inference(compile=True)", "torchvision eager fp32 NCHW"
+        ),
         "variants": summarise(times, 16),
     }
     print(
@@ -131,6 +151,7 @@ def train56(rounds: int) -> dict:
         "channels_last": cl,
         "batch_size": 128,
         "ratio_defaults_over_nchw": ratio(times, "reszoo defaults", "fp32 NCHW eager"),
+        "paired_ratio_defaults_over_nchw": paired_ratio(times, "reszoo defaults", "fp32 NCHW eager"),
         "variants": summarise(times, 128),
     }
     print("resnet56 train defaults / NCHW:", f"{out['ratio_defaults_over_nchw']:.3f}", flush=True)
