@@ -164,6 +164,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--out", default=None)
     args = p.parse_args()
+    if args.rounds < 2:
+        p.error(f"--rounds must be at least 2 (a median and an interquartile range need two), received {args.rounds}")
     doc = {
         "command": "python benchmarks/compare.py "
         + " ".join(

@@ -75,6 +75,38 @@ def test_torchvision_weights_load_strictly_and_match(depth):
         torch.testing.assert_close(ours(x), tv(x), rtol=0, atol=0)
 
 
+def _aten_ops(model: torch.nn.Module, x: torch.Tensor, train: bool) -> list[str]:
+    """The ATen operators one forward (and, in training, backward) pass runs, in order."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model.train(train)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        if train:
+            model(x).sum().backward()
+        else:
+            with torch.inference_mode():
+                model(x)
+    return [e.name for e in prof.events() if e.name.startswith("aten::")]
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+@pytest.mark.parametrize("train", [False, True], ids=["infer", "train"])
+def test_same_aten_ops_as_torchvision(depth, train):
+    """Performance parity by construction: our eager network does exactly torchvision's work.
+
+    Timing on a shared machine is too noisy to catch a few percent (benchmarks/compare.py does
+    that); the operator sequence is not. An out-of-place residual add, an extra copy or a
+    layout change would show up here as a differing list.
+    """
+    torch.manual_seed(0)
+    ours = reszoo.create_model(f"resnet{depth}")
+    tv = getattr(torchvision.models, f"resnet{depth}")()
+    x = torch.randn(2, 3, 64, 64)
+    ops_ours, ops_tv = _aten_ops(ours, x, train), _aten_ops(tv, x, train)
+    assert "aten::add_" in ops_ours
+    assert ops_ours == ops_tv
+
+
 def test_torchvision_style_code_works():
     model = reszoo.resnet18()
     model.fc = torch.nn.Linear(512, 7)

@@ -283,10 +283,28 @@ def _graphed(step: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
     return replay
 
 
+def _torch_benchmark() -> Any:
+    """``torch.utils.benchmark``, imported on first use.
+
+    It pulls in ``torch.utils.cpp_extension``, which is slow to import and logs a "No CUDA
+    runtime is found" warning on CUDA builds of torch running without a GPU; that warning says
+    nothing about timing, so it is silenced for the import (and only for it).
+    """
+    import logging
+
+    log = logging.getLogger("torch.utils.cpp_extension")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        from torch.utils import benchmark
+    finally:
+        log.setLevel(level)
+    return benchmark
+
+
 def _timer(step: Callable[[], Any], label: str) -> Any:
-    # Imported here: torch.utils.benchmark pulls in cpp_extension, which is slow to import and
-    # warns on machines without a CUDA toolkit; `import reszoo` should do neither.
-    from torch.utils import benchmark as tbench
+    # Imported here, not at the top: `import reszoo` should stay fast and quiet.
+    tbench = _torch_benchmark()
 
     # Timer defaults to one thread; benchmark with what the user's process would use.
     return tbench.Timer(stmt="step()", globals={"step": step}, label=label, num_threads=torch.get_num_threads())
@@ -422,7 +440,7 @@ def interleaved(
     """
     # The timer function of torch.utils.benchmark synchronises CUDA before reading the clock;
     # Timer.timeit would add two untimed warm-up steps per call, doubling a round's cost.
-    from torch.utils.benchmark.utils.timer import timer
+    timer = _torch_benchmark().utils.timer.timer
 
     for step in steps.values():
         for _ in range(warmup):
