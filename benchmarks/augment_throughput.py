@@ -110,11 +110,18 @@ def measure(images: int, batch_size: int, repeats: int, device: str, workers: in
     return result
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive int; received {text}")
+    return value
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--images", type=int, default=50_000)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--images", type=positive_int, default=50_000)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--repeats", type=positive_int, default=3)
     p.add_argument("--device", default="cpu")
     p.add_argument(
         "--workers", type=int, default=None, help=f"per-image loader workers (default {default_num_workers()})"
@@ -122,7 +129,7 @@ def main() -> None:
     p.add_argument("--json", default=None, help="also write the result to this file")
     p.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=1,
         help="intra-op threads of the device path (default 1: like each DataLoader worker, which torch "
         "runs single-threaded; more threads only pay off for large batches on an idle machine)",

@@ -11,9 +11,9 @@ Ratios are what to quote; absolute times move with the machine's load.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import statistics
+import time
 
 import torch
 import torchvision
@@ -39,11 +39,11 @@ def paired_ratio(times: dict[str, list[float]], a: str, b: str) -> float:
 def summarise(times: dict[str, list[float]], batch: int) -> dict[str, dict[str, float]]:
     out = {}
     for key, ts in times.items():
-        q = statistics.quantiles(ts, n=4)
+        median, iqr = bench.median_iqr(ts)
         out[key] = {
-            "median_ms": 1e3 * statistics.median(ts),
-            "iqr_ms": 1e3 * (q[2] - q[0]),
-            "images_per_s": batch / statistics.median(ts),
+            "median_ms": 1e3 * median,
+            "iqr_ms": 1e3 * iqr,
+            "images_per_s": batch / median,
             "rounds": len(ts),
             "times_ms": [round(1e3 * t, 2) for t in ts],
         }
@@ -57,8 +57,8 @@ def parity(rounds: int) -> dict:
         ours, tv = reszoo.create_model("resnet50"), torchvision.models.resnet50(weights=None)
         tv.load_state_dict(ours.state_dict())
         steps = {
-            "reszoo": bench.make_step(ours, mode=mode, input_size=(3, 224, 224), batch_size=16, device="cpu"),
-            "torchvision": bench.make_step(tv, mode=mode, input_size=(3, 224, 224), batch_size=16, device="cpu"),
+            label: bench.make_step(m, mode=mode, input_size=(3, 224, 224), batch_size=16, device="cpu")
+            for label, m in (("reszoo", ours), ("torchvision", tv))
         }
         times = bench.interleaved(steps, rounds=rounds, number=number)
         res[mode] = {
@@ -97,9 +97,9 @@ def fast(rounds: int) -> dict:
 
     steps = {k: make(m, inp) for k, (m, inp) in variants.items()}
     with torch.inference_mode():
-        t0 = datetime.datetime.now()
+        t0 = time.perf_counter()
         steps["reszoo optimize_for_inference(compile=True)"]()  # compile outside the timing
-        compile_s = (datetime.datetime.now() - t0).total_seconds()
+        compile_s = time.perf_counter() - t0
         ref = ours(x)
         err = (variants["reszoo optimize_for_inference(compile=True)"][0](x_cl) - ref).abs().max().item()
     times = bench.interleaved(steps, rounds=rounds, number=2)
@@ -134,17 +134,15 @@ def train56(rounds: int) -> dict:
     torch.manual_seed(0)
     cl = bench.preferred_memory_format("cpu") == torch.channels_last
     steps = {
-        "reszoo defaults": bench.make_step(
+        label: bench.make_step(
             reszoo.create_model("resnet56"),
             mode="train",
             input_size=(3, 32, 32),
             batch_size=128,
             device="cpu",
-            channels_last=cl,
-        ),
-        "fp32 NCHW eager": bench.make_step(
-            reszoo.create_model("resnet56"), mode="train", input_size=(3, 32, 32), batch_size=128, device="cpu"
-        ),
+            channels_last=channels_last,
+        )
+        for label, channels_last in (("reszoo defaults", cl), ("fp32 NCHW eager", False))
     }
     times = bench.interleaved(steps, rounds=rounds, number=1)
     out = {
@@ -158,9 +156,12 @@ def train56(rounds: int) -> dict:
     return out
 
 
+TARGETS = {"parity": parity, "fast": fast, "train56": train56}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--targets", nargs="+", choices=("parity", "fast", "train56"), default=["parity", "fast", "train56"])
+    p.add_argument("--targets", nargs="+", choices=tuple(TARGETS), default=list(TARGETS))
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--out", default=None)
     args = p.parse_args()
@@ -174,7 +175,7 @@ def main() -> None:
         "environment": bench.environment("cpu"),
     }
     for t in args.targets:
-        doc[t] = {"parity": parity, "fast": fast, "train56": train56}[t](args.rounds)
+        doc[t] = TARGETS[t](args.rounds)
     text = json.dumps(doc, indent=2)
     if args.out:
         with open(args.out, "w") as f:

@@ -58,23 +58,38 @@ def run(device: str, pattern: str | None, compile_mode: str | None, cuda_graphs:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda when present")
+    p.add_argument(
+        "--devices", nargs="+", choices=tuple(SETTINGS), default=None, help="default: cpu, plus cuda when present"
+    )
     p.add_argument("--pattern", default=None, help="fnmatch filter on model names")
     p.add_argument("--compile", default=None, metavar="MODE", help="torch.compile mode (CUDA suite)")
     p.add_argument("--cuda-graphs", action="store_true")
     p.add_argument("--out-dir", default=str(HERE / "results"))
     args = p.parse_args()
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    # Check everything before the first measurement, not after a device's suite has run.
+    if "cuda" in devices and not torch.cuda.is_available():
+        p.error("--devices cuda needs a CUDA GPU; received --devices cuda on a machine without one")
+    if args.cuda_graphs and devices != ["cuda"]:
+        p.error(f"--cuda-graphs needs --devices cuda alone, received devices {devices}")
+    if args.compile is not None and args.compile not in bench.compile_modes():
+        p.error(f"unknown --compile {args.compile!r}; valid choices: {', '.join(bench.compile_modes())}")
+    if not reszoo.list_models(args.pattern):
+        p.error(f"--pattern {args.pattern!r} matches no model; valid names: {', '.join(reszoo.list_models())}")
     date = datetime.date.today().isoformat()
     for device in devices:
-        if device not in SETTINGS:
-            raise SystemExit(f"Unknown device {device!r}; valid choices: {', '.join(SETTINGS)}.")
         env = bench.environment(device)
         results = run(device, args.pattern, args.compile, args.cuda_graphs)
         tag = re.sub(r"[^a-z0-9]+", "-", f"{device}-{env['device_name']}".lower()).strip("-")
         out = pathlib.Path(args.out_dir) / f"{tag}-{date}"
         bench.to_json(results, str(out.with_suffix(".json")), env=env)
         command = "python benchmarks/run_suite.py --devices " + device
+        if args.pattern:
+            command += f" --pattern '{args.pattern}'"
+        if args.compile:
+            command += f" --compile {args.compile}"
+        if args.cuda_graphs:
+            command += " --cuda-graphs"
         md = [
             f"# {env['device_name']} ({device}), {date}",
             "",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import pathlib
+import sys
 
 import pytest
 import torch
@@ -76,12 +79,59 @@ def test_sweep_records_oom_and_goes_on(monkeypatch):
         ({"dtype": "fp8"}, r"'fp8'.*fp32, tf32, bf16, fp16"),
         ({"batch_size": 0}, "batch_size must be an integer >= 1, received 0"),
         ({"cuda_graphs": True}, "cuda_graphs needs a CUDA device, received device='cpu'"),
+        ({"input_size": (16, 16)}, r"input_size must be \(C, H, W\).*received \(16, 16\)"),
+        ({"compile": "fastest"}, r"torch.compile mode 'fastest'.*default, .*max-autotune"),
+        ({"device": "tpu"}, r"Unknown device 'tpu'; valid choices: cpu, cuda, mps"),
     ],
 )
 def test_bad_options(kwargs, match):
     base = {"mode": "infer", "input_size": (3, 16, 16), "batch_size": 2, "device": "cpu"}
     with pytest.raises(ValueError, match=match):
         bench.make_step(tiny(), **{**base, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, received 0"),  # was replaced by the default
+        ({"mode": "eval"}, r"'eval'.*infer, train"),
+        ({"input_size": (3, 0, 32)}, r"input_size must be \(C, H, W\).*received \(3, 0, 32\)"),
+        ({"warmup": -1}, "warmup must be an integer >= 0, received -1"),
+        ({"min_run_time": 0}, "min_run_time must be a finite number > 0, received 0"),
+        ({"peak_tflops": -1.0}, "peak_tflops must be a finite number > 0, received -1.0"),
+        ({"device": ""}, "Unknown device ''; valid choices: cpu, cuda, mps"),
+    ],
+)
+def test_measure_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        bench.measure(tiny(), **{"device": "cpu", **FAST, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"mode": "eval"}, r"'eval'.*infer, train"),
+        ({"dtype": "fp8"}, r"'fp8'.*fp32, tf32, bf16, fp16"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, received 0"),
+        ({"rounds": 0}, "rounds must be an integer >= 1, received 0"),
+        ({"number": 0}, "number must be an integer >= 1, received 0"),
+    ],
+)
+def test_compare_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        bench.compare("resnet20", **{"device": "cpu", **kwargs})
+
+
+def test_sweep_and_interleaved_bad_options():
+    with pytest.raises(ValueError, match=r"batch_sizes must name at least one batch size, received \[\]"):
+        bench.sweep(tiny, batch_sizes=[], name="tiny", device="cpu", **FAST)
+    with pytest.raises(ValueError, match="rounds must be an integer >= 1, received 0"):
+        bench.interleaved({"a": lambda: None}, rounds=0)
+
+
+def test_median_iqr():
+    assert bench.median_iqr([1.0, 2.0, 3.0, 4.0, 10.0]) == (3.0, 2.0)
+    assert bench.median_iqr([0.5]) == (0.5, 0.0)
 
 
 def test_preferred_memory_format():
@@ -184,3 +234,78 @@ def test_cli_bench(tmp_path, capsys):
 def test_cli_bench_unknown_model(capsys):
     assert main(["bench", "resnet57"]) == 2
     assert "Unknown model 'resnet57'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--batch-size", "0"], "--batch-size: must be an integer >= 1, received '0'"),
+        (["--input-size", "3", "-1", "32"], "--input-size: must be an integer >= 1, received '-1'"),
+        (["--min-run-time", "0"], "--min-run-time: must be a finite number > 0, received '0'"),
+        (["--peak-tflops", "nan"], "--peak-tflops: must be a finite number > 0, received 'nan'"),
+        (["--device", "tpu"], "--device: Unknown device 'tpu'; valid choices: cpu, cuda, mps"),
+        (["--dtype", "fp8"], "--dtype: invalid choice: 'fp8'"),
+    ],
+)
+def test_cli_bench_bad_values_are_argparse_errors(argv, match, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "resnet20", *argv])
+    assert exc.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--compile", "fastest"], "Unknown torch.compile mode 'fastest'; valid choices: default"),
+        (["--cuda-graphs", "--device", "cpu"], "cuda_graphs needs a CUDA device, received device='cpu'"),
+        (["--compare", "torchvision", "--compile"], "--compare uses default settings; it does not take --compile"),
+        (
+            ["--compare", "torchvision", "--min-run-time", "1", "--input-size", "3", "8", "8"],
+            "it does not take --input-size, --min-run-time",
+        ),
+        (["--compare", "torchvision", "--batch-size", "2", "4"], "--compare takes one --batch-size, received 2"),
+    ],
+)
+def test_cli_bench_bad_combinations(argv, match, capsys):
+    assert main(["bench", "resnet20", *argv]) == 2
+    assert match in capsys.readouterr().err
+
+
+def _script(name, monkeypatch, argv):
+    """Run ``benchmarks/<name>.py``'s main() with ``argv``; returns the SystemExit code."""
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_bench_script_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(sys, "argv", [str(path), *argv])
+    with pytest.raises(SystemExit) as exc:
+        module.main()
+    return exc.value.code
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--devices", "tpu"], "--devices: invalid choice: 'tpu'"),
+        (["--devices", "cpu", "--cuda-graphs"], "--cuda-graphs needs --devices cuda alone, received devices ['cpu']"),
+        (["--devices", "cpu", "--compile", "fastest"], "unknown --compile 'fastest'; valid choices: default"),
+        (["--devices", "cpu", "--pattern", "vgg*"], "--pattern 'vgg*' matches no model; valid names: "),
+    ],
+)
+def test_run_suite_rejects_bad_arguments(argv, match, monkeypatch, tmp_path, capsys):
+    assert _script("run_suite", monkeypatch, [*argv, "--out-dir", str(tmp_path)]) == 2
+    assert match in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # rejected before measuring anything
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--targets", "speed"], "--targets: invalid choice: 'speed'"),
+        (["--rounds", "1"], "--rounds must be at least 2 (a median and an interquartile range need two), received 1"),
+    ],
+)
+def test_compare_script_rejects_bad_arguments(argv, match, monkeypatch, capsys):
+    assert _script("compare", monkeypatch, argv) == 2
+    assert match in capsys.readouterr().err

@@ -182,3 +182,75 @@ def test_device_loader_rejects_float_images():
         D.DeviceCifarLoader(
             torch.zeros(2, 3, 32, 32), torch.zeros(2), batch_size=1, mean=(0,) * 3, std=(1,) * 3, train=True
         )
+
+
+def test_device_loader_order_follows_the_epoch_it_runs():
+    images, labels = _constant_images(12)
+    loader = D.DeviceCifarLoader(images, labels, batch_size=12, mean=(0.0,) * 3, std=(1.0,) * 3, train=True, seed=2)
+    for epoch in (0, 5):
+        loader.set_epoch(epoch)
+        _, y = next(iter(loader))
+        expected = torch.randperm(12, generator=torch.Generator().manual_seed(2 * 1_000_003 + epoch))
+        assert torch.equal(y, expected), epoch
+
+
+def test_device_loader_eval_pads_by_wrapping_even_with_more_ranks_than_images():
+    images, labels = _constant_images(2)
+    kw = {"batch_size": 1, "mean": (0.0,) * 3, "std": (1.0,) * 3, "train": False, "world_size": 5}
+    seen = [torch.cat([y for _, y in D.DeviceCifarLoader(images, labels, rank=r, **kw)]).tolist() for r in range(5)]
+    assert [len(s) for s in seen] == [1] * 5
+    assert sum(seen, []) == [0, 1, 0, 1, 0]
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (
+            {"images": torch.zeros(0, 3, 32, 32, dtype=torch.uint8), "labels": torch.zeros(0, dtype=torch.int64)},
+            "N >= 1",
+        ),
+        ({"images": torch.zeros(2, 32, 32, dtype=torch.uint8)}, r"\(2, 32, 32\)"),
+        ({"labels": torch.zeros(3, dtype=torch.int64)}, r"\(3,\)"),
+        ({"labels": torch.zeros(2)}, "float32"),
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"batch_size": 2.0}, "batch_size=2.0"),
+        ({"std": (0.2, 0.0, 0.2)}, "std"),
+        ({"mean": (0.5,), "std": (0.2,)}, "need 3 values"),
+        ({"mean": (0.5, 0.5, 0.5), "std": (0.2, 0.2)}, "same"),
+        ({"padding": -1}, "padding=-1"),
+        ({"rank": -1}, "rank=-1"),
+        ({"world_size": 0, "rank": 0}, "world_size=0"),
+    ],
+)
+def test_device_loader_rejects_bad_values(change, match):
+    kw = {
+        "images": torch.zeros(2, 3, 32, 32, dtype=torch.uint8),
+        "labels": torch.zeros(2, dtype=torch.int64),
+        "batch_size": 1,
+        "mean": (0.5,) * 3,
+        "std": (0.2,) * 3,
+        "train": True,
+    }
+    kw.update(change)
+    with pytest.raises(ValueError, match=match):
+        D.DeviceCifarLoader(kw.pop("images"), kw.pop("labels"), **kw)
+
+
+def test_loader_and_split_reject_bad_values(tmp_path):
+    ids = TensorDataset(torch.arange(4))
+    with pytest.raises(ValueError, match="num_workers=-1"):
+        D.make_loader(ids, batch_size=2, train=True, num_workers=-1)
+    with pytest.raises(ValueError, match="num_workers=1.5"):
+        D.make_loader(ids, batch_size=2, train=True, num_workers=1.5)
+    with pytest.raises(ValueError, match="batch_size=True"):
+        D.make_loader(ids, batch_size=True, train=True)
+    with pytest.raises(ValueError, match=r"1\.\.3 .*val_size=0"):
+        D.paper_split(ids, val_size=0)
+    with pytest.raises(ValueError, match="val_size=2.5"):
+        D.paper_split(ids, val_size=2.5)
+    with pytest.raises(ValueError, match="at least 2.*of 1"):
+        D.paper_split([0], val_size=1)
+    with pytest.raises(ValueError, match="'cifar11'.*cifar10, cifar100"):
+        D.load_cifar_tensors(tmp_path, name="cifar11")
+    with pytest.raises(ValueError, match="'Train'.*train, val"):
+        D.imagenet_dataset(tmp_path, split="Train")

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -72,27 +73,42 @@ def akamaster_file(seed: int = 0) -> tuple[RefCifarResNet, bytes, str]:
     return ref, data, hashlib.sha256(data).hexdigest()[:8]
 
 
-def add_url_entry(monkeypatch, prefix: str, *, name: str = "resnet8-testset", size: int | None = None) -> W.Weights:
-    """A tiny akamaster-style entry whose URL keeps the real GitHub form (the mirror redirects it)."""
+def add_tiny_entry(monkeypatch, name: str, source: W.Source, converter: str, **fields) -> W.Weights:
+    """Register a CIFAR-10 entry for a tiny resnet20-shaped network (TINY) for this test only."""
     entry = W.Weights(
         name=name,
         arch="resnet20",
-        source=W.UrlSource(
-            url=f"https://github.com{AKAMASTER_PATH}resnet8-{prefix}.th", sha256_prefix=prefix, size=size
-        ),
-        converter="akamaster",
+        source=source,
+        converter=converter,
         dataset="cifar10",
         num_classes=10,
         mean=W.IMAGENET_MEAN,
         std=W.IMAGENET_STD,
         crop_size=32,
         config_overrides=TINY,
+        **fields,
+    )
+    monkeypatch.setitem(W.WEIGHTS, name, entry)
+    return entry
+
+
+def add_url_entry(monkeypatch, prefix: str, *, name: str = "resnet8-testset", size: int | None = None) -> W.Weights:
+    """A tiny akamaster-style entry whose URL keeps the real GitHub form (the mirror redirects it)."""
+    url = f"https://github.com{AKAMASTER_PATH}resnet8-{prefix}.th"
+    return add_tiny_entry(
+        monkeypatch,
+        name,
+        W.UrlSource(url=url, sha256_prefix=prefix, size=size),
+        "akamaster",
         metrics=(W.Metric("cifar10-test", "top1", 50.0, "this test"),),
         license="bsd-2-clause",
         origin="tests",
     )
-    monkeypatch.setitem(W.WEIGHTS, name, entry)
-    return entry
+
+
+def add_hub_entry(monkeypatch, repo_id: str = "someone/resnet8", name: str = "resnet8-hubtest") -> W.Weights:
+    """A tiny entry read from a Hub repo in torchvision's layout."""
+    return add_tiny_entry(monkeypatch, name, W.HubSource(repo_id=repo_id), "torchvision")
 
 
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
@@ -298,19 +314,7 @@ def test_timm_hub_repo_loads_into_resnet18(server, monkeypatch, num_batches_trac
 
 
 def test_hub_file_with_wrong_checksum_is_deleted(server, monkeypatch):
-    entry = W.Weights(
-        name="resnet8-hubtest",
-        arch="resnet20",
-        source=W.HubSource(repo_id="someone/resnet8"),
-        converter="torchvision",
-        dataset="cifar10",
-        num_classes=10,
-        mean=W.IMAGENET_MEAN,
-        std=W.IMAGENET_STD,
-        crop_size=32,
-        config_overrides=TINY,
-    )
-    monkeypatch.setitem(W.WEIGHTS, entry.name, entry)
+    entry = add_hub_entry(monkeypatch)
     good = reszoo.create_model("resnet20", **dict(TINY)).state_dict()
     data = safetensors_bytes(good)
     server.add_hub_file("someone/resnet8", "model.safetensors", data[:-10] + b"\x00" * 10, etag="ab" * 32)
@@ -332,6 +336,63 @@ def test_hub_offline_without_cache(cache, monkeypatch):
         reszoo.load_pretrained("resnet50-imagenet")
     with pytest.raises(WeightsNotCachedError, match="reszoo download hf-hub:someone/x"):
         reszoo.load_pretrained("hf-hub:someone/x")
+
+
+def test_hub_download_of_an_entry_keeps_the_revision_in_the_name(server, monkeypatch):
+    entry = add_hub_entry(monkeypatch)
+    good = reszoo.create_model("resnet20", **dict(TINY)).state_dict()
+    server.add_hub_file(entry.source.repo_id, "model.safetensors", safetensors_bytes(good), revision="v1")
+    path = hub.download("hf-hub:someone/resnet8@v1")  # only v1 exists: the entry's "main" would be a 404
+    assert path.name == "model.safetensors"
+    go_offline(monkeypatch)
+    model = reszoo.load_pretrained("hf-hub:someone/resnet8@v1")
+    assert torch.equal(model.conv1.weight, good["conv1.weight"])
+
+
+# -- bad arguments: refused before anything is downloaded --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"name": 123}, "received 123"),
+        ({"num_classes": "10"}, r"num_classes must be an integer >= 1 or None, received num_classes='10'"),
+        ({"num_classes": True}, "received num_classes=True"),
+        ({"device": "gpu"}, r"device='gpu' cannot be used.*valid: None, 'cpu', 'cuda'"),
+        ({"device": 1.5}, r"device=1\.5 cannot be used"),
+        ({"checkpoint": 123}, "checkpoint must be a path to a local file or None, received 123"),
+        ({"revision": ""}, "revision must be a Hub branch, tag or commit.*received ''"),
+        ({"revision": 3}, "received 3"),
+        ({"revision": "v1"}, r"revision='v1' applies to Hub repos only, but 'resnet110-cifar10' is downloaded from"),
+        ({"revision": "v1", "checkpoint": "x.th"}, r"revision='v1' applies to Hub repos only.*'x.th' is a local file"),
+        ({"check_hash": "no"}, "check_hash must be True or False, received 'no'"),
+        ({"check_hash": False}, "check_hash=False applies to a local checkpoint= only"),
+        ({"name": "hf-hub:a/b@v1", "revision": "v2"}, "names revision 'v1' but revision='v2'"),
+        ({"name": "hf-hub:a/b c"}, r"Expected 'hf-hub:owner/name\[@revision\]', received 'hf-hub:a/b c'"),
+    ],
+)
+def test_load_pretrained_refuses_bad_arguments_before_downloading(cache, monkeypatch, kwargs, match):
+    go_offline(monkeypatch)  # anything that got as far as a download would raise WeightsNotCachedError
+    kwargs = {"name": "resnet110-cifar", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        reszoo.load_pretrained(kwargs.pop("name"), **kwargs)
+
+
+def test_revision_is_refused_for_a_local_directory(tmp_path):
+    out = reszoo.save_pretrained(reszoo.ResNet(FAMILIES["cifar-option-A"]), tmp_path / "out")
+    with pytest.raises(ValueError, match=r"revision='v1' applies to Hub repos only.*is a local directory"):
+        reszoo.load_pretrained(out, revision="v1")
+    with pytest.raises(FileNotFoundError, match=r"checkpoint=.* is not a file"):
+        reszoo.load_pretrained("resnet20-cifar10", checkpoint=out)
+
+
+def test_download_refuses_bad_names(cache):
+    with pytest.raises(ValueError, match="received None"):
+        hub.download(None)
+    with pytest.raises(ValueError, match=r"Unknown pretrained weights 'resnet56-cifar1'"):
+        hub.download("resnet56-cifar1")
+    with pytest.raises(ValueError, match="received 'hf-hub:nouser'"):
+        hub.download("hf-hub:nouser")
 
 
 # -- save_pretrained / load_pretrained(dir) / hf-hub: / push_to_hub --------------------------------------
@@ -404,10 +465,21 @@ def test_bad_local_directory_and_bad_names(tmp_path):
         reszoo.load_pretrained("hf-hub:nouser")
     with pytest.raises(ValueError, match="received Linear"):
         reszoo.save_pretrained(torch.nn.Linear(2, 2), tmp_path / "x")
+    model = reszoo.ResNet(FAMILIES["cifar-option-A"])
+    with pytest.raises(
+        ValueError, match="weights must be a reszoo.weights.Weights record.*received 'resnet20-cifar10'"
+    ):
+        reszoo.save_pretrained(model, tmp_path / "x", weights="resnet20-cifar10")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"save_directory='.*file' is a file, not a directory"):
+        reszoo.save_pretrained(model, tmp_path / "file")
+    with pytest.raises(ValueError, match="model_card needs a reszoo ResNet.*received Linear"):
+        hub.model_card(torch.nn.Linear(2, 2), "someone/x")
 
 
-def test_push_to_hub_uploads_weights_config_and_card(tmp_path, monkeypatch):
-    """Against a local fake of the two HfApi calls (no real Hub in tests): checks what would be uploaded."""
+@pytest.fixture
+def fake_hub_api(monkeypatch):
+    """A local fake of the two HfApi calls push_to_hub makes (no real Hub in tests); records them."""
     calls = {}
 
     def create_repo(self, repo_id, **kw):
@@ -420,6 +492,12 @@ def test_push_to_hub_uploads_weights_config_and_card(tmp_path, monkeypatch):
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    return calls
+
+
+def test_push_to_hub_uploads_weights_config_and_card(tmp_path, fake_hub_api):
+    """Checks what would be uploaded."""
+    calls = fake_hub_api
     model = randomize_(reszoo.create_model("resnet20", **dict(TINY)), seed=8)
     url = reszoo.push_to_hub(model, "someone/resnet8")
     assert url == "https://hub.example/someone/resnet8/commit/1"
@@ -432,6 +510,24 @@ def test_push_to_hub_uploads_weights_config_and_card(tmp_path, monkeypatch):
     for name, body in calls["upload"].items():
         (folder / name).write_bytes(body)
     torch.testing.assert_close(reszoo.load_pretrained(folder)(X), model(X))
+
+
+@pytest.mark.parametrize(
+    ("model", "kwargs", "match"),
+    [
+        ("resnet", {"repo_id": "a/b/c"}, "repo_id must be 'owner/name' \\(or 'name'\\), received 'a/b/c'"),
+        ("resnet", {"repo_id": ""}, "received ''"),
+        ("resnet", {"private": "yes"}, "private must be True or False, received 'yes'"),
+        ("resnet", {"weights": "resnet20-cifar10"}, "weights must be a reszoo.weights.Weights record"),
+        ("linear", {}, "save_pretrained needs a reszoo ResNet.*received Linear"),
+    ],
+)
+def test_push_to_hub_refuses_bad_arguments_before_creating_the_repo(fake_hub_api, model, kwargs, match):
+    model = torch.nn.Linear(2, 2) if model == "linear" else reszoo.ResNet(FAMILIES["cifar-option-A"])
+    kwargs = {"repo_id": "someone/x", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        reszoo.push_to_hub(model, kwargs.pop("repo_id"), **kwargs)
+    assert fake_hub_api == {}  # nothing created, nothing uploaded
 
 
 # -- the command line ------------------------------------------------------------------------------------
@@ -453,3 +549,24 @@ def test_cli_download_then_offline_load_and_convert(server, monkeypatch, tmp_pat
     torch.testing.assert_close(reszoo.load_pretrained(tmp_path / "conv")(X), ref(X), rtol=1e-5, atol=1e-5)
     assert main(["download", "nothing-like-this"]) == 2
     assert "Unknown pretrained weights" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["download", "resnet20-cifar10", "hf-hub:nouser"], "received 'hf-hub:nouser'"),
+        (["download", "nothing*"], "No weight entry matches 'nothing\\*'"),
+        (["convert", "hf-hub:someone/x", "OUT"], "Unknown pretrained weights 'hf-hub:someone/x'"),
+        (["convert", "resnet20-cifar10", "OUT", "--no-check-hash"], "check_hash=False applies to a local checkpoint"),
+        (["convert", "resnet20-cifar10", "OUT", "--push-to-hub", "a/b/c"], "received 'a/b/c'"),
+    ],
+)
+def test_cli_refuses_bad_values_before_downloading(cache, monkeypatch, tmp_path, capsys, argv, match):
+    from reszoo.cli import main
+
+    go_offline(monkeypatch)  # anything that got as far as a download would fail with "not cached"
+    argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err), err
+    assert not (tmp_path / "out").exists()

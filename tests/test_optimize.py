@@ -92,6 +92,14 @@ def test_bad_dtype_names_value_and_choices():
         optimize_for_inference(model, dtype="int8")
 
 
+def test_bad_compile_mode_names_value_and_choices():
+    model = reszoo.ResNet(reszoo.ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4))
+    with pytest.raises(ValueError, match=r"compile_mode='max-autotune' needs compile=True, received compile=False"):
+        optimize_for_inference(model, compile_mode="max-autotune")
+    with pytest.raises(ValueError, match=r"torch.compile mode 'fastest'; valid choices: default, .*max-autotune"):
+        optimize_for_inference(model, compile=True, compile_mode="fastest")
+
+
 def test_fold_batchnorm_counts_and_refuses_training_mode():
     model = reszoo.ResNet(reszoo.ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4, shortcut="B"))
     with pytest.raises(ValueError, match="eval mode"):

@@ -103,6 +103,55 @@ def test_recipe_round_trip_and_errors():
         train.Recipe().replace(learning_rate=0.1)
 
 
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"lr": "0.1"}, "lr must be a finite number > 0; received lr='0.1'"),
+        ({"lr": True}, "lr must be a finite number > 0; received lr=True"),
+        ({"gamma": "x"}, "gamma must be a number in (0, 1]; received gamma='x'"),
+        ({"download": "no"}, "download must be True or False; received download='no'"),
+        ({"amp": "yes"}, "amp must be None, True or False; received amp='yes'"),
+        ({"milestones": 5}, "milestones must be strictly increasing positive integers; received milestones=5"),
+        ({"data_root": 3}, "data_root must be None or a folder path; received data_root=3"),
+        ({"num_workers": -1}, "num_workers must be None or an integer >= 0; received num_workers=-1"),
+        ({"schedule": "plateau", "eval_every": 0}, "needs eval_every >= 1; received eval_every=0"),
+    ],
+)
+def test_recipe_rejects_bad_values(kw, message):
+    with pytest.raises(ValueError) as exc:
+        train.Recipe(**kw)
+    assert message in str(exc.value)
+
+
+def test_recipe_takes_a_path_as_data_root(tmp_path):
+    r = train.cifar_recipe(data_root=tmp_path)
+    assert r.data_root == str(tmp_path)
+    json.dumps(r.to_dict())  # still plain data
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: train.cifar_recipe(depth="110"),
+            "depth must be None or an integer >= 1 (model.config.depth); received depth='110'",
+        ),
+        (lambda: train.cifar_recipe(depth=0), "received depth=0"),
+        (lambda: train.learning_rate(None, 0), "recipe must be a reszoo.train.Recipe; received NoneType"),
+        (lambda: train.learning_rate(train.Recipe(), -1), "iteration must be an integer >= 0; received iteration=-1"),
+        (lambda: train.learning_rate(train.Recipe(), 1.5), "received iteration=1.5"),
+        (
+            lambda: train.learning_rate(train.Recipe(), 5, plateau_drops=-1),
+            "plateau_drops must be an integer >= 0; received plateau_drops=-1",
+        ),
+    ],
+)
+def test_recipe_helpers_reject_bad_arguments(call, message):
+    with pytest.raises(ValueError) as exc:
+        call()
+    assert message in str(exc.value)
+
+
 def test_loop_applies_warmup_and_milestones():
     recipe = tiny_recipe(iterations=8, log_every=1, warmup_iters=2, warmup_lr=0.01, lr=0.1, milestones=(4, 6))
     result = train.fit(tiny_model(), recipe, progress=False)
@@ -222,6 +271,47 @@ def test_fit_rejects_mismatched_classes_and_bad_batch():
         train.load_checkpoint("/nonexistent/run")
 
 
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"model": "resnet20"}, "model must be a torch.nn.Module; received str"),
+        ({"recipe": {"lr": 0.1}}, "recipe must be a reszoo.train.Recipe; received dict"),
+        ({"out": 3}, "out must be None or a folder path; received out=3"),
+        ({"resume": "yes"}, "resume must be True or False; received resume='yes'"),
+        ({"progress": 1}, "progress must be True or False; received progress=1"),
+        ({"on_step": 5}, "on_step must be None or a callable taking the iteration; received on_step=5"),
+    ],
+)
+def test_fit_rejects_bad_arguments(kw, message):
+    args = {"model": tiny_model(), "recipe": tiny_recipe(), **kw}
+    with pytest.raises(ValueError) as exc:
+        train.fit(args.pop("model"), args.pop("recipe"), **args)
+    assert message in str(exc.value)
+
+
+def test_fit_checks_before_writing_anything(tmp_path):
+    with pytest.raises(ValueError, match="needs data_root"):
+        train.fit(tiny_model(), train.cifar_recipe(), out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resuming_a_finished_run_reports_its_errors(tmp_path):
+    recipe = tiny_recipe(iterations=4, eval_every=4)
+    done = train.fit(tiny_model(), recipe, out=tmp_path, progress=False)
+    again = train.fit(tiny_model(), recipe, out=tmp_path, resume=True, progress=False)
+    assert again.iterations == 4 and again.history == []
+    assert (again.train_error, again.test_error) == (done.train_error, done.test_error)
+    assert train.state_digest(again.model) == train.state_digest(done.model)
+
+
+def test_state_digest_is_the_saved_weights_digest(tmp_path):
+    from safetensors import safe_open
+
+    result = train.fit(tiny_model(), tiny_recipe(iterations=2), out=tmp_path, progress=False)
+    with safe_open(str(tmp_path / "model" / "model.safetensors"), "pt") as f:
+        assert f.metadata()["reszoo_digest"] == train.state_digest(result.model)
+
+
 # -- command line ------------------------------------------------------------------------------
 
 
@@ -251,12 +341,41 @@ def test_cli_train_and_resume(tmp_path, capsys):
         (["train", "resnet20", "-M", "depths"], "--model-arg takes KEY=VALUE"),
         (["train", "resnet20", "-M", "colour=red", "--data", "synthetic"], "Unknown config field(s) ['colour']"),
         (["train", "resnet20", "--resume", "/nonexistent/run"], "No run to resume"),
+        (["train", "resnet20", "-M", "widths=4,,8", "--data", "synthetic"], "received 'widths=4,,8'"),
+        (["train", "resnet20", "-M", "depths=", "--data", "synthetic"], "takes KEY=VALUE with a value"),
+        (["train", "resnet20", "--data", "synthetic", "--schedule", "plateau", "--eval-every", "0"], "eval_every >= 1"),
+        (
+            ["experiment", "degradation", "--out", "/nonexistent/x", "-M", "shortcut=B", "--data", "synthetic"],
+            "model_overrides may not set ['shortcut']",
+        ),
+        (
+            ["experiment", "degradation", "--out", "/nonexistent/x", "--depths", "20,21", "--data", "synthetic"],
+            "depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110, 1202, ...), received depth=21",
+        ),
+        (
+            ["experiment", "degradation", "--out", "/nonexistent/x", "--depths", "8,8", "--data", "synthetic"],
+            "depths must not repeat a depth; received depths=(8, 8)",
+        ),
     ],
 )
 def test_cli_rejects_bad_values(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"reszoo {argv[0]}: error:") and message in err
+
+
+def test_cli_resume_needs_a_checkpoint_and_resumes_a_finished_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "resnet20", *TINY_ARGS, "--data", "synthetic", "--batch-size", "16", "--no-progress"]
+    assert main([*args, "--iterations", "2", "--eval-every", "2", "--out", str(out)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    # Nothing left to do: the saved errors are reported, not a crash on None.
+    assert main(["train", "resnet20", "--resume", str(out), "--no-progress"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == first
+    (out / "checkpoint.pt").unlink()  # as if stopped before its first checkpoint
+    assert main(["train", "resnet20", "--resume", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"No checkpoint to resume in {out}" in err and f"--out {out}" in err
 
 
 @pytest.mark.parametrize(
@@ -302,6 +421,21 @@ def test_degradation_experiment_writes_csv_and_png(tmp_path, capsys):
     res = json.loads((tmp_path / "resnet8" / "model" / "config.json").read_text())["config"]
     assert (plain["shortcut"], res["shortcut"], res["widths"]) == ("none", "A", [4, 8, 16])
     assert "plain8: train error" in capsys.readouterr().out
+
+
+def test_degradation_checks_every_model_before_training(tmp_path):
+    from reszoo.experiment import degradation
+
+    recipe = tiny_recipe(iterations=1)
+    with pytest.raises(ValueError, match=r"received depth=9"):
+        degradation(recipe, out=tmp_path, depths=(8, 9), progress=False, plot=False)
+    with pytest.raises(ValueError, match=r"model_overrides may not set \['depths'\]"):
+        degradation(recipe, out=tmp_path, depths=(8,), model_overrides={"depths": (1, 1, 1)}, plot=False)
+    with pytest.raises(ValueError, match=r"model_overrides must be None or a dict; received model_overrides=\['x'\]"):
+        degradation(recipe, out=tmp_path, depths=(8,), model_overrides=["x"], plot=False)
+    with pytest.raises(ValueError, match=r"depths must name at least one CIFAR depth; received depths='20'"):
+        degradation(recipe, out=tmp_path, depths="20", plot=False)
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written
 
 
 # -- distributed ---------------------------------------------------------------------------------

@@ -164,11 +164,76 @@ def test_imagenet_paper_recipe_draws_every_shorter_side_in_the_range():
         (lambda: T.imagenet_train_transform(scale_range=(200, 480)), "scale_range"),
         (lambda: T.cifar_train_transform(padding=-1), "padding=-1"),
         (lambda: T.batch_random_crop_flip(torch.zeros(3, 8, 8)), r"\(3, 8, 8\)"),
+        (lambda: T.batch_random_crop_flip(torch.zeros(2, 3, 8, 8), padding=-1), "padding=-1"),
+        (lambda: T.batch_random_crop_flip(torch.zeros(2, 3, 8, 8), flip_p=1.5), "flip_p=1.5"),
+        (lambda: T.imagenet_train_transform(pca_std=-0.1), "pca_std=-0.1"),
+        (lambda: T.imagenet_train_transform(pca_std=float("nan")), "pca_std=nan"),
+        (lambda: T.imagenet_train_transform(scale_range=(256,)), r"scale_range=\(256,\)"),
+        (lambda: T.imagenet_train_transform(scale_range=256), "scale_range=256"),
+        (lambda: T.imagenet_train_transform(crop_size=0), "crop_size=0"),
+        (lambda: T.imagenet_train_transform(interpolation="area"), "'area'.*bilinear"),
+        (lambda: T.eval_transform(mean=T.IMAGENET_MEAN, std=T.IMAGENET_STD, crop_size=0), "crop_size=0"),
+        (
+            lambda: T.eval_transform(mean=T.IMAGENET_MEAN, std=T.IMAGENET_STD, crop_size=8, resize_size=0),
+            "resize_size=0",
+        ),
+        (lambda: T.eval_transform(mean=(), std=(), crop_size=32), r"mean=\[\]"),
+        (lambda: T.eval_transform(mean=(0.5,), std=(float("nan"),), crop_size=32), "std"),
+        (lambda: T.eval_transform(mean=(float("inf"),), std=(1.0,), crop_size=32), "mean"),
+        (lambda: T.cifar_eval_transform(mean=(0.5, 0.5), std=(0.2,)), "same"),
+        (lambda: T.cifar_train_transform(crop_size=-32), "crop_size=-32"),
+        (lambda: T.ten_crop_transform(resize_size=200), "resize_size=200"),
+        (lambda: T.ten_crop_transform(interpolation="lanczos"), "'lanczos'.*bicubic"),
+        (lambda: T.channel_stats(torch.zeros(2, 3, 4, 4)), "float32"),
+        (lambda: T.channel_stats(torch.zeros(3, 4, 4, dtype=torch.uint8)), r"\(3, 4, 4\)"),
+        (lambda: T.channel_stats(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), chunk=0), "chunk=0"),
+        (lambda: T.PCALighting(eigval=(1.0, 2.0)), r"\(2,\)"),
     ],
 )
 def test_bad_arguments_name_the_value(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+_OFFSETS = torch.zeros(2, dtype=torch.int64)
+_NO_FLIP = torch.zeros(2, dtype=torch.bool)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: T.sample_crop_flip(-1), "n=-1"),
+        (lambda: T.sample_crop_flip(2.0), "n=2.0"),
+        (lambda: T.sample_crop_flip(4, padding=-2), "padding=-2"),
+        (lambda: T.sample_crop_flip(4, flip_p=-0.1), "flip_p=-0.1"),
+        (lambda: T.sample_crop_flip(4, generator=torch.Generator(), device="meta"), "generator is on cpu.*meta"),
+        (lambda: T.crop_flip(torch.zeros(2, 8, 8), _OFFSETS, _OFFSETS, _NO_FLIP), r"\(2, 8, 8\)"),
+        (
+            lambda: T.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS[:1], _OFFSETS, _NO_FLIP),
+            r"top must be a \(2,\).*\(1,\)",
+        ),
+        (lambda: T.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS, [0, 0], _NO_FLIP), "left.*list"),
+        (lambda: T.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS.float(), _OFFSETS, _NO_FLIP), "top.*float32"),
+        (lambda: T.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS, _OFFSETS, _OFFSETS), "flip.*int64"),
+        (lambda: T.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS, _OFFSETS, _NO_FLIP, padding=-1), "padding=-1"),
+        (lambda: T.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS, _OFFSETS + 9, _NO_FLIP), r"0\.\.8.*left in 9\.\.9"),
+        (lambda: T.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS - 1, _OFFSETS, _NO_FLIP), r"top in -1\.\.-1"),
+        (lambda: T.multi_scale_predict(_tiny_net(), torch.randn(1, 3, 8, 8), scales=(16, 0)), "scale=0"),
+        (lambda: T.multi_scale_predict(_tiny_net(), torch.randn(3, 8, 8)), r"\(3, 8, 8\)"),
+    ],
+)
+def test_batch_augmentation_and_multi_scale_reject_bad_values(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_sample_crop_flip_draws_on_the_requested_device_and_accepts_empty_batches():
+    top, left, flip = T.sample_crop_flip(0)
+    assert top.shape == left.shape == flip.shape == (0,)
+    top, _, flip = T.sample_crop_flip(3, device="meta")
+    assert top.device.type == "meta" and flip.dtype == torch.bool
+    empty = torch.zeros(0, 3, 8, 8, dtype=torch.uint8)
+    assert T.batch_random_crop_flip(empty).shape == empty.shape
 
 
 # --- crop offsets and flips: distribution --------------------------------------------------------

@@ -101,6 +101,15 @@ def test_list_pretrained_wildcards_and_aliases():
 def test_unknown_weight_name_lists_closest_names():
     with pytest.raises(ValueError, match=r"Unknown pretrained weights 'resnet56-cifar1'.*resnet56-cifar10"):
         reszoo.get_weights("resnet56-cifar1")
+    with pytest.raises(ValueError, match=r"Unknown pretrained weights '56'.*Valid names: .*resnet56-cifar10"):
+        reszoo.get_weights(56)
+
+
+def test_list_pretrained_refuses_a_pattern_that_is_not_a_string():
+    with pytest.raises(
+        ValueError, match=r"pattern must be an fnmatch wildcard string or None, received \['resnet\*'\]"
+    ):
+        reszoo.list_pretrained(["resnet*"])
 
 
 def test_transforms_for_cifar_entry_only_normalises():
@@ -209,6 +218,13 @@ def test_cli_list_pretrained(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == ["resnet50-imagenet-v2", "resnet101-imagenet-v2", "resnet152-imagenet-v2"]
     assert rows[0]["source"] == "hf-hub:timm/resnet50.tv2_in1k"
+    assert main(["list", "--pretrained", "--format", "csv", "resnet110*"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "name,arch,dataset,num_classes,top1,license,source",
+        f"resnet110-cifar10,resnet110,cifar10,10,93.68,bsd-2-clause,{AKAMASTER_RAW}resnet110-1d1ed7c2.th",
+    ]
+    assert main(["list", "--pretrained", "nothing*"]) == 2
+    assert "No weight entry matches pattern 'nothing*'" in capsys.readouterr().err
 
 
 def test_docs_list_every_entry_with_its_file():

@@ -22,7 +22,6 @@ import datetime
 import json
 import math
 import platform
-import statistics
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -35,7 +34,50 @@ from reszoo.summary import count_flops, count_params, format_table, human
 
 MODES = ("infer", "train")
 DTYPES = ("fp32", "tf32", "bf16", "fp16")
+DEVICE_TYPES = ("cpu", "cuda", "mps")
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _check_choice(what: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"Unknown {what} {value!r}; valid choices: {', '.join(choices)}.")
+
+
+def _check_int(what: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}, received {value!r}.")
+
+
+def _check_positive(what: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"{what} must be a finite number > 0, received {value!r}.")
+
+
+def _check_input_size(input_size: Any) -> tuple[int, ...]:
+    size = tuple(input_size) if isinstance(input_size, Sequence) and not isinstance(input_size, str) else None
+    if size is None or len(size) != 3 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in size):
+        raise ValueError(f"input_size must be (C, H, W), three integers >= 1, received {input_size!r}.")
+    return size
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a ``torch.device`` (:func:`default_device` for ``None``); a ValueError if unparsable."""
+    if device is None:
+        return torch.device(default_device())
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"Unknown device {device!r}; valid choices: {', '.join(DEVICE_TYPES)}, optionally with an index (cuda:1)."
+        ) from err
+
+
+def compile_modes() -> tuple[str, ...]:
+    """The ``torch.compile`` modes this torch accepts (imports inductor, so call it only when compiling)."""
+    from torch._inductor import list_mode_options
+
+    return tuple(list_mode_options())
+
 
 # Dense (no sparsity) tensor-core peaks in TFLOP/s from NVIDIA's data sheets; "fp32" is the
 # non-tensor-core rate. Matched by substring of the device name, first match wins, so the
@@ -143,9 +185,7 @@ def preferred_memory_format(device_type: str) -> torch.memory_format:
     Returns:
         ``torch.channels_last`` or ``torch.contiguous_format``.
     """
-    choices = ("cpu", "cuda", "mps")
-    if device_type not in choices:
-        raise ValueError(f"Unknown device type {device_type!r}; valid choices: {', '.join(choices)}.")
+    _check_choice("device type", device_type, DEVICE_TYPES)
     # MPS has not been measured here; keep the layout every kernel supports.
     return torch.channels_last if device_type in ("cpu", "cuda") else torch.contiguous_format
 
@@ -161,8 +201,7 @@ def default_batch_size(device_type: str, input_size: Sequence[int]) -> int:
 @contextlib.contextmanager
 def precision(dtype: str, device_type: str) -> Iterator[None]:
     """Autocast for bf16/fp16, TF32 matmuls and convolutions for tf32, nothing for fp32."""
-    if dtype not in DTYPES:
-        raise ValueError(f"Unknown dtype {dtype!r}; valid choices: {', '.join(DTYPES)}.")
+    _check_choice("dtype", dtype, DTYPES)
     if dtype in _AUTOCAST:
         with torch.autocast(device_type=device_type, dtype=_AUTOCAST[dtype]):
             yield
@@ -221,17 +260,16 @@ def make_step(
     Returns:
         The step callable.
     """
-    if mode not in MODES:
-        raise ValueError(f"Unknown mode {mode!r}; valid choices: {', '.join(MODES)}.")
-    if dtype not in DTYPES:
-        raise ValueError(f"Unknown dtype {dtype!r}; valid choices: {', '.join(DTYPES)}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, received {batch_size!r}.")
-    device = torch.device(device)
-    if cuda_graphs and device.type != "cuda":
-        raise ValueError(f"cuda_graphs needs a CUDA device, received device={str(device)!r}.")
-    if cuda_graphs and compile:
-        raise ValueError("Use compile='reduce-overhead' for CUDA graphs with torch.compile, not both options.")
+    device = _resolve_device(device)
+    _check_step_options(
+        mode=mode,
+        dtype=dtype,
+        batch_size=batch_size,
+        input_size=input_size,
+        device=device,
+        compile=compile,
+        cuda_graphs=cuda_graphs,
+    )
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=fmt).train(mode == "train")
     x = torch.randn(batch_size, *input_size, device=device).contiguous(memory_format=fmt)
@@ -262,6 +300,29 @@ def make_step(
         return loss
 
     return train_step
+
+
+def _check_step_options(
+    *,
+    mode: str,
+    dtype: str,
+    batch_size: int,
+    input_size: Sequence[int],
+    device: torch.device,
+    compile: str | None,  # noqa: A002 - the CLI flag's name
+    cuda_graphs: bool,
+) -> None:
+    """The checks of :func:`make_step`'s options, also run by :func:`measure` before any work."""
+    _check_choice("mode", mode, MODES)
+    _check_choice("dtype", dtype, DTYPES)
+    _check_int("batch_size", batch_size, 1)
+    _check_input_size(input_size)
+    if compile is not None:
+        _check_choice("torch.compile mode", compile, compile_modes())
+    if cuda_graphs and device.type != "cuda":
+        raise ValueError(f"cuda_graphs needs a CUDA device, received device={str(device)!r}.")
+    if cuda_graphs and compile:
+        raise ValueError("Use compile='reduce-overhead' for CUDA graphs with torch.compile, not both options.")
 
 
 def _graphed(step: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
@@ -300,14 +361,6 @@ def _torch_benchmark() -> Any:
     finally:
         log.setLevel(level)
     return benchmark
-
-
-def _timer(step: Callable[[], Any], label: str) -> Any:
-    # Imported here, not at the top: `import reszoo` should stay fast and quiet.
-    tbench = _torch_benchmark()
-
-    # Timer defaults to one thread; benchmark with what the user's process would use.
-    return tbench.Timer(stmt="step()", globals={"step": step}, label=label, num_threads=torch.get_num_threads())
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -349,17 +402,35 @@ def measure(
 
     Returns:
         A :class:`BenchResult`; ``status="oom"`` when the batch does not fit.
+
+    Raises:
+        ValueError: an option outside its valid values (named with them), before any work.
     """
-    device = torch.device(device or default_device())
+    device = _resolve_device(device)
     if input_size is None:
         config = getattr(model, "config", None)
         if config is None:
             raise ValueError("input_size is required for models without a reszoo config, received None.")
         input_size = config.input_size
-    input_size = tuple(input_size)
-    batch_size = batch_size or default_batch_size(device.type, input_size)
-    result = BenchResult(
-        model=name or type(model).__name__,
+    input_size = _check_input_size(input_size)
+    if batch_size is None:
+        batch_size = default_batch_size(device.type, input_size)
+    _check_step_options(
+        mode=mode,
+        dtype=dtype,
+        batch_size=batch_size,
+        input_size=input_size,
+        device=device,
+        compile=compile,
+        cuda_graphs=cuda_graphs,
+    )
+    _check_int("warmup", warmup, 0)
+    _check_positive("min_run_time", min_run_time)
+    if peak_tflops is not None:
+        _check_positive("peak_tflops", peak_tflops)
+    result = _new_result(
+        model,
+        name=name or type(model).__name__,
         mode=mode,
         device=device_name(device),
         batch_size=batch_size,
@@ -368,9 +439,7 @@ def measure(
         channels_last=channels_last,
         compile=compile,
         cuda_graphs=cuda_graphs,
-        params=count_params(model),
-        flops_per_image=forward_flops(model, input_size) * (3 if mode == "train" else 1),
-        peak_tflops=peak_tflops or peak_tflops_for(device_name(device), dtype),
+        peak_tflops=peak_tflops,
     )
     if device.type == "cuda":
         # Fixed input shapes: let cuDNN try its algorithms once and keep the fastest.
@@ -378,21 +447,15 @@ def measure(
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     try:
-        step = make_step(
-            model,
-            mode=mode,
-            input_size=input_size,
-            batch_size=batch_size,
-            device=device,
-            dtype=dtype,
-            channels_last=channels_last,
-            compile=compile,
-            cuda_graphs=cuda_graphs,
-        )
+        step = _make_step_for(model, result, device)
         for _ in range(warmup):
             step()
-        m = _timer(step, result.model).blocked_autorange(min_run_time=min_run_time)
-    except (RuntimeError, torch.OutOfMemoryError) as err:
+        # Timer defaults to one thread; benchmark with what the user's process would use.
+        timer = _torch_benchmark().Timer(
+            stmt="step()", globals={"step": step}, label=result.model, num_threads=torch.get_num_threads()
+        )
+        m = timer.blocked_autorange(min_run_time=min_run_time)
+    except RuntimeError as err:  # torch.OutOfMemoryError is a RuntimeError
         if not _is_oom(err):
             raise
         result.status, result.error = "oom", str(err).splitlines()[0]
@@ -405,13 +468,69 @@ def measure(
     return result
 
 
+def _new_result(
+    model: nn.Module,
+    *,
+    name: str,
+    mode: str,
+    device: str,
+    batch_size: int,
+    input_size: tuple[int, ...],
+    dtype: str,
+    channels_last: bool,
+    compile: str | None = None,  # noqa: A002 - the CLI flag's name
+    cuda_graphs: bool = False,
+    peak_tflops: float | None = None,
+) -> BenchResult:
+    """A result not yet timed: the settings, parameters, FLOPs and peak of ``model``.
+
+    ``device`` is the device's name (:func:`device_name`); ``peak_tflops`` defaults to
+    :func:`peak_tflops_for` it. A training step counts 3x the forward FLOPs.
+    """
+    return BenchResult(
+        model=name,
+        mode=mode,
+        device=device,
+        batch_size=batch_size,
+        input_size=input_size,
+        dtype=dtype,
+        channels_last=channels_last,
+        compile=compile,
+        cuda_graphs=cuda_graphs,
+        params=count_params(model),
+        flops_per_image=forward_flops(model, input_size) * (3 if mode == "train" else 1),
+        peak_tflops=peak_tflops if peak_tflops is not None else peak_tflops_for(device, dtype),
+    )
+
+
+def _make_step_for(model: nn.Module, result: BenchResult, device: torch.device) -> Callable[[], Any]:
+    """:func:`make_step` with the settings recorded in ``result``."""
+    return make_step(
+        model,
+        mode=result.mode,
+        input_size=result.input_size,
+        batch_size=result.batch_size,
+        device=device,
+        dtype=result.dtype,
+        channels_last=result.channels_last,
+        compile=result.compile,
+        cuda_graphs=result.cuda_graphs,
+    )
+
+
+def median_iqr(times: Sequence[float]) -> tuple[float, float]:
+    """Median and interquartile range of per-step times, as ``torch.utils.benchmark`` computes them."""
+    tbench = _torch_benchmark()
+    m = tbench.Measurement(number_per_run=1, raw_times=list(times), task_spec=tbench.TaskSpec("step()", "pass"))
+    return m.median, m.iqr
+
+
 def _fill(result: BenchResult, times: Sequence[float]) -> None:
     """Median, interquartile range and the derived rates from per-step times in seconds."""
-    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    median = statistics.median(times)
+    median, iqr = median_iqr(times)
     result.runs = len(times)
     result.time_median_ms = median * 1e3
-    result.time_iqr_ms = (q[2] - q[0]) * 1e3
+    result.time_iqr_ms = iqr * 1e3
     result.images_per_s = result.batch_size / median
     result.tflops = result.flops_per_image * result.images_per_s / 1e12
     if result.peak_tflops:
@@ -426,6 +545,8 @@ def sweep(
     **kwargs: Any,
 ) -> list[BenchResult]:
     """:func:`measure` a fresh model at each batch size; an out-of-memory size is recorded, not fatal."""
+    if not batch_sizes:
+        raise ValueError(f"batch_sizes must name at least one batch size, received {batch_sizes!r}.")
     return [measure(model_fn(), batch_size=bs, name=name, **kwargs) for bs in batch_sizes]
 
 
@@ -438,6 +559,9 @@ def interleaved(
     synchronising timer), forwards on even rounds and backwards on odd ones, so a disturbance on
     a shared machine falls on all variants, not on one.
     """
+    _check_int("rounds", rounds, 1)
+    _check_int("number", number, 1)
+    _check_int("warmup", warmup, 0)
     # The timer function of torch.utils.benchmark synchronises CUDA before reading the clock;
     # Timer.timeit would add two untimed warm-up steps per call, doubling a round's cost.
     timer = _torch_benchmark().utils.timer.timer
@@ -505,7 +629,7 @@ def comparison_models(name: str) -> dict[str, Callable[[], nn.Module]]:
         name: a registered reszoo model name.
 
     Returns:
-        ``{label: factory}``, reszoo first; a note about timm is under ``"_notes"`` when missing.
+        ``{label: factory}``, reszoo first; timm's only when timm is installed.
     """
     from reszoo.registry import create_model, get_model_fn
 
@@ -548,67 +672,41 @@ def compare(
         One result per implementation, reszoo first; ``extra["ratio_vs_reszoo"]`` holds
         images/s of reszoo divided by that implementation's.
     """
-    device = torch.device(device or default_device())
+    device = _resolve_device(device)
+    _check_choice("mode", mode, MODES)
+    _check_choice("dtype", dtype, DTYPES)
+    if batch_size is not None:
+        _check_int("batch_size", batch_size, 1)
+    _check_int("rounds", rounds, 1)
+    _check_int("number", number, 1)
     factories = comparison_models(name)
-    with torch.device("meta"):
-        input_size = factories[f"reszoo:{name}"]().config.input_size
-    batch_size = batch_size or default_batch_size(device.type, input_size)
+    ours = f"reszoo:{name}"
     torch.manual_seed(0)
     models = {label: make() for label, make in factories.items()}
+    input_size = models[ours].config.input_size
+    if batch_size is None:
+        batch_size = default_batch_size(device.type, input_size)
+    dev_name = device_name(device)
     results = {
-        label: BenchResult(
-            model=label,
-            mode=mode,
-            device=device_name(device),
-            batch_size=batch_size,
-            input_size=input_size,
-            dtype=dtype,
-            channels_last=channels_last,
-            compile=None,
-            cuda_graphs=False,
-            params=count_params(m),
-            flops_per_image=forward_flops(m, input_size) * (3 if mode == "train" else 1),
-            peak_tflops=peak_tflops_for(device_name(device), dtype),
-        )
-        for label, m in models.items()
-    }
-    steps = {
-        label: make_step(
+        label: _new_result(
             m,
+            name=label,
             mode=mode,
-            input_size=input_size,
+            device=dev_name,
             batch_size=batch_size,
-            device=device,
+            input_size=input_size,
             dtype=dtype,
             channels_last=channels_last,
         )
         for label, m in models.items()
     }
+    steps = {label: _make_step_for(models[label], r, device) for label, r in results.items()}
     times = interleaved(steps, rounds=rounds, number=number)
-    ours = f"reszoo:{name}"
     for label, r in results.items():
         _fill(r, times[label])
     for r in results.values():
         r.extra["ratio_vs_reszoo"] = results[ours].images_per_s / r.images_per_s
     return list(results.values())
-
-
-COLUMNS = (
-    "model",
-    "mode",
-    "batch_size",
-    "dtype",
-    "channels_last",
-    "compile",
-    "status",
-    "images_per_s",
-    "time_median_ms",
-    "time_iqr_ms",
-    "peak_memory_mb",
-    "flops_per_image",
-    "tflops",
-    "peak_fraction",
-)
 
 
 def to_table(results: Sequence[BenchResult], *, markdown: bool = False) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from reszoo.transforms import batch_random_crop_flip
+from reszoo.transforms import _check_padding, _check_size, _check_stats, batch_random_crop_flip
 
 CIFAR_NAMES = ("cifar10", "cifar100")
 IMAGENET_SPLITS = ("train", "val")
@@ -139,6 +139,8 @@ def paper_split(dataset: Dataset, *, val_size: int = 5000, seed: int = 0) -> tup
         (7, 3)
     """
     n = len(dataset)  # type: ignore[arg-type]
+    if n < 2:
+        raise ValueError(f"paper_split needs a dataset of at least 2 items; received one of {n}.")
     if isinstance(val_size, bool) or not isinstance(val_size, int) or not 0 < val_size < n:
         raise ValueError(f"val_size must be an int in 1..{n - 1} for a dataset of {n}; received val_size={val_size!r}.")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
@@ -186,7 +188,7 @@ def default_num_workers() -> int:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS and Windows have no sched_getaffinity
         cpus = os.cpu_count() or 1
-    return max(0, min(8, cpus))
+    return min(8, cpus)
 
 
 def make_loader(
@@ -219,11 +221,10 @@ def make_loader(
     Returns:
         A ``torch.utils.data.DataLoader``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; received batch_size={batch_size!r}.")
+    _check_size("batch_size", batch_size)
     workers = default_num_workers() if num_workers is None else num_workers
-    if workers < 0:
-        raise ValueError(f"num_workers must be >= 0; received num_workers={num_workers!r}.")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"num_workers must be an int >= 0 or None; received num_workers={num_workers!r}.")
     drop = train if drop_last is None else drop_last
     sampler = None
     if distributed:
@@ -287,18 +288,22 @@ class DeviceCifarLoader:
         world_size: int = 1,
         padding: int = 4,
     ) -> None:
-        if images.dtype != torch.uint8 or images.ndim != 4:
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[0] == 0:
             raise ValueError(
-                f"images must be uint8 (N, C, H, W); received dtype {images.dtype}, shape {tuple(images.shape)}."
+                f"images must be uint8 (N, C, H, W) with N >= 1; received dtype {images.dtype}, "
+                f"shape {tuple(images.shape)}."
             )
         if labels.shape != images.shape[:1]:
             raise ValueError(f"labels must have shape ({images.shape[0]},); received {tuple(labels.shape)}.")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int; received batch_size={batch_size!r}.")
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(f"labels must be integer class indices; received dtype {labels.dtype}.")
+        _check_size("batch_size", batch_size)
         if not (isinstance(world_size, int) and world_size >= 1 and isinstance(rank, int) and 0 <= rank < world_size):
             raise ValueError(f"need 0 <= rank < world_size; received rank={rank!r}, world_size={world_size!r}.")
-        if len(mean) != images.shape[1] or len(std) != images.shape[1]:
+        mean, std = _check_stats(mean, std)
+        if len(mean) != images.shape[1]:
             raise ValueError(f"mean and std need {images.shape[1]} values; received mean={mean}, std={std}.")
+        _check_padding(padding)
         self.device = torch.device(device) if device is not None else images.device
         self.images = images.to(self.device)
         self.labels = labels.to(self.device, torch.int64)
@@ -336,25 +341,24 @@ class DeviceCifarLoader:
         n = self._num_samples()
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def _indices(self) -> torch.Tensor:
+    def _indices(self, epoch: int) -> torch.Tensor:
         n = self.images.shape[0]
         if self.shuffle:
             # The order is drawn on the CPU so it is the same on every device and every rank.
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             order = torch.randperm(n, generator=g)
         else:
             order = torch.arange(n)
         if self.world_size > 1:
-            per_rank = self._num_samples()
-            total = per_rank * self.world_size
-            order = order[:total] if total <= n else torch.cat([order, order[: total - n]])
-            order = order[self.rank :: self.world_size]
+            total = self._num_samples() * self.world_size
+            # Truncate (training) or wrap around to pad (evaluation), as DistributedSampler does.
+            order = order.repeat(math.ceil(total / n))[:total][self.rank :: self.world_size]
         return order.to(self.device)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch = self.epoch
         self.epoch += 1
-        order = self._indices()
+        order = self._indices(epoch)
         gen = None
         if self.train:
             gen = torch.Generator(device=self.device)

@@ -8,9 +8,10 @@ training and test error than plain-20 while ResNet-56 beats ResNet-20.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from typing import Any
 from reszoo.train import CHECKPOINT_NAME, FitResult, Recipe, fit
 
 CSV_COLUMNS = ("model", "family", "depth", "iteration", "train_error", "test_error")
+_FAMILIES = (("plain", "none"), ("resnet", "A"))  # (name prefix, shortcut)
+# Config fields that define the compared networks: the experiment sets them for each model.
+_FIXED_FIELDS = ("block", "depths", "shortcut")
 
 __all__ = ["CSV_COLUMNS", "DegradationResult", "degradation"]
 
@@ -55,7 +59,8 @@ def degradation(
         recipe: the recipe shared by every model (e.g. ``reszoo.train.cifar_recipe(data_root=...)``).
         out: output folder.
         depths: CIFAR depths (6n + 2); the paper's Fig. 6 uses 20, 32, 44, 56 (and 110 for ResNets).
-        model_overrides: config overrides for every model (e.g. ``widths=(4, 8, 16)`` for a smoke run).
+        model_overrides: config overrides for every model (e.g. ``widths=(4, 8, 16)`` for a smoke run);
+            not ``block``, ``depths`` or ``shortcut``, which define the networks compared.
         progress: progress bars.
         plot: draw ``degradation.png`` (needs matplotlib: ``pip install 'reszoo[plot]'``).
 
@@ -65,36 +70,53 @@ def degradation(
     from reszoo.resnet import ResNet
     from reszoo.zoo import cifar_config
 
-    if not depths:
+    if not isinstance(recipe, Recipe):
+        raise ValueError(f"recipe must be a reszoo.train.Recipe; received {type(recipe).__name__}.")
+    if isinstance(depths, str) or not isinstance(depths, Sequence) or not depths:
         raise ValueError(f"depths must name at least one CIFAR depth; received depths={depths!r}.")
+    if model_overrides is not None and not isinstance(model_overrides, Mapping):
+        raise ValueError(f"model_overrides must be None or a dict; received model_overrides={model_overrides!r}.")
+    overrides = dict(model_overrides or {})
+    fixed = sorted(set(overrides) & set(_FIXED_FIELDS))
+    if fixed:
+        raise ValueError(
+            f"model_overrides may not set {fixed}: the experiment sets {list(_FIXED_FIELDS)} for each model "
+            f"(depths from the depths argument, shortcut 'none' or 'A' per family); received {overrides!r}."
+        )
+    # Every config is built (and so checked) before the first model trains for hours.
+    configs = {
+        (depth, family): cifar_config(depth, shortcut=shortcut).replace(**overrides)
+        for depth in depths
+        for family, shortcut in _FAMILIES
+    }
+    if len(configs) != len(depths) * len(_FAMILIES):
+        raise ValueError(f"depths must not repeat a depth; received depths={depths!r}.")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     runs: dict[str, FitResult] = {}
     rows: list[dict[str, Any]] = []
-    for depth in depths:
-        for family, shortcut in (("plain", "none"), ("resnet", "A")):
-            name = f"{family}{depth}"
-            config = cifar_config(depth, shortcut=shortcut).replace(**(model_overrides or {}))
-            run_dir = root / name
-            result = fit(
-                ResNet(config),
-                recipe,
-                out=run_dir,
-                resume=(run_dir / CHECKPOINT_NAME).exists(),
-                progress=progress,
+    for (depth, family), config in configs.items():
+        name = f"{family}{depth}"
+        run_dir = root / name
+        result = fit(
+            ResNet(config),
+            recipe,
+            out=run_dir,
+            resume=(run_dir / CHECKPOINT_NAME).exists(),
+            progress=progress,
+        )
+        runs[name] = result
+        for rec in _read_history(run_dir):
+            rows.append(
+                {
+                    "model": name,
+                    "family": family,
+                    "depth": depth,
+                    "iteration": rec["iteration"],
+                    "train_error": rec["train_error"],
+                    "test_error": rec.get("test_error", ""),
+                }
             )
-            runs[name] = result
-            for rec in _read_history(run_dir):
-                rows.append(
-                    {
-                        "model": name,
-                        "family": family,
-                        "depth": depth,
-                        "iteration": rec["iteration"],
-                        "train_error": rec["train_error"],
-                        "test_error": rec.get("test_error", ""),
-                    }
-                )
     csv_path = root / "curves.csv"
     with open(csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
@@ -105,8 +127,6 @@ def degradation(
 
 
 def _read_history(run_dir: Path) -> list[dict[str, Any]]:
-    import json
-
     path = run_dir / "history.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
@@ -125,7 +145,7 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
     # As in the paper's Fig. 6: one panel per family, thin dashed lines training error, bold test error.
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, family in zip(axes, ("plain", "resnet"), strict=True):
-        models = sorted({r["model"] for r in rows if r["family"] == family}, key=lambda m: int(m[len(family) :]))
+        models = [m for _, m in sorted({(r["depth"], r["model"]) for r in rows if r["family"] == family})]
         for i, model in enumerate(models):
             color = f"C{i}"
             mine = [r for r in rows if r["model"] == model]

@@ -29,8 +29,8 @@ import functools
 import hashlib
 import json
 import os
+import re
 import tempfile
-import uuid
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,9 +40,12 @@ from urllib.parse import urlsplit
 import torch
 from torch import nn
 
+from reszoo._io import atomic_path
 from reszoo.convert import StateDict, convert_state_dict, fit_state_dict, read_checkpoint
 from reszoo.resnet import ResNet, ResNetConfig
 from reszoo.weights import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     HubSource,
     LocalSource,
     Metric,
@@ -84,7 +87,7 @@ def is_offline() -> bool:
     from huggingface_hub import constants
 
     value = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
-    return value in {"1", "ON", "YES", "TRUE"} or constants.is_offline_mode()
+    return value in constants.ENV_VARS_TRUE_VALUES or constants.is_offline_mode()
 
 
 def _endpoint() -> str | None:
@@ -104,12 +107,11 @@ def _mirrored(url: str) -> str:
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
+    """Hex sha256 of a file, read in chunks (``huggingface_hub``'s own file hasher)."""
+    from huggingface_hub.utils.sha import sha_fileobj
+
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return sha_fileobj(f).hex()
 
 
 def tensors_digest(state_dict: Mapping[str, torch.Tensor]) -> str:
@@ -128,31 +130,22 @@ def _unlink(*paths: str | os.PathLike[str]) -> None:
             os.unlink(p)
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-
-
 def _save_safetensors(state_dict: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     """Write atomically: to a temporary file in the same folder, then ``os.replace``."""
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     meta = {"format": "pt", "reszoo_format_version": str(FORMAT_VERSION), "reszoo_digest": tensors_digest(tensors)}
-    tmp = _tmp_name(path)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={**meta, **metadata})
-        os.replace(tmp, path)
-    finally:
-        _unlink(tmp)
 
 
-def _read_safetensors(path: str | os.PathLike[str], *, device: str = "cpu") -> tuple[StateDict, dict[str, str]]:
+def _read_safetensors(path: str | os.PathLike[str], *, device: torch.device | None = None) -> StateDict:
     """Read a safetensors file; a truncated/corrupted file or a wrong reszoo digest raises WeightsIntegrityError."""
     from safetensors import safe_open
 
     try:
-        with safe_open(str(path), framework="pt", device=device) as f:
+        with safe_open(str(path), framework="pt", device=str(device or "cpu")) as f:
             metadata = dict(f.metadata() or {})
             state_dict = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except FileNotFoundError:
@@ -164,7 +157,7 @@ def _read_safetensors(path: str | os.PathLike[str], *, device: str = "cpu") -> t
     expected = metadata.get("reszoo_digest")
     if expected and tensors_digest(state_dict) != expected:
         raise WeightsIntegrityError(f"{path} is corrupted: its tensors do not match the checksum stored in the file.")
-    return state_dict, metadata
+    return state_dict
 
 
 def verify_file(path: str | os.PathLike[str], source: UrlSource | HubSource, *, label: str) -> str:
@@ -215,8 +208,8 @@ def _converted_path(w: Weights) -> Path:
     return cache_dir() / "converted" / f"{w.name}-{tag}-c{CONVERTED_VERSION}.safetensors"
 
 
-def _fetch_original(w: Weights, *, force: bool = False) -> Path:
-    """The verified original file in the cache, downloading it if needed. Call under the entry's lock."""
+def _fetch_original(w: Weights, *, force: bool = False) -> tuple[Path, str]:
+    """The verified original file in the cache and its sha256, downloading it if needed. Call under the entry's lock."""
     from torch.hub import download_url_to_file
 
     src = w.source
@@ -224,8 +217,7 @@ def _fetch_original(w: Weights, *, force: bool = False) -> Path:
     dest = _original_path(w)
     if dest.exists() and not force:
         try:
-            verify_file(dest, src, label=w.name)
-            return dest
+            return dest, verify_file(dest, src, label=w.name)
         except WeightsIntegrityError:
             _unlink(dest)  # a damaged cache file is never used or kept; fetch it again below
             if is_offline():
@@ -233,21 +225,16 @@ def _fetch_original(w: Weights, *, force: bool = False) -> Path:
     url = _mirrored(src.url)
     if is_offline():
         raise _not_cached(w, f"{src.filename} from {url} is not in {dest.parent}", "HF_HUB_OFFLINE is set")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(dest)
-    try:
+    with atomic_path(dest) as tmp:
         try:
             download_url_to_file(url, str(tmp), progress=_progress())
         except Exception as err:  # urllib: URLError, HTTPError, IncompleteRead, timeouts
             raise _not_cached(w, f"downloading {url} failed ({type(err).__name__}: {err})", "download failed") from err
         try:
-            verify_file(tmp, src, label=f"{w.name} (downloaded from {url})")
+            digest = verify_file(tmp, src, label=f"{w.name} (downloaded from {url})")
         except WeightsIntegrityError as err:
             raise WeightsIntegrityError(f"{err} The download was discarded.") from None
-        os.replace(tmp, dest)
-    finally:
-        _unlink(tmp)
-    return dest
+    return dest, digest
 
 
 def _lock(path: Path):
@@ -263,7 +250,7 @@ def _ensure_converted(w: Weights, *, force: bool = False) -> Path:
     with _lock(path):
         if path.exists() and not force:
             return path
-        original = _fetch_original(w, force=force)
+        original, original_sha256 = _fetch_original(w, force=force)
         try:
             state_dict = _checked(w, convert_state_dict(w.converter, read_checkpoint(original)), source=str(original))
         except (ValueError, RuntimeError):
@@ -271,7 +258,7 @@ def _ensure_converted(w: Weights, *, force: bool = False) -> Path:
             # the next call downloads it again instead of failing on the same cached file forever.
             _unlink(original)
             raise
-        meta = {"reszoo_weights": w.name, "source_sha256": sha256_file(original), "converter": w.converter}
+        meta = {"reszoo_weights": w.name, "source_sha256": original_sha256, "converter": w.converter}
         _save_safetensors(state_dict, path, meta)
     return path
 
@@ -289,9 +276,9 @@ def _checked(w: Weights, state_dict: StateDict, *, source: str) -> StateDict:
 
 def _hub_download(repo_id: str, filename: str, *, revision: str | None, w: Weights | None, force: bool = False) -> str:
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
-    from huggingface_hub.errors import (
+    from huggingface_hub.utils import (
+        EntryNotFoundError,
         LocalEntryNotFoundError,
-        RemoteEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
@@ -320,7 +307,7 @@ def _hub_download(repo_id: str, filename: str, *, revision: str | None, w: Weigh
             f"{what} and cannot be downloaded ({reason}). While online, run `reszoo download {label}`, "
             "or load a local directory written by reszoo.save_pretrained."
         ) from err
-    except (RepositoryNotFoundError, RevisionNotFoundError, RemoteEntryNotFoundError) as err:
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as err:  # after its subclass above
         raise FileNotFoundError(f"{label}: {type(err).__name__}: {err}") from err
     if force or not isinstance(before, str) or os.path.realpath(before) != os.path.realpath(path):
         _verify_hub_file(path, w.source if w is not None and isinstance(w.source, HubSource) else None, label=label)
@@ -335,9 +322,7 @@ def _verify_hub_file(path: str, source: HubSource | None, *, label: str) -> None
     """
     blob = os.path.realpath(path)
     name = os.path.basename(blob)
-    expected = (source.sha256 if source is not None else None) or (
-        name if len(name) == 64 and all(c in "0123456789abcdef" for c in name) else None
-    )
+    expected = (source.sha256 if source is not None else None) or (name if re.fullmatch("[0-9a-f]{64}", name) else None)
     if expected is None:
         return
     digest = sha256_file(blob)
@@ -365,10 +350,6 @@ def _materialise(
     make: Any, state_dict: StateDict, w: Weights, *, num_classes: int | None, device: Any, source: str
 ) -> ResNet:
     """Build on the meta device (no init cost), load the weights by assignment, add a fresh head if asked."""
-    if num_classes is not None and (
-        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
-    ):
-        raise ValueError(f"num_classes must be an integer >= 1, received num_classes={num_classes!r}.")
     new_head = num_classes is not None and num_classes != w.num_classes
     with torch.device("meta"):
         model = make(num_classes if new_head else None)
@@ -395,13 +376,12 @@ def _materialise(
     return model
 
 
-def _load_entry(w: Weights, *, num_classes: int | None, device: Any, revision: str | None) -> ResNet:
-    device_str = "cpu" if device is None else str(torch.device(device))
+def _load_entry(w: Weights, *, num_classes: int | None, device: torch.device | None, revision: str | None) -> ResNet:
     if isinstance(w.source, HubSource):
         src = w.source
         path = _hub_download(src.repo_id, src.filename, revision=revision or src.revision, w=w)
         try:
-            state_dict, _ = _read_safetensors(path, device=device_str)
+            state_dict = _read_safetensors(path, device=device)
         except WeightsIntegrityError as err:
             _unlink(os.path.realpath(path), path)
             raise WeightsIntegrityError(f"{w.name}: {err} It was deleted from the cache; try again.") from None
@@ -410,13 +390,13 @@ def _load_entry(w: Weights, *, num_classes: int | None, device: Any, revision: s
     else:
         path = _ensure_converted(w)
         try:
-            state_dict, _ = _read_safetensors(path, device=device_str)
+            state_dict = _read_safetensors(path, device=device)
         except WeightsIntegrityError:
             # A damaged converted file is rebuilt from the verified original (re-downloaded if need be).
             with _lock(path):
                 _unlink(path)
             path = _ensure_converted(w)
-            state_dict, _ = _read_safetensors(path, device=device_str)
+            state_dict = _read_safetensors(path, device=device)
         source = f"Weights {w.name!r} ({path})"
     return _materialise(
         lambda n: _entry_model(w, n), state_dict, w, num_classes=num_classes, device=device, source=source
@@ -426,9 +406,9 @@ def _load_entry(w: Weights, *, num_classes: int | None, device: Any, revision: s
 def _load_checkpoint(w: Weights, checkpoint: str | os.PathLike[str], *, num_classes, device, check_hash) -> ResNet:
     path = os.fspath(checkpoint)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint={path!r} does not exist (a local copy of {w.source.filename} expected).")
+        raise FileNotFoundError(f"checkpoint={path!r} is not a file (a local copy of {w.source.filename} expected).")
     if path.endswith(".safetensors"):
-        state_dict, _ = _read_safetensors(path)
+        state_dict = _read_safetensors(path, device=device)
     else:
         if check_hash and isinstance(w.source, (UrlSource, HubSource)):
             try:
@@ -476,8 +456,8 @@ def _weights_from_config(data: dict[str, Any], config: ResNetConfig, source: Hub
         converter="reszoo",
         dataset=pre.get("dataset") or "unknown",
         num_classes=config.num_classes,
-        mean=tuple(pre.get("mean") or (0.485, 0.456, 0.406)),
-        std=tuple(pre.get("std") or (0.229, 0.224, 0.225)),
+        mean=tuple(pre.get("mean") or IMAGENET_MEAN),
+        std=tuple(pre.get("std") or IMAGENET_STD),
         crop_size=int(pre.get("crop_size") or config.image_size),
         resize_size=pre.get("resize_size"),
         interpolation=pre.get("interpolation") or "bilinear",
@@ -493,8 +473,7 @@ def _load_saved(config_path: str, weights_path: str, source: HubSource | LocalSo
     data = _read_config(config_path)
     config = ResNetConfig.from_dict(data["config"])
     w = _weights_from_config(data, config, source)
-    device_str = "cpu" if device is None else str(torch.device(device))
-    state_dict, _ = _read_safetensors(weights_path, device=device_str)
+    state_dict = _read_safetensors(weights_path, device=device)
     return _materialise(
         lambda n: ResNet(config if n is None else config.replace(num_classes=n)),
         state_dict,
@@ -505,12 +484,78 @@ def _load_saved(config_path: str, weights_path: str, source: HubSource | LocalSo
     )
 
 
-def _parse_hub_name(name: str) -> tuple[str, str | None]:
-    repo = name[len(HF_PREFIX) :]
-    repo, _, rev = repo.partition("@")
-    if repo.count("/") != 1 or not all(repo.split("/")):
-        raise ValueError(f"Expected 'hf-hub:owner/name[@revision]', received {name!r}.")
-    return repo, rev or None
+# -- checking arguments -----------------------------------------------------------------------------
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, (str, os.PathLike)):
+        raise ValueError(
+            f"Expected a weight name (see reszoo.list_pretrained()), 'hf-hub:owner/repo' or a directory, "
+            f"received {name!r}."
+        )
+    return os.fspath(name)
+
+
+def _check_num_classes(num_classes: Any) -> None:
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+    ):
+        raise ValueError(f"num_classes must be an integer >= 1 or None, received num_classes={num_classes!r}.")
+
+
+def _check_device(device: Any) -> torch.device | None:
+    """``device`` as a ``torch.device`` (None stays None), refused early, before any download, if unusable."""
+    if device is None:
+        return None
+    try:
+        parsed = torch.device(device)
+        torch.empty(0, device=parsed)  # an unavailable backend or device index fails here
+    except (RuntimeError, TypeError, AssertionError) as err:
+        raise ValueError(
+            f"device={device!r} cannot be used ({err}); valid: None, 'cpu', 'cuda', 'cuda:N' (an available GPU), "
+            "'mps', ... or a torch.device."
+        ) from err
+    return parsed
+
+
+def _check_revision(revision: Any) -> None:
+    if revision is not None and (not isinstance(revision, str) or not revision):
+        raise ValueError(
+            f"revision must be a Hub branch, tag or commit (a non-empty str) or None, received {revision!r}."
+        )
+
+
+def _parse_hub_name(name: str, revision: str | None = None) -> tuple[str, str | None]:
+    """``"hf-hub:owner/name[@rev]"`` -> (repo_id, revision); ``revision`` is the keyword argument, if given."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    repo, _, rev = name[len(HF_PREFIX) :].partition("@")
+    try:
+        if repo.count("/") != 1:
+            raise HFValidationError("it needs exactly one '/'")
+        validate_repo_id(repo)
+    except HFValidationError as err:
+        raise ValueError(f"Expected 'hf-hub:owner/name[@revision]', received {name!r}: {err}") from None
+    if rev and revision is not None and rev != revision:
+        raise ValueError(f"{name!r} names revision {rev!r} but revision={revision!r} was passed as well; give one.")
+    return repo, rev or revision
+
+
+def _resolve_hub(name: str, revision: str | None) -> tuple[Weights | None, str, str | None]:
+    """An ``hf-hub:`` name -> (the entry hosted in that repo, if any; repo_id; revision)."""
+    repo_id, rev = _parse_hub_name(name, revision)
+    return find_by_repo(repo_id), repo_id, rev
+
+
+def _hub_files(repo_id: str, revision: str | None, *, force: bool = False) -> tuple[str, str]:
+    """config.json and model.safetensors of a repo in our format (the small file first: fails fast)."""
+    c_path = _hub_download(repo_id, CONFIG_NAME, revision=revision, w=None, force=force)
+    return c_path, _hub_download(repo_id, WEIGHTS_NAME, revision=revision, w=None, force=force)
+
+
+def _no_revision(revision: str | None, where: str) -> None:
+    if revision is not None:
+        raise ValueError(f"revision={revision!r} applies to Hub repos only, but {where}.")
 
 
 def load_pretrained(
@@ -533,8 +578,10 @@ def load_pretrained(
         device: where the model goes (tensors are read straight to it).
         checkpoint: a local copy of the entry's original file (e.g. ``"resnet20-12fca82f.th"``),
             checked against its sha256 prefix and converted; or a ``.safetensors`` in our layout.
-        revision: a Hub branch, tag or commit for Hub entries (default: the entry's).
-        check_hash: check ``checkpoint`` against the entry's checksum.
+        revision: a Hub branch, tag or commit for Hub entries and ``hf-hub:`` repos (default: the
+            entry's, or ``main``); refused for other sources.
+        check_hash: check ``checkpoint`` against the entry's checksum (``False`` only with
+            ``checkpoint``: downloads are always verified).
 
     Returns:
         The model; ``model.pretrained_weights`` is its :class:`~reszoo.weights.Weights` record
@@ -550,19 +597,27 @@ def load_pretrained(
 
         model = reszoo.load_pretrained("resnet56-cifar10", num_classes=100)   # new head, rest loaded
     """
-    name = os.fspath(name)
+    # Every argument is checked before anything is downloaded.
+    name = _check_name(name)
+    _check_num_classes(num_classes)
+    device = _check_device(device)
+    _check_revision(revision)
+    if not isinstance(check_hash, bool):
+        raise ValueError(f"check_hash must be True or False, received {check_hash!r}.")
     if checkpoint is not None:
+        if not isinstance(checkpoint, (str, os.PathLike)):
+            raise ValueError(f"checkpoint must be a path to a local file or None, received {checkpoint!r}.")
+        _no_revision(revision, f"checkpoint={os.fspath(checkpoint)!r} is a local file")
         return _load_checkpoint(
             get_weights(name), checkpoint, num_classes=num_classes, device=device, check_hash=check_hash
         )
+    if not check_hash:
+        raise ValueError("check_hash=False applies to a local checkpoint= only; downloads are always verified.")
     if name.startswith(HF_PREFIX):
-        repo_id, rev = _parse_hub_name(name)
-        entry = find_by_repo(repo_id)
+        entry, repo_id, rev = _resolve_hub(name, revision)
         if entry is not None:  # e.g. a timm repo: its config.json is timm's, our entry knows the architecture
-            return _load_entry(entry, num_classes=num_classes, device=device, revision=rev or revision)
-        rev = rev or revision
-        w_path = _hub_download(repo_id, WEIGHTS_NAME, revision=rev, w=None)
-        c_path = _hub_download(repo_id, CONFIG_NAME, revision=rev, w=None)
+            return _load_entry(entry, num_classes=num_classes, device=device, revision=rev)
+        c_path, w_path = _hub_files(repo_id, rev)
         src = HubSource(repo_id=repo_id, revision=rev or "main")
         return _load_saved(c_path, w_path, src, num_classes=num_classes, device=device)
     try:
@@ -570,8 +625,11 @@ def load_pretrained(
     except ValueError as err:
         unknown = err
     else:
+        if not isinstance(entry.source, HubSource):
+            _no_revision(revision, f"{entry.name!r} is downloaded from {entry.source.url}")
         return _load_entry(entry, num_classes=num_classes, device=device, revision=revision)
     if os.path.isdir(name):
+        _no_revision(revision, f"{name!r} is a local directory")
         c_path, w_path = os.path.join(name, CONFIG_NAME), os.path.join(name, WEIGHTS_NAME)
         for p in (c_path, w_path):
             if not os.path.isfile(p):
@@ -590,17 +648,18 @@ def download(name: str, *, force: bool = False) -> Path:
     Returns:
         The cached safetensors file that :func:`load_pretrained` will read.
     """
+    if not isinstance(name, str):
+        raise ValueError(f"Expected a weight name or 'hf-hub:owner/repo[@revision]', received {name!r}.")
+    revision = None
     if name.startswith(HF_PREFIX):
-        repo_id, rev = _parse_hub_name(name)
-        entry = find_by_repo(repo_id)
-        if entry is None:
-            _hub_download(repo_id, CONFIG_NAME, revision=rev, w=None, force=force)
-            return Path(_hub_download(repo_id, WEIGHTS_NAME, revision=rev, w=None, force=force))
-        w = entry
+        w, repo_id, revision = _resolve_hub(name, None)
+        if w is None:
+            return Path(_hub_files(repo_id, revision, force=force)[1])
     else:
         w = get_weights(name)
     if isinstance(w.source, HubSource):
-        return Path(_hub_download(w.source.repo_id, w.source.filename, revision=w.source.revision, w=w, force=force))
+        src = w.source
+        return Path(_hub_download(src.repo_id, src.filename, revision=revision or src.revision, w=w, force=force))
     return _ensure_converted(w, force=force)
 
 
@@ -625,6 +684,24 @@ def _architecture_of(config: ResNetConfig) -> str | None:
         if cfg.replace(num_classes=10) == target:
             return arch
     return None
+
+
+def _check_model(model: Any, what: str) -> ResNetConfig:
+    """The model's config, its ``num_classes`` taken from the actual classifier; refuses anything but a ResNet."""
+    config = getattr(model, "config", None)
+    if not isinstance(config, ResNetConfig) or not isinstance(getattr(model, "fc", None), nn.Linear):
+        raise ValueError(f"{what} needs a reszoo ResNet (with .config and .fc), received {type(model).__name__}.")
+    return config.replace(num_classes=model.fc.out_features)
+
+
+def _check_weights(model: nn.Module, weights: Any) -> Weights | None:
+    """``weights``, else the model's own record; anything but a Weights record or None is refused."""
+    if weights is not None and not isinstance(weights, Weights):
+        raise ValueError(
+            f"weights must be a reszoo.weights.Weights record (e.g. reszoo.get_weights(name)) or None, "
+            f"received {weights!r}."
+        )
+    return weights if weights is not None else getattr(model, "pretrained_weights", None)
 
 
 def _pretrained_section(w: Weights | None, num_classes: int) -> dict[str, Any] | None:
@@ -666,16 +743,12 @@ def save_pretrained(
 
         reszoo.save_pretrained(reszoo.load_pretrained("resnet56-cifar10"), "out/")
     """
-    config = getattr(model, "config", None)
-    if not isinstance(config, ResNetConfig) or not isinstance(getattr(model, "fc", None), nn.Linear):
-        raise ValueError(
-            f"save_pretrained needs a reszoo ResNet (with .config and .fc), received {type(model).__name__}."
-        )
-    config = config.replace(num_classes=model.fc.out_features)
+    config = _check_model(model, "save_pretrained")
     config_dict = config.to_dict()  # fails clearly for configs holding callables
-    w = weights if weights is not None else getattr(model, "pretrained_weights", None)
+    w = _check_weights(model, weights)
     out = Path(save_directory)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"save_directory={os.fspath(save_directory)!r} is a file, not a directory.")
     _save_safetensors(model.state_dict(), out / WEIGHTS_NAME, {"reszoo_weights": w.name if w else ""})
     from reszoo import __version__
 
@@ -688,32 +761,30 @@ def save_pretrained(
         "config": config_dict,
         "pretrained": _pretrained_section(w, config.num_classes),
     }
-    tmp = _tmp_name(out / CONFIG_NAME)
-    try:
+    with atomic_path(out / CONFIG_NAME) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, out / CONFIG_NAME)
-    finally:
-        _unlink(tmp)
     return out
 
 
-_HUB_DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet-1k": "imagenet-1k"}
+_HUB_DATASETS = frozenset({"cifar10", "cifar100", "imagenet-1k"})  # our dataset names that are Hub dataset ids
 
 
 def model_card(model: nn.Module, repo_id: str, *, weights: Weights | None = None) -> str:
     """A Hub model card (README.md with YAML metadata) describing the model and its weights."""
-    w = weights if weights is not None else getattr(model, "pretrained_weights", None)
-    config = model.config.replace(num_classes=model.fc.out_features)
+    from huggingface_hub import ModelCard, ModelCardData
+
+    config = _check_model(model, "model_card")
+    w = _check_weights(model, weights)
     arch = _architecture_of(config) or "custom ResNet"
-    meta = ["---", "library_name: reszoo", "pipeline_tag: image-classification", "tags:", "- resnet", "- reszoo"]
-    if w is not None and w.license:
-        meta.append(f"license: {w.license}")
-    if w is not None and w.dataset in _HUB_DATASETS and w.num_classes == config.num_classes:
-        meta += ["datasets:", f"- {_HUB_DATASETS[w.dataset]}"]
-    meta.append("---")
+    same_head = w is not None and w.num_classes == config.num_classes
+    meta = ModelCardData(
+        library_name="reszoo",
+        pipeline_tag="image-classification",
+        tags=["resnet", "reszoo"],
+        license=w.license if w is not None else None,
+        datasets=[w.dataset] if same_head and w.dataset in _HUB_DATASETS else None,
+    )
     lines = [
-        *meta,
-        "",
         f"# {repo_id}",
         "",
         f"A {arch} (depth {config.depth}, shortcut option {config.shortcut}, {config.num_classes} classes) "
@@ -734,10 +805,22 @@ def model_card(model: nn.Module, repo_id: str, *, weights: Weights | None = None
         )
         if w.notes:
             lines.append(f"- notes: {w.notes}")
-        if w.metrics and w.num_classes == config.num_classes:
+        if w.metrics and same_head:
             lines += ["", "| dataset | metric | value | source |", "|---|---|---|---|"]
             lines += [f"| {m.dataset} | {m.name} | {m.value} | {m.source} |" for m in w.metrics]
-    return "\n".join(lines) + "\n"
+    body = "\n".join(lines) + "\n"
+    return str(ModelCard(f"---\n{meta.to_yaml()}\n---\n\n{body}"))
+
+
+def check_repo_id(repo_id: Any) -> str:
+    """Refuse a Hub repo id that is not ``"owner/name"`` (or ``"name"``), before anything is written or sent."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ValueError(f"repo_id must be 'owner/name' (or 'name'), received {repo_id!r}: {err}") from None
+    return repo_id
 
 
 def push_to_hub(
@@ -773,12 +856,17 @@ def push_to_hub(
 
     from reszoo import __version__
 
-    api = HfApi(endpoint=_endpoint(), token=token, library_name="reszoo", library_version=__version__)
-    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    w = weights if weights is not None else getattr(model, "pretrained_weights", None)
+    check_repo_id(repo_id)
+    for arg, value in (("private", private), ("create_pr", create_pr)):
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"{arg} must be True or False, received {value!r}.")
+    w = _check_weights(model, weights)
     with tempfile.TemporaryDirectory(prefix="reszoo-push-") as tmp:
+        # Written (and the model checked) before the repo is created: a bad model creates nothing.
         save_pretrained(model, tmp, weights=w)
         Path(tmp, "README.md").write_text(model_card(model, repo_id, weights=w), encoding="utf-8")
+        api = HfApi(endpoint=_endpoint(), token=token, library_name="reszoo", library_version=__version__)
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         info = api.upload_folder(
             repo_id=repo_id,
             folder_path=tmp,
@@ -808,8 +896,8 @@ def convert_checkpoint(
     Returns:
         The output directory, ready for :func:`push_to_hub` or ``load_pretrained(output_dir)``.
     """
-    model = load_pretrained(name, checkpoint=checkpoint, check_hash=check_hash)
-    return save_pretrained(model, output_dir)
+    entry = get_weights(name)  # an entry (with the closest names if unknown), not a directory or hf-hub: repo
+    return save_pretrained(load_pretrained(entry.name, checkpoint=checkpoint, check_hash=check_hash), output_dir)
 
 
 def pretrained_table(pattern: str | None = None) -> list[dict[str, Any]]:

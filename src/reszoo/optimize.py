@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from reszoo.bench import _check_choice, compile_modes
+
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -82,6 +84,7 @@ def optimize_for_inference(
             happens on the first call (seconds to minutes); call under ``torch.inference_mode()``.
         compile_mode: ``torch.compile`` mode, e.g. ``"max-autotune"``; ``None`` for the default,
             which compiles with ``freezing`` (torch.compile takes a mode or options, not both).
+            Needs ``compile=True``.
         dtype: ``"fp32"``, ``"bf16"``, ``"fp16"`` or a ``torch.dtype``; ``None`` keeps the model's.
 
     Returns:
@@ -93,6 +96,10 @@ def optimize_for_inference(
         dtype = _DTYPES[dtype]
     if dtype is not None and not isinstance(dtype, torch.dtype):
         raise ValueError(f"dtype must be a string ({', '.join(_DTYPES)}) or a torch.dtype, received {dtype!r}.")
+    if compile_mode is not None:
+        if not compile:
+            raise ValueError(f"compile_mode={compile_mode!r} needs compile=True, received compile={compile!r}.")
+        _check_choice("torch.compile mode", compile_mode, compile_modes())
     fast = copy.deepcopy(model).eval()
     for p in fast.parameters():
         p.requires_grad_(False)

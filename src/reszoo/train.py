@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import itertools
 import json
 import math
 import os
@@ -30,6 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reszoo._io import atomic_path
+from reszoo.bench import preferred_memory_format
+from reszoo.hub import tensors_digest
+
 DATASETS = ("synthetic", "cifar10", "cifar100", "imagenet")
 SCHEDULES = ("step", "plateau")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -37,12 +41,6 @@ NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000}
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_NAME = "history.jsonl"
 CHECKPOINT_FORMAT = 1
-
-# Measured with `reszoo train resnet20 --data synthetic` (batch 128, fp32) on a 2-core x86 VM:
-# channels_last 455.5 vs NCHW 371.1 images/s (medians, docs/training.md), as oneDNN works in
-# blocked NHWC layouts. On NVIDIA tensor cores channels_last avoids transposes (not measured here).
-# MPS has not been measured, so it keeps the layout every kernel supports.
-CHANNELS_LAST_DEFAULT = {"cpu": True, "cuda": True, "mps": False}
 
 __all__ = [
     "DATASETS",
@@ -62,6 +60,14 @@ __all__ = [
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; the last checkpoint on disk is still good."""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,7 @@ class Recipe:
         device: ``"auto"`` (CUDA if present), ``"cpu"``, ``"cuda"`` or ``"mps"``.
         amp: bf16 autocast; ``None`` = on for CUDA, off elsewhere.
         channels_last: channels-last memory format; ``None`` = the measured faster choice per
-            device type (``CHANNELS_LAST_DEFAULT``).
+            device type (``reszoo.bench.preferred_memory_format``).
         compile: wrap the model in ``torch.compile``.
         num_workers: DataLoader workers for ImageNet (``None`` = ``reszoo.data.default_num_workers``).
         eval_batch_size: batch per process for evaluation.
@@ -136,8 +142,10 @@ class Recipe:
     synthetic_eval_images: int = 2000
 
     def __post_init__(self) -> None:
-        if not isinstance(self.milestones, tuple):  # JSON and the CLI give lists
+        if isinstance(self.milestones, list):  # JSON gives lists
             object.__setattr__(self, "milestones", tuple(self.milestones))
+        if isinstance(self.data_root, os.PathLike):
+            object.__setattr__(self, "data_root", os.fspath(self.data_root))
         self._validate()
 
     def _validate(self) -> None:
@@ -145,29 +153,42 @@ class Recipe:
             if not ok:
                 raise ValueError(f"Recipe {name} must be {want}; received {name}={getattr(self, name)!r}.")
 
-        def is_int(v: Any) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool)
-
         for name, valid in (("data", DATASETS), ("schedule", SCHEDULES), ("device", DEVICES)):
             check(name, getattr(self, name) in valid, f"one of {list(valid)}")
         for name in ("batch_size", "iterations", "log_every", "checkpoint_every", "eval_batch_size"):
-            check(name, is_int(getattr(self, name)) and getattr(self, name) >= 1, "an integer >= 1")
+            check(name, _is_int(getattr(self, name)) and getattr(self, name) >= 1, "an integer >= 1")
         for name in ("eval_every", "warmup_iters", "plateau_patience", "seed", "synthetic_eval_images"):
-            check(name, is_int(getattr(self, name)) and getattr(self, name) >= 0, "an integer >= 0")
-        check("num_workers", self.num_workers is None or (is_int(self.num_workers) and self.num_workers >= 0), ">= 0")
+            check(name, _is_int(getattr(self, name)) and getattr(self, name) >= 0, "an integer >= 0")
+        check(
+            "num_workers",
+            self.num_workers is None or (_is_int(self.num_workers) and self.num_workers >= 0),
+            "None or an integer >= 0",
+        )
         for name in ("lr", "warmup_lr"):
-            check(name, math.isfinite(getattr(self, name)) and getattr(self, name) > 0, "a finite number > 0")
+            v = getattr(self, name)
+            check(name, _is_number(v) and math.isfinite(v) and v > 0, "a finite number > 0")
         for name in ("momentum", "weight_decay", "synthetic_noise", "plateau_threshold"):
-            check(name, math.isfinite(getattr(self, name)) and getattr(self, name) >= 0, "a finite number >= 0")
-        check("gamma", 0 < self.gamma <= 1, "in (0, 1]")
+            v = getattr(self, name)
+            check(name, _is_number(v) and math.isfinite(v) and v >= 0, "a finite number >= 0")
+        check("gamma", _is_number(self.gamma) and 0 < self.gamma <= 1, "a number in (0, 1]")
+        for name in ("download", "val_split", "nesterov", "compile"):
+            check(name, isinstance(getattr(self, name), bool), "True or False")
+        for name in ("amp", "channels_last"):
+            check(name, getattr(self, name) is None or isinstance(getattr(self, name), bool), "None, True or False")
+        check("data_root", self.data_root is None or isinstance(self.data_root, str), "None or a folder path")
         ms = self.milestones
         check(
             "milestones",
-            all(is_int(m) and m > 0 for m in ms) and list(ms) == sorted(set(ms)),
+            isinstance(ms, tuple) and all(_is_int(m) and m > 0 for m in ms) and list(ms) == sorted(set(ms)),
             "strictly increasing positive integers",
         )
         if self.val_split and self.data not in ("cifar10", "cifar100"):
             raise ValueError(f"val_split=True needs CIFAR data; received data={self.data!r}.")
+        if self.schedule == "plateau" and self.eval_every == 0:
+            raise ValueError(
+                "schedule='plateau' lowers the lr after evaluations, so it needs eval_every >= 1; "
+                "received eval_every=0."
+            )
 
     def replace(self, **overrides: Any) -> Recipe:
         """A copy with some fields changed; unknown names get a ValueError listing the valid ones."""
@@ -205,6 +226,8 @@ def cifar_recipe(*, depth: int | None = None, **overrides: Any) -> Recipe:
     Returns:
         A :class:`Recipe`.
     """
+    if depth is not None and not (_is_int(depth) and depth >= 1):
+        raise ValueError(f"depth must be None or an integer >= 1 (model.config.depth); received depth={depth!r}.")
     base: dict[str, Any] = {"data": "cifar10"}
     if depth is not None and depth >= 110:
         base.update(warmup_iters=400, warmup_lr=0.01)
@@ -260,6 +283,11 @@ def learning_rate(recipe: Recipe, iteration: int, *, plateau_drops: int = 0) -> 
     Returns:
         The learning rate.
     """
+    if not isinstance(recipe, Recipe):
+        raise ValueError(f"recipe must be a reszoo.train.Recipe; received {type(recipe).__name__}.")
+    for name, value in (("iteration", iteration), ("plateau_drops", plateau_drops)):
+        if not (_is_int(value) and value >= 0):
+            raise ValueError(f"{name} must be an integer >= 0; received {name}={value!r}.")
     if iteration < recipe.warmup_iters:
         return recipe.warmup_lr
     drops = sum(iteration >= m for m in recipe.milestones) if recipe.schedule == "step" else plateau_drops
@@ -304,10 +332,11 @@ class SyntheticTask:
         patterns = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
         patterns = patterns / patterns.flatten(1).std(dim=1).view(-1, 1, 1, 1)
         self.patterns = patterns.to(self.device)
+        self._generator = torch.Generator(device=self.device)  # reseeded per batch, made once
 
     def batch(self, index: int, batch_size: int, *, stream: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch number ``index`` of ``stream`` (rank for training; evaluation uses its own streams)."""
-        g = torch.Generator(device=self.device)
+        g = self._generator
         # Plain arithmetic, not hash(): the same batches on every Python version and platform.
         g.manual_seed(((self.seed * 1_000_003 + stream + 1) * 2_147_483_647 + index) % 2**63)
         y = torch.randint(0, self.num_classes, (batch_size,), generator=g, device=self.device)
@@ -338,16 +367,12 @@ def _epoch_batches(loader: Any, start: int, seed: int) -> Iterator[tuple[torch.T
                 sampler.set_epoch(epoch)
             if loader.generator is not None:
                 loader.generator.manual_seed(seed * 1_000_003 + epoch)
-        for i, item in enumerate(loader):
-            if i >= skip:
-                yield item
+        yield from itertools.islice(loader, skip, None)
         skip = 0
         epoch += 1
 
 
 def _make_data(recipe: Recipe, model: nn.Module, *, device: torch.device, rank: int, world: int, cl: bool) -> _Data:
-    if recipe.data != "synthetic" and not recipe.data_root:
-        raise ValueError(f"data={recipe.data!r} needs data_root (the dataset folder); received data_root=None.")
     per_rank = recipe.batch_size // world
     fmt = torch.channels_last if cl else torch.contiguous_format
     if recipe.data == "synthetic":
@@ -408,13 +433,8 @@ def _make_data(recipe: Recipe, model: nn.Module, *, device: torch.device, rank: 
             lambda s: _epoch_batches(train_loader, s, recipe.seed), lambda: iter(eval_loader), NUM_CLASSES[recipe.data]
         )
 
-    mean, std = rt.IMAGENET_MEAN, rt.IMAGENET_STD
-    train_ds = rdata.imagenet_dataset(
-        recipe.data_root, split="train", transform=rt.imagenet_train_transform(mean=mean, std=std)
-    )
-    val_ds = rdata.imagenet_dataset(
-        recipe.data_root, split="val", transform=rt.imagenet_eval_transform(mean=mean, std=std)
-    )
+    train_ds = rdata.imagenet_dataset(recipe.data_root, split="train", transform=rt.imagenet_train_transform())
+    val_ds = rdata.imagenet_dataset(recipe.data_root, split="val", transform=rt.imagenet_eval_transform())
     common = dict(num_workers=recipe.num_workers, distributed=world > 1, seed=recipe.seed)
     train_loader = rdata.make_loader(train_ds, batch_size=per_rank, train=True, **common)
     # Evaluation shards with DistributedSampler, which pads the last shard by repeating a few
@@ -444,16 +464,9 @@ def _model_classes(model: nn.Module) -> int:
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    # Write beside the target and rename: a process killed mid-write leaves the old file intact.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    # A process killed mid-write leaves the old file intact; fsync so a crash does too.
+    with atomic_path(path, fsync=True) as tmp:
         write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -485,14 +498,10 @@ def state_digest(model: nn.Module) -> str:
         model: the model.
 
     Returns:
-        The hex digest.
+        The hex digest: ``reszoo.hub.tensors_digest`` of the state dict, the ``reszoo_digest`` that
+        ``save_pretrained`` stores in ``model.safetensors``.
     """
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    return tensors_digest(model.state_dict())
 
 
 # -- the loop ----------------------------------------------------------------------------------
@@ -533,11 +542,20 @@ def _resolve_device(recipe: Recipe, local_rank: int) -> torch.device:
 
 
 def _distributed() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) otherwise."""
+    """(rank, world size, local rank): of the process group if one is initialised, else from torchrun's
+    environment; (0, 1, 0) for a single process."""
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size(), local_rank
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1, 0
-    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
+    return int(os.environ["RANK"]), world, local_rank
+
+
+def _accumulator(size: int, device: torch.device) -> torch.Tensor:
+    # float64 sums stay exact over a long interval; MPS has no float64.
+    return torch.zeros(size, dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
 
 
 def _sync_buffers(model: nn.Module, world: int) -> None:
@@ -553,7 +571,7 @@ def _sync_buffers(model: nn.Module, world: int) -> None:
 def _evaluate(model: nn.Module, batches: Iterator[Any], amp: torch.autocast, device: torch.device, world: int) -> float:
     was_training = model.training
     model.eval()
-    counts = torch.zeros(2, dtype=torch.float64, device=device)  # wrong, seen
+    counts = _accumulator(2, device)  # wrong, seen
     for x, y in batches:
         with amp:
             logits = model(x)
@@ -594,14 +612,18 @@ def fit(
         A :class:`FitResult`.
 
     Raises:
+        ValueError: a bad argument, or a recipe that does not fit the model or the process count.
+        FileNotFoundError: ``resume=True`` and ``out`` holds no checkpoint.
         NonFiniteLossError: the loss became NaN or infinite (checked at every log, evaluation
             and checkpoint step; the last checkpoint written is from before).
     """
-    if not isinstance(recipe, Recipe):
-        raise ValueError(f"recipe must be a reszoo.train.Recipe; received {type(recipe).__name__}.")
-    if resume and out is None:
-        raise ValueError("resume=True needs out (the run folder holding checkpoint.pt).")
+    _check_fit_args(model, recipe, out, resume, progress, on_step)
     rank, world, local_rank = _distributed()
+    if recipe.batch_size % world:
+        raise ValueError(
+            f"batch_size={recipe.batch_size} must divide evenly over {world} processes "
+            "(batch_size is the global batch, as in the paper)."
+        )
     device = _resolve_device(recipe, local_rank)
     dist = torch.distributed
     own_group = False
@@ -620,17 +642,23 @@ def fit(
             dist.destroy_process_group()
 
 
-def _fit(model, recipe, out, resume, progress, on_step, rank, world, device) -> FitResult:
-    if recipe.batch_size % world:
-        raise ValueError(
-            f"batch_size={recipe.batch_size} must divide evenly over {world} processes "
-            "(batch_size is the global batch, as in the paper)."
-        )
-    main = rank == 0
-    out_dir = Path(out) if out is not None else None
-    channels_last = recipe.channels_last if recipe.channels_last is not None else CHANNELS_LAST_DEFAULT[device.type]
-    use_amp = recipe.amp if recipe.amp is not None else device.type == "cuda"
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp)
+def _check_fit_args(model, recipe, out, resume, progress, on_step) -> None:
+    # Everything that needs no device, checked before a process group or any file exists.
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module; received {type(model).__name__}.")
+    if not isinstance(recipe, Recipe):
+        raise ValueError(f"recipe must be a reszoo.train.Recipe; received {type(recipe).__name__}.")
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise ValueError(f"out must be None or a folder path; received out={out!r}.")
+    for name, value in (("resume", resume), ("progress", progress)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False; received {name}={value!r}.")
+    if on_step is not None and not callable(on_step):
+        raise ValueError(f"on_step must be None or a callable taking the iteration; received on_step={on_step!r}.")
+    if resume and out is None:
+        raise ValueError("resume=True needs out (the run folder holding checkpoint.pt).")
+    if recipe.data != "synthetic" and not recipe.data_root:
+        raise ValueError(f"data={recipe.data!r} needs data_root (the dataset folder); received data_root=None.")
     expected = NUM_CLASSES.get(recipe.data)
     if expected is not None and _model_classes(model) != expected:
         raise ValueError(
@@ -638,7 +666,19 @@ def _fit(model, recipe, out, resume, progress, on_step, rank, world, device) -> 
             f"build it with num_classes={expected}."
         )
 
-    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+def _fit(model, recipe, out, resume, progress, on_step, rank, world, device) -> FitResult:
+    main = rank == 0
+    out_dir = Path(out) if out is not None else None
+    if recipe.channels_last is None:
+        memory_format = preferred_memory_format(device.type)
+    else:
+        memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    channels_last = memory_format == torch.channels_last
+    use_amp = recipe.amp if recipe.amp is not None else device.type == "cuda"
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp)
+
+    model.to(device, memory_format=memory_format)
     model.train()
     optimizer = torch.optim.SGD(
         model.parameters(),
@@ -649,6 +689,8 @@ def _fit(model, recipe, out, resume, progress, on_step, rank, world, device) -> 
     )
     start = 0
     plateau = {"best": 2.0, "bad": 0, "drops": 0}
+    # The last logged errors: a resumed run that has nothing left to do still reports them.
+    errors: dict[str, float | None] = {"train_error": None, "test_error": None}
     torch.manual_seed(recipe.seed)
     if resume:
         ckpt = load_checkpoint(out_dir)
@@ -656,6 +698,7 @@ def _fit(model, recipe, out, resume, progress, on_step, rank, world, device) -> 
         optimizer.load_state_dict(ckpt["optimizer"])
         start = int(ckpt["iteration"])
         plateau = dict(ckpt["plateau"])
+        errors.update(ckpt.get("errors", {}))
         torch.set_rng_state(ckpt["rng"]["torch"])
         if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
@@ -697,6 +740,7 @@ def _fit(model, recipe, out, resume, progress, on_step, rank, world, device) -> 
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "plateau": dict(plateau),
+            "errors": dict(errors),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
@@ -707,9 +751,8 @@ def _fit(model, recipe, out, resume, progress, on_step, rank, world, device) -> 
 
     # Running sums stay on the device (loss, wrong, seen, non-finite steps) and are read only at
     # log/eval/checkpoint steps, so a GPU is never made to wait for the host every iteration.
-    stats = torch.zeros(4, dtype=torch.float64, device=device)
+    stats = _accumulator(4, device)
     t0, it0 = time.perf_counter(), start
-    train_error = test_error = None
     it = start
     try:
         while it < recipe.iterations:
@@ -727,10 +770,10 @@ def _fit(model, recipe, out, resume, progress, on_step, rank, world, device) -> 
             with torch.no_grad():
                 finite = torch.isfinite(loss)
                 wrong = (logits.argmax(1) != y).sum()
-                stats[0] += torch.where(finite, loss.detach(), 0.0).double()
+                stats[0] += torch.where(finite, loss.detach(), 0.0)
                 stats[1] += wrong
                 stats[2] += y.numel()
-                stats[3] += (~finite).double()
+                stats[3] += ~finite
             do_eval = it == recipe.iterations or (recipe.eval_every and it % recipe.eval_every == 0)
             do_ckpt = it == recipe.iterations or it % recipe.checkpoint_every == 0
             if it % recipe.log_every == 0 or do_eval or do_ckpt:
@@ -745,19 +788,19 @@ def _fit(model, recipe, out, resume, progress, on_step, rank, world, device) -> 
                     )
                 steps = it - it0
                 elapsed = time.perf_counter() - t0
-                train_error = wrong / seen
+                errors["train_error"] = wrong / seen
                 rec = {
                     "iteration": it,
                     "lr": lr,
                     "train_loss": loss_sum / (steps * world),
-                    "train_error": train_error,
+                    "train_error": errors["train_error"],
                     "images_per_s": seen / elapsed if elapsed > 0 else None,
                     "time": time.time(),
                 }
                 if do_eval:
                     _sync_buffers(model, world)
                     test_error = _evaluate(model, data.evaluate(), amp, device, world)
-                    rec["test_error"] = test_error
+                    rec["test_error"] = errors["test_error"] = test_error
                     if recipe.schedule == "plateau":
                         if test_error < plateau["best"] - recipe.plateau_threshold:
                             plateau.update(best=test_error, bad=0)
@@ -768,9 +811,9 @@ def _fit(model, recipe, out, resume, progress, on_step, rank, world, device) -> 
                 if main:
                     record(rec)
                 if bar is not None:
-                    post = {"loss": f"{rec['train_loss']:.3f}", "err": f"{train_error:.3f}"}
-                    if test_error is not None:
-                        post["test_err"] = f"{test_error:.3f}"
+                    post = {"loss": f"{rec['train_loss']:.3f}", "err": f"{errors['train_error']:.3f}"}
+                    if errors["test_error"] is not None:
+                        post["test_err"] = f"{errors['test_error']:.3f}"
                     post["img/s"] = f"{rec['images_per_s']:.0f}"
                     bar.set_postfix(post, refresh=False)
                 if do_ckpt:
@@ -801,8 +844,7 @@ def _fit(model, recipe, out, resume, progress, on_step, rank, world, device) -> 
         save_pretrained(model, out_dir / "model")
         summary = {
             "iterations": it,
-            "train_error": train_error,
-            "test_error": test_error,
+            **errors,
             "world_size": world,
             "device": str(device),
             "amp": use_amp,
@@ -810,7 +852,7 @@ def _fit(model, recipe, out, resume, progress, on_step, rank, world, device) -> 
             "replica_digests": digests,
         }
         _atomic_write(out_dir / "summary.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
-    return FitResult(model, it, train_error, test_error, history, out_dir)
+    return FitResult(model, it, errors["train_error"], errors["test_error"], history, out_dir)
 
 
 def _trim_history(path: Path, iteration: int) -> None:

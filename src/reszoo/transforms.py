@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -111,10 +112,12 @@ def normalization(dataset: str) -> tuple[tuple[float, float, float], tuple[float
 
 def _check_stats(mean: Sequence[float], std: Sequence[float]) -> tuple[list[float], list[float]]:
     mean, std = [float(m) for m in mean], [float(s) for s in std]
-    if len(mean) != len(std):
-        raise ValueError(f"mean and std must have the same length; received mean={mean}, std={std}.")
-    if any(s <= 0 for s in std):
-        raise ValueError(f"std must be positive; received std={std}.")
+    if not mean or len(mean) != len(std):
+        raise ValueError(f"mean and std must have the same, non-zero length; received mean={mean}, std={std}.")
+    if not all(math.isfinite(m) for m in mean):
+        raise ValueError(f"mean must be finite; received mean={mean}.")
+    if not all(0 < s < math.inf for s in std):
+        raise ValueError(f"std must be positive and finite; received std={std}.")
     return mean, std
 
 
@@ -124,10 +127,32 @@ def _check_size(name: str, value: Any) -> int:
     return value
 
 
+def _check_padding(padding: Any) -> int:
+    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"padding must be an int >= 0; received padding={padding!r}.")
+    return padding
+
+
+def _check_batch(images: Any) -> None:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a batch (N, C, H, W); received {shape}.")
+
+
 def _check_interpolation(interpolation: str) -> str:
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"Unknown interpolation {interpolation!r}; valid choices: {', '.join(INTERPOLATIONS)}.")
     return interpolation
+
+
+def _resize(resize_size: Any, crop_size: int, interpolation: str) -> v2.Resize:
+    """The shorter-side resize before a ``crop_size`` crop (center or ten-crop)."""
+    _check_size("resize_size", resize_size)
+    if crop_size > resize_size:
+        raise ValueError(
+            f"crop_size must be <= resize_size; received crop_size={crop_size}, resize_size={resize_size}."
+        )
+    return v2.Resize(resize_size, interpolation=_check_interpolation(interpolation), antialias=True)
 
 
 def _to_float_normalized(mean: Sequence[float], std: Sequence[float]) -> list[v2.Transform]:
@@ -242,17 +267,10 @@ def eval_transform(
         torch.Size([3, 224, 224])
     """
     _check_size("crop_size", crop_size)
+    _check_interpolation(interpolation)
     steps: list[v2.Transform] = [v2.ToImage()]
     if resize_size is not None:
-        _check_size("resize_size", resize_size)
-        if crop_size > resize_size:
-            raise ValueError(f"crop_size must be <= resize_size; received crop_size={crop_size}, resize={resize_size}.")
-        steps += [
-            v2.Resize(resize_size, interpolation=_check_interpolation(interpolation), antialias=True),
-            v2.CenterCrop(crop_size),
-        ]
-    else:
-        _check_interpolation(interpolation)
+        steps += [_resize(resize_size, crop_size, interpolation), v2.CenterCrop(crop_size)]
     return v2.Compose(steps + _to_float_normalized(mean, std))
 
 
@@ -290,13 +308,11 @@ def cifar_train_transform(
     Returns:
         A ``v2.Compose``.
     """
-    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-        raise ValueError(f"padding must be an int >= 0; received padding={padding!r}.")
     _check_size("crop_size", crop_size)
     return v2.Compose(
         [
             v2.ToImage(),
-            v2.RandomCrop(crop_size, padding=padding, fill=0, padding_mode="constant"),
+            v2.RandomCrop(crop_size, padding=_check_padding(padding), fill=0, padding_mode="constant"),
             v2.RandomHorizontalFlip(0.5),
             *_to_float_normalized(mean, std),
         ]
@@ -335,31 +351,34 @@ def imagenet_train_transform(
     """
     _check_size("crop_size", crop_size)
     _check_interpolation(interpolation)
+    if not 0 <= pca_std < math.inf:
+        raise ValueError(f"pca_std must be a finite number >= 0 (0 turns lighting off); received pca_std={pca_std!r}.")
+    lighting: list[v2.Transform] = []
     if recipe == "paper":
-        low, high = scale_range
-        if not (isinstance(low, int) and isinstance(high, int) and crop_size <= low <= high):
+        if not (
+            isinstance(scale_range, Sequence)
+            and len(scale_range) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in scale_range)
+            and crop_size <= scale_range[0] <= scale_range[1]
+        ):
             raise ValueError(
-                f"scale_range must be two ints with crop_size <= low <= high; received {scale_range!r} "
+                f"scale_range must be two ints with crop_size <= low <= high; received scale_range={scale_range!r} "
                 f"with crop_size={crop_size}."
             )
+        low, high = scale_range
         geometry: list[v2.Transform] = [
             # RandomShortestSize draws one of the listed sizes uniformly: every integer in the range.
             v2.RandomShortestSize(list(range(low, high + 1)), interpolation=interpolation, antialias=True),
             v2.RandomCrop(crop_size),
         ]
-        lighting = pca_std
+        if pca_std > 0:
+            lighting.append(PCALighting(pca_std))
     elif recipe == "rrc":
         geometry = [v2.RandomResizedCrop(crop_size, interpolation=interpolation, antialias=True)]
-        lighting = 0.0
     else:
         raise ValueError(f"Unknown ImageNet recipe {recipe!r}; valid choices: {', '.join(IMAGENET_RECIPES)}.")
-    steps: list[v2.Transform] = [v2.ToImage(), *geometry, v2.RandomHorizontalFlip(0.5)]
-    steps.append(v2.ToDtype(torch.float32, scale=True))
-    if lighting > 0:
-        steps.append(PCALighting(lighting))
-    mean, std = _check_stats(mean, std)
-    steps.append(v2.Normalize(mean, std))
-    return v2.Compose(steps)
+    to_float, normalize = _to_float_normalized(mean, std)
+    return v2.Compose([v2.ToImage(), *geometry, v2.RandomHorizontalFlip(0.5), to_float, *lighting, normalize])
 
 
 def imagenet_eval_transform(
@@ -401,12 +420,7 @@ def ten_crop_transform(
 ) -> v2.Compose:
     """The standard 10-crop test: four corners and center, and their horizontal flips.
 
-    Args:
-        resize_size: shorter side after resizing.
-        crop_size: size of each crop.
-        mean: per-channel mean.
-        std: per-channel standard deviation.
-        interpolation: resize interpolation.
+    The arguments are those of ``imagenet_eval_transform``, with ``crop_size`` the size of each crop.
 
     Returns:
         A ``v2.Compose`` mapping one image ``(C, H, W)`` to ``(10, C, crop, crop)`` (a batch
@@ -419,13 +433,10 @@ def ten_crop_transform(
         torch.Size([10, 3, 32, 32])
     """
     _check_size("crop_size", crop_size)
-    _check_size("resize_size", resize_size)
-    if crop_size > resize_size:
-        raise ValueError(f"crop_size must be <= resize_size; received crop_size={crop_size}, resize={resize_size}.")
     return v2.Compose(
         [
             v2.ToImage(),
-            v2.Resize(resize_size, interpolation=_check_interpolation(interpolation), antialias=True),
+            _resize(resize_size, crop_size, interpolation),
             v2.TenCrop(crop_size),
             *_to_float_normalized(mean, std),
             _stack_crops,
@@ -476,17 +487,13 @@ def multi_scale_predict(
         raise ValueError("scales must list at least one size; received an empty sequence.")
     for s in scales:
         _check_size("scale", s)
-    total: torch.Tensor | None = None
-    passes = 0
+    total: torch.Tensor | int = 0
     with torch.inference_mode():
         for s in scales:
             x = _resize_shorter(images, s)
             for view in (x, x.flip(-1)) if flip else (x,):
-                logits = model(view).float()
-                total = logits if total is None else total + logits
-                passes += 1
-    assert total is not None
-    return total / passes
+                total = total + model(view).float()
+    return total / (len(scales) * (2 if flip else 1))
 
 
 def sample_crop_flip(
@@ -509,10 +516,22 @@ def sample_crop_flip(
     Returns:
         ``(top, left, flip)``: int64 offsets into the padded image and a bool flip mask, each ``(n,)``.
     """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be an int >= 0; received n={n!r}.")
+    _check_padding(padding)
     if not 0.0 <= flip_p <= 1.0:
         raise ValueError(f"flip_p must be in [0, 1]; received flip_p={flip_p!r}.")
-    if device is None:
-        device = generator.device if generator is not None else "cpu"
+    if generator is None:
+        device = torch.device("cpu" if device is None else device)
+    elif device is None:
+        device = generator.device
+    else:
+        device = torch.device(device)
+        if generator.device.type != device.type:
+            raise ValueError(
+                f"generator is on {generator.device} but the draws are for {device}; make the generator "
+                f"with torch.Generator(device={str(device)!r})."
+            )
     top = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
     left = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
     flip = torch.rand((n,), generator=generator, device=device) < flip_p
@@ -538,9 +557,38 @@ def crop_flip(
 
     Returns:
         A batch with the shape, dtype and device of ``images``.
+
+    Raises:
+        ValueError: wrong shapes or dtypes, or an offset outside ``0..2*padding`` (checking it
+            synchronises with the device; ``batch_random_crop_flip`` draws in range and skips it).
     """
-    if images.ndim != 4:
-        raise ValueError(f"images must be a batch (N, C, H, W); received shape {tuple(images.shape)}.")
+    _check_batch(images)
+    _check_padding(padding)
+    n = images.shape[0]
+    for name, t in (("top", top), ("left", left), ("flip", flip)):
+        if not isinstance(t, torch.Tensor) or t.shape != (n,):
+            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} must be a ({n},) tensor, one entry per image; received {shape}.")
+    for name, t in (("top", top), ("left", left)):
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise ValueError(f"{name} must hold integer offsets; received dtype {t.dtype}.")
+    if flip.dtype != torch.bool:
+        raise ValueError(f"flip must be a bool tensor; received dtype {flip.dtype}.")
+    hi = 2 * padding
+    # Out-of-range offsets would read into the neighbouring row instead of failing: refuse them.
+    if n and bool(((top < 0) | (top > hi) | (left < 0) | (left > hi)).any()):
+        raise ValueError(
+            f"top and left must lie in 0..{hi} (2*padding); received top in {int(top.min())}..{int(top.max())}, "
+            f"left in {int(left.min())}..{int(left.max())}."
+        )
+    return _crop_flip(images, top, left, flip, padding)
+
+
+def _crop_flip(
+    images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor, padding: int
+) -> torch.Tensor:
+    # crop_flip without the checks (the offset range check costs a device sync), for draws that
+    # sample_crop_flip made in range.
     n, _, h, w = images.shape
     if padding:
         images = torch.nn.functional.pad(images, (padding, padding, padding, padding))
@@ -585,19 +633,11 @@ def batch_random_crop_flip(
         >>> batch_random_crop_flip(x, generator=g).shape
         torch.Size([8, 3, 32, 32])
     """
-    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-        raise ValueError(f"padding must be an int >= 0; received padding={padding!r}.")
-    if images.ndim != 4:
-        raise ValueError(f"images must be a batch (N, C, H, W); received shape {tuple(images.shape)}.")
-    if generator is not None and generator.device.type != images.device.type:
-        raise ValueError(
-            f"generator is on {generator.device} but images are on {images.device}; make the generator "
-            "with torch.Generator(device=images.device)."
-        )
+    _check_batch(images)
     top, left, flip = sample_crop_flip(
         images.shape[0], padding=padding, flip_p=flip_p, generator=generator, device=images.device
     )
-    return crop_flip(images, top, left, flip, padding=padding)
+    return _crop_flip(images, top, left, flip, padding)
 
 
 def channel_stats(images: torch.Tensor, *, chunk: int = 5000) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -615,8 +655,12 @@ def channel_stats(images: torch.Tensor, *, chunk: int = 5000) -> tuple[tuple[flo
         >>> channel_stats(torch.full((2, 3, 2, 2), 255, dtype=torch.uint8))
         ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
     """
-    if images.ndim != 4:
-        raise ValueError(f"images must be (N, C, H, W); received shape {tuple(images.shape)}.")
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(
+            f"images must be uint8 (N, C, H, W); received {getattr(images, 'dtype', type(images).__name__)}, "
+            f"shape {tuple(getattr(images, 'shape', ()))}."
+        )
+    _check_size("chunk", chunk)
     c = images.shape[1]
     s = torch.zeros(c, dtype=torch.float64)
     s2 = torch.zeros(c, dtype=torch.float64)

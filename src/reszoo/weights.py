@@ -19,6 +19,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
+from reszoo.registry import _sort_key as _arch_sort_key
 from reszoo.registry import unknown_name_error
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -201,6 +202,18 @@ class Weights:
 
 # -- the entries ------------------------------------------------------------------------------
 
+# dataset -> (classes, evaluation crop size)
+_DATASETS = {"cifar10": (10, 32), "cifar100": (100, 32), "imagenet-1k": (1000, 224)}
+
+
+def _entry(name: str, depth: int, dataset: str, **fields: Any) -> Weights:
+    """An entry for the registered ``resnet{depth}``; its classes and crop size follow from ``dataset``."""
+    num_classes, crop_size = _DATASETS[dataset]
+    return Weights(
+        name=name, arch=f"resnet{depth}", dataset=dataset, num_classes=num_classes, crop_size=crop_size, **fields
+    )
+
+
 _TV_DOCS = "https://pytorch.org/vision/stable/models/resnet.html"
 _TIMM_RESULTS = "timm results-imagenet.csv (timm's own re-evaluation, 224px)"
 
@@ -208,19 +221,16 @@ _TIMM_RESULTS = "timm results-imagenet.csv (timm's own re-evaluation, 224px)"
 def _imagenet(depth: int, *, v2: bool, tv_top1: float, timm_top1: float) -> Weights:
     tag = "tv2_in1k" if v2 else "tv_in1k"
     recipe = "IMAGENET1K_V2" if v2 else "IMAGENET1K_V1"
-    return Weights(
-        name=f"resnet{depth}-imagenet" + ("-v2" if v2 else ""),
-        arch=f"resnet{depth}",
+    return _entry(
+        f"resnet{depth}-imagenet" + ("-v2" if v2 else ""),
+        depth,
+        "imagenet-1k",
         source=HubSource(repo_id=f"timm/resnet{depth}.{tag}"),
         converter="torchvision",
-        dataset="imagenet-1k",
-        num_classes=1000,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
-        crop_size=224,
-        # torchvision evaluates V1 weights at resize 256 / crop 224 and V2 weights at 232 / 224.
+        # torchvision evaluates V1 weights at resize 256 / crop 224 and V2 weights at 232 / 224 (bilinear).
         resize_size=232 if v2 else 256,
-        interpolation="bilinear",
         aliases=(f"resnet{depth}.{tag}",),
         metrics=(
             Metric("imagenet-1k-val", "top1", tv_top1, f"torchvision ResNet{depth}_Weights.{recipe} ({_TV_DOCS})"),
@@ -252,23 +262,20 @@ _PAPER_CIFAR10_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202:
 
 def _akamaster(depth: int) -> Weights:
     prefix, error, size = _AKAMASTER_FILES[depth]
-    return Weights(
-        name=f"resnet{depth}-cifar10",
-        arch=f"resnet{depth}",
+    return _entry(
+        f"resnet{depth}-cifar10",
+        depth,
+        "cifar10",
         source=UrlSource(
             url=f"{_AKAMASTER}/raw/master/pretrained_models/resnet{depth}-{prefix}.th",
             sha256_prefix=prefix,
             size=size,
         ),
         converter="akamaster",
-        dataset="cifar10",
-        num_classes=10,
         # Its trainer.py normalises CIFAR-10 with the ImageNet statistics, so these weights
         # expect them (CIFAR's own statistics would shift every input).
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
-        crop_size=32,
-        resize_size=None,
         aliases=(f"resnet{depth}-cifar",),
         metrics=(
             Metric("cifar10-test", "top1", round(100 - error, 2), f"{_AKAMASTER} README (test error {error}%)"),
@@ -307,22 +314,18 @@ _CHENYAOFO_NORM = {
 def _chenyaofo(dataset: str, depth: int) -> Weights:
     prefix, top1 = _CHENYAOFO_FILES[(dataset, depth)]
     mean, std = _CHENYAOFO_NORM[dataset]
-    num_classes = 10 if dataset == "cifar10" else 100
-    return Weights(
-        name=f"resnet{depth}-{dataset}-b",
-        arch=f"resnet{depth}",
+    return _entry(
+        f"resnet{depth}-{dataset}-b",
+        depth,
+        dataset,
         source=UrlSource(
             url=f"{_CHENYAOFO}/releases/download/resnet/{dataset}_resnet{depth}-{prefix}.pt",
             sha256_prefix=prefix,
         ),
         converter="chenyaofo",
-        dataset=dataset,
-        num_classes=num_classes,
         mean=mean,
         std=std,
-        crop_size=32,
-        resize_size=None,
-        config_overrides=(("shortcut", "B"), ("num_classes", num_classes)),
+        config_overrides=(("shortcut", "B"), ("num_classes", _DATASETS[dataset][0])),
         aliases=(f"{dataset}_resnet{depth}",),
         metrics=(Metric(f"{dataset}-test", "top1", top1, f"{_CHENYAOFO} README"),),
         license="bsd-3-clause",
@@ -352,10 +355,9 @@ WEIGHTS: dict[str, Weights] = {w.name: w for w in _ENTRIES}
 _ALIASES: dict[str, str] = {alias: w.name for w in _ENTRIES for alias in w.aliases}
 
 
-def _sort_key(name: str) -> tuple[str, int, str]:
+def _sort_key(name: str) -> tuple[str, tuple[str, int, str], str]:
     arch, _, rest = name.partition("-")
-    digits = arch.lstrip("resnt")
-    return (rest.split("-")[0], int(digits) if digits.isdigit() else 0, name)
+    return (rest.split("-")[0], _arch_sort_key(arch), name)
 
 
 def list_pretrained(pattern: str | None = None, *, include_aliases: bool = False) -> list[str]:
@@ -376,16 +378,18 @@ def list_pretrained(pattern: str | None = None, *, include_aliases: bool = False
         >>> reszoo.list_pretrained("resnet110*")
         ['resnet110-cifar10']
     """
+    if pattern is not None and not isinstance(pattern, str):
+        raise ValueError(f"pattern must be an fnmatch wildcard string or None, received {pattern!r}.")
+
+    def matches(n: str) -> bool:
+        return pattern is None or fnmatch.fnmatchcase(n, pattern)
+
     out = []
     for w in WEIGHTS.values():
-        names = (w.name, *w.aliases)
-        matches = [n for n in names if pattern is None or fnmatch.fnmatchcase(n, pattern)]
-        if not matches:
-            continue
-        out.append(w.name)
-        if include_aliases:
-            out.extend(a for a in w.aliases if pattern is None or a in matches)
-    return sorted(dict.fromkeys(out), key=_sort_key)
+        aliases = [a for a in w.aliases if matches(a)]
+        if aliases or matches(w.name):
+            out += [w.name, *aliases] if include_aliases else [w.name]
+    return sorted(set(out), key=_sort_key)
 
 
 def get_weights(name: str) -> Weights:

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    if getattr(args, "pretrained", False):
+    if args.pretrained:
         from reszoo.commands.weights import list_pretrained_table
 
         return list_pretrained_table(args.pattern, args.format)

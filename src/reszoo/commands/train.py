@@ -57,7 +57,13 @@ def _add_recipe_options(p: argparse.ArgumentParser) -> None:
 
 def _parse_value(text: str) -> Any:
     if "," in text:
-        return tuple(_parse_value(v) for v in text.split(",") if v.strip())
+        parts = text.split(",")
+        if parts[-1].strip() == "":  # "2," is a one-item tuple
+            parts.pop()
+        return tuple(_parse_value(v) for v in parts)
+    text = text.strip()
+    if not text:
+        raise ValueError("empty value")
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -68,9 +74,15 @@ def _model_overrides(items: list[str] | None) -> dict[str, Any]:
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--model-arg takes KEY=VALUE (e.g. num_classes=100 or depths=1,1,1); received {item!r}.")
-        out[key.replace("-", "_")] = _parse_value(value)
+        try:
+            if not sep or not key:
+                raise ValueError("no KEY=")
+            out[key.replace("-", "_")] = _parse_value(value)
+        except ValueError:
+            raise ValueError(
+                f"--model-arg takes KEY=VALUE with a value (items separated by commas, e.g. num_classes=100 or "
+                f"depths=1,1,1); received {item!r}."
+            ) from None
     return out
 
 
@@ -124,6 +136,11 @@ def run_train(args: argparse.Namespace) -> int:
         run = Path(out) / "run.json"
         if not run.is_file():
             raise FileNotFoundError(f"No run to resume in {out}: {run} is missing.")
+        if not (Path(out) / train.CHECKPOINT_NAME).is_file():
+            raise FileNotFoundError(
+                f"No checkpoint to resume in {out}: the run stopped before its first checkpoint "
+                f"(written every checkpoint_every iterations); start it again with --out {out}."
+            )
         saved = json.loads(run.read_text(encoding="utf-8"))
         if saved["model"] != args.model:
             raise ValueError(f"{out} holds a {saved['model']} run; received model {args.model!r}.")
@@ -142,11 +159,16 @@ def run_train(args: argparse.Namespace) -> int:
         (Path(out) / "run.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     result = train.fit(model, recipe, out=out, resume=args.resume is not None, progress=not args.no_progress)
     if _rank() == 0:
-        test = f", test error {result.test_error:.4f}" if result.test_error is not None else ""
-        print(f"{args.model}: {result.iterations} iterations, train error {result.train_error:.4f}{test}")
+        print(f"{args.model}: {result.iterations} iterations, {_errors(result)}")
         if out is not None:
             print(f"run folder: {out} (model/ holds the final weights, history.jsonl the curves)")
     return 0
+
+
+def _errors(result: Any) -> str:
+    # None where nothing was measured (e.g. resuming a finished run from an older checkpoint).
+    pairs = (("train error", result.train_error), ("test error", result.test_error))
+    return ", ".join(f"{label} {value:.4f}" for label, value in pairs if value is not None) or "no errors recorded"
 
 
 def _jsonable(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -173,5 +195,5 @@ def run_experiment(args: argparse.Namespace) -> int:
     print(f"curves: {result.csv}")
     print(f"plot: {result.png}" if result.png else "plot: skipped (pip install 'reszoo[plot]' for matplotlib)")
     for name, run in result.runs.items():
-        print(f"{name}: train error {run.train_error:.4f}, test error {run.test_error:.4f}")
+        print(f"{name}: {_errors(run)}")
     return 0

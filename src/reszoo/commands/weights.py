@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,19 +26,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _expand(names: list[str]) -> list[str]:
+    """Weight names and hf-hub: repos, wildcards expanded; every name is checked before any download."""
+    from reszoo.hub import HF_PREFIX, _parse_hub_name
     from reszoo.weights import get_weights, list_pretrained
 
     out = []
     for name in names:
-        if any(c in name for c in "*?[") and not name.startswith("hf-hub:"):
+        if name.startswith(HF_PREFIX):
+            _parse_hub_name(name)
+            out.append(name)
+        elif any(c in name for c in "*?["):
             matches = list_pretrained(name)
             if not matches:
                 raise ValueError(f"No weight entry matches {name!r}; see 'reszoo list --pretrained'.")
             out += matches
-        elif name.startswith("hf-hub:"):
-            out.append(name)
         else:
-            out.append(get_weights(name).name)  # fails early, with the closest names, before any download
+            out.append(get_weights(name).name)  # fails with the closest names
     return list(dict.fromkeys(out))
 
 
@@ -50,8 +55,10 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from reszoo.hub import convert_checkpoint, push_to_hub
+    from reszoo.hub import check_repo_id, convert_checkpoint, push_to_hub
 
+    if args.push_to_hub:
+        check_repo_id(args.push_to_hub)  # before converting, not after
     out = convert_checkpoint(args.name, args.output_dir, checkpoint=args.checkpoint, check_hash=not args.no_check_hash)
     print(f"{args.name}: wrote {out / 'model.safetensors'} and {out / 'config.json'}")
     if args.push_to_hub:
@@ -75,9 +82,9 @@ def list_pretrained_table(pattern: str | None, fmt: str) -> int:
         return 0
     keys = ["name", "arch", "dataset", "num_classes", "top1", "license", "source"]
     if fmt == "csv":
-        print(",".join(keys))
-        for r in rows:
-            print(",".join(str(r[k]) for k in keys))
+        writer = csv.DictWriter(sys.stdout, keys, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
         return 0
     body = [[str(r[k]) for k in keys] for r in rows]
     print(
