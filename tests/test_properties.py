@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reszoo import ResNet, ResNetConfig
-from reszoo.blocks import _Residual
+from reszoo.blocks import ResidualBlock
 
 OPTIONS = ("A", "B", "C", "none")
 
@@ -130,7 +130,7 @@ def test_zero_init_residual_blocks_compute_act_of_shortcut(cfg):
         assert torch.allclose(output, expected, atol=1e-6)
         seen.append(block)
 
-    hooks = [m.register_forward_hook(check) for m in model.modules() if isinstance(m, _Residual)]
+    hooks = [m.register_forward_hook(check) for m in model.modules() if isinstance(m, ResidualBlock)]
     size = model.total_stride * 2
     model(torch.randn(2, cfg.in_chans, size, size))
     for h in hooks:

@@ -7,18 +7,16 @@ Example:
     853018
 """
 
-__version__ = "0.1.0"
+import importlib
 
-from reszoo import bench, train
-from reszoo.blocks import BasicBlock, Bottleneck, conv1x1, conv3x3
-from reszoo.hub import load_pretrained, push_to_hub, save_pretrained
-from reszoo.optimize import optimize_for_inference
-from reszoo.registry import create_model, list_models, register_model
+from reszoo._version import __version__
+from reszoo.blocks import BasicBlock, Bottleneck, ResidualBlock, conv1x1, conv3x3
+from reszoo.errors import ReszooError
+from reszoo.registry import create_model, default_config, list_models, register_model
 from reszoo.resnet import ClassifierHead, ResNet, ResNetConfig, init_weights, make_stages
 from reszoo.shortcuts import ZeroPadShortcut, make_shortcut, projection
 from reszoo.stems import CifarStem, ImageNetStem
 from reszoo.summary import count_flops, count_macs, count_params
-from reszoo.weights import get_weights, list_pretrained
 from reszoo.zoo import (
     cifar_config,
     cifar_resnet,
@@ -46,12 +44,14 @@ from reszoo.zoo import (
 
 __all__ = [
     "__version__",
+    "ReszooError",
     # parts
     "BasicBlock",
     "Bottleneck",
     "CifarStem",
     "ClassifierHead",
     "ImageNetStem",
+    "ResidualBlock",
     "ResNet",
     "ResNetConfig",
     "ZeroPadShortcut",
@@ -63,6 +63,7 @@ __all__ = [
     "projection",
     # registry
     "create_model",
+    "default_config",
     "list_models",
     "register_model",
     "count_flops",
@@ -108,11 +109,29 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    # `reszoo.data` / `reszoo.transforms` import torchvision (about a second), so they load on
-    # first use; `from reszoo import data, transforms` works as for any submodule.
-    if name in ("data", "transforms"):
-        import importlib
+# Heavy parts load on first use (PEP 562), so `import reszoo` and `reszoo --help` cost little
+# beyond importing torch: the trainer, the benchmark, the Hub client and torchvision wait until
+# they are asked for. `from reszoo import train` works as for any submodule.
+_LAZY_MODULES = ("bench", "data", "train", "transforms")
+_LAZY_ATTRS = {
+    "optimize_for_inference": "reszoo.optimize",
+    "load_pretrained": "reszoo.pretrained",
+    "save_pretrained": "reszoo.hub",
+    "push_to_hub": "reszoo.hub",
+    "get_weights": "reszoo.weights",
+    "list_pretrained": "reszoo.weights",
+}
 
+
+def __getattr__(name: str):
+    if name in _LAZY_MODULES:
         return importlib.import_module(f"reszoo.{name}")
+    if name in _LAZY_ATTRS:
+        value = getattr(importlib.import_module(_LAZY_ATTRS[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'reszoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -22,7 +22,7 @@ def conv1x1(in_chs: int, out_chs: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_chs, out_chs, kernel_size=1, stride=stride, bias=False)
 
 
-class _Residual(nn.Module):
+class ResidualBlock(nn.Module):
     """What both blocks share: the shortcut, the final add and activation."""
 
     expansion: int = 1
@@ -52,7 +52,7 @@ class _Residual(nn.Module):
         nn.init.zeros_(weight)
 
 
-class BasicBlock(_Residual):
+class BasicBlock(ResidualBlock):
     """Two 3x3 convolutions (ResNet-18/34 and the CIFAR networks).
 
     Args:
@@ -92,7 +92,7 @@ class BasicBlock(_Residual):
         return self._finish(out, x)
 
 
-class Bottleneck(_Residual):
+class Bottleneck(ResidualBlock):
     """1x1 reduce, 3x3, 1x1 expand by 4 (ResNet-50/101/152).
 
     Args:
@@ -140,4 +140,4 @@ class Bottleneck(_Residual):
         return self._finish(out, x)
 
 
-BLOCKS: dict[str, type[_Residual]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+BLOCKS: dict[str, type[ResidualBlock]] = {"basic": BasicBlock, "bottleneck": Bottleneck}

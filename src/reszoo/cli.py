@@ -1,18 +1,29 @@
 """The ``reszoo`` command line: a thin front end over the library.
 
 Each subcommand lives in its own module under ``reszoo.commands`` and exposes
-``register(subparsers)``; heavy imports happen inside the handlers so ``reszoo --help`` is quick.
+``register(subparsers)``; those modules import only argparse and the standard library at the
+top, and the library inside their handlers, so ``reszoo --help`` costs little more than Python.
+
+Error policy: the library's own errors (:class:`reszoo.errors.ReszooError`) and the operating
+system's (a missing file, a permission, a full disk) print as one line on stderr; a wrong
+argument exits with 2, a failure at run time with 1. Anything else is a bug and keeps its
+traceback. Output piped into ``head`` ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 
-from reszoo import __version__, commands
+from reszoo import commands
+from reszoo._version import __version__
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,16 +37,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def exit_code(err: BaseException) -> int | None:
+    """The exit code for an expected failure, or ``None`` for a bug (which keeps its traceback)."""
+    from reszoo.errors import ReszooError, UsageError
+
+    if isinstance(err, UsageError):
+        return EXIT_USAGE
+    if isinstance(err, (ReszooError, OSError)):
+        return EXIT_RUNTIME
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        # Errors meant for the user (bad names, bad values, missing files) print as one line,
-        # not a traceback; anything else is a bug and keeps its traceback.
+    except BrokenPipeError:
+        # The reader went away (`reszoo list | head`): stop quietly, as cat and grep do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_RUNTIME
+    except Exception as err:
+        code = exit_code(err)
+        if code is None:
+            raise
         print(f"reszoo {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return code
 
 
 if __name__ == "__main__":

@@ -1,37 +1,71 @@
-"""Register, list and create models by name."""
+"""Register, list and create models by name; the one place a name becomes a config."""
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from torch import nn
+from reszoo.checks import check_str, closest_names, type_error, unknown_name_error
 
-F = TypeVar("F", bound=Callable[..., nn.Module])
+__all__ = [
+    "closest_names",
+    "create_model",
+    "default_config",
+    "get_model_fn",
+    "list_models",
+    "register_model",
+    "sort_key",
+    "unknown_name_error",
+]
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from reszoo.resnet import ResNetConfig
+
+F = TypeVar("F", bound=Callable[..., "nn.Module"])
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+_CONFIGS: dict[str, ResNetConfig] = {}
 
 
-def register_model(fn: F) -> F:
-    """Register a factory under its function name (a decorator).
+def register_model(fn: F | None = None, *, config: ResNetConfig | None = None) -> Any:
+    """Register a factory under its function name (a decorator, with or without arguments).
 
-    The factory takes config overrides as keyword arguments and returns a model.
+    The factory takes config overrides as keyword arguments and returns a model. Pass the
+    config it builds as ``config=`` so that :func:`default_config` (and ``reszoo list``) know
+    the model without building it; without it the config is read once from a model built on
+    the meta device.
 
     Example::
 
-        @reszoo.register_model
+        @reszoo.register_model(config=reszoo.ResNetConfig(depths=(1, 1, 1)))
         def resnet8(**overrides):
             return reszoo.ResNet(reszoo.ResNetConfig(depths=(1, 1, 1)), **overrides)
 
         reszoo.create_model("resnet8", num_classes=100)
     """
-    name = fn.__name__
-    if name in _MODELS and _MODELS[name] is not fn:
-        raise ValueError(f"A model named {name!r} is already registered.")
-    _MODELS[name] = fn
-    return fn
+
+    def register(fn: F) -> F:
+        if not callable(fn):
+            raise type_error("register_model's argument", fn, "a model factory function")
+        name = fn.__name__
+        if name in _MODELS and _MODELS[name] is not fn:
+            raise ValueError(f"A model named {name!r} is already registered.")
+        _MODELS[name] = fn
+        if config is not None:
+            _CONFIGS[name] = config
+        return fn
+
+    return register if fn is None else register(fn)
+
+
+def sort_key(name: str) -> tuple[str, int, str]:
+    """Sort names by family, then by the depth in their digits: resnet20 < resnet110 < resnet1202."""
+    prefix = name.rstrip("0123456789")
+    digits = name[len(prefix) :]
+    return (prefix, int(digits) if digits else 0, name)
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -40,31 +74,31 @@ def list_models(pattern: str | None = None) -> list[str]:
     Args:
         pattern: e.g. ``"resnet*"`` or ``"plain?0"``; ``None`` lists all.
     """
+    check_str("pattern", pattern, optional=True, what="an fnmatch wildcard string")
     names = [n for n in _MODELS if pattern is None or fnmatch.fnmatchcase(n, pattern)]
-    return sorted(names, key=_sort_key)
-
-
-def _sort_key(name: str) -> tuple[str, int, str]:
-    prefix = name.rstrip("0123456789")
-    digits = name[len(prefix) :]
-    return (prefix, int(digits) if digits else 0, name)
-
-
-def closest_names(name: str, choices: list[str], n: int = 5) -> list[str]:
-    """The registered names most like ``name``, for error messages."""
-    return difflib.get_close_matches(name, choices, n=n, cutoff=0.4)
-
-
-def unknown_name_error(kind: str, name: str, choices: list[str]) -> ValueError:
-    close = closest_names(name, choices)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    return ValueError(f"Unknown {kind} {name!r}.{hint} Valid names: {', '.join(choices)}.")
+    return sorted(names, key=sort_key)
 
 
 def get_model_fn(name: str) -> Callable[..., nn.Module]:
+    """The factory registered as ``name``; an error with the closest names otherwise."""
     if not isinstance(name, str) or name not in _MODELS:
         raise unknown_name_error("model", str(name), list_models())
     return _MODELS[name]
+
+
+def default_config(name: str) -> ResNetConfig:
+    """The config ``create_model(name)`` builds, without building it (for registered reszoo models)."""
+    fn = get_model_fn(name)
+    if name not in _CONFIGS:
+        import torch
+
+        with torch.device("meta"):
+            model = fn()
+        config = getattr(model, "config", None)
+        if config is None:
+            raise ValueError(f"Model {name!r} has no .config; register it with register_model(config=...).")
+        _CONFIGS[name] = config
+    return _CONFIGS[name]
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:

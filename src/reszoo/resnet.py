@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from reszoo.blocks import BLOCKS, _Residual
+from reszoo.blocks import BLOCKS, ResidualBlock
 from reszoo.layers import ACT_LAYERS, NORM_LAYERS, ActFactory, NormFactory, get_act_layer, get_norm_layer
 from reszoo.shortcuts import SHORTCUT_OPTIONS, make_shortcut
 from reszoo.stems import STEMS
@@ -55,7 +55,7 @@ class ResNetConfig:
 
     stem: str | Callable[..., nn.Module] = "cifar"
     stem_width: int = 16
-    block: str | type[_Residual] = "basic"
+    block: str | type[ResidualBlock] = "basic"
     depths: tuple[int, ...] = (3, 3, 3)
     widths: tuple[int, ...] = (16, 32, 64)
     strides: tuple[int, ...] | None = None
@@ -123,7 +123,7 @@ class ResNetConfig:
 
     # -- derived facts -------------------------------------------------------------------
     @property
-    def block_cls(self) -> type[_Residual]:
+    def block_cls(self) -> type[ResidualBlock]:
         return BLOCKS[self.block] if isinstance(self.block, str) else self.block
 
     @property
@@ -180,7 +180,7 @@ def config_fields() -> tuple[str, ...]:
 
 def make_stages(
     *,
-    block: type[_Residual],
+    block: type[ResidualBlock],
     depths: Sequence[int],
     widths: Sequence[int],
     strides: Sequence[int],
@@ -244,7 +244,7 @@ def init_weights(model: nn.Module, *, mode: str = "fan_out", zero_init_residual:
             nn.init.zeros_(m.bias)
     if zero_init_residual:
         for m in model.modules():
-            if isinstance(m, _Residual) and m.downsample is not None:
+            if isinstance(m, ResidualBlock) and m.downsample is not None:
                 m.zero_init_last()
 
 

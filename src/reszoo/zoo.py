@@ -52,111 +52,111 @@ def imagenet_resnet(depth: int, **overrides: Any) -> ResNet:
 
 
 # -- CIFAR, option A (no shortcut parameters), as in the paper ------------------------------
-@register_model
+@register_model(config=cifar_config(20))
 def resnet20(**overrides: Any) -> ResNet:
     """ResNet-20 for CIFAR (n=3): 269,722 parameters, paper error 8.75%."""
     return cifar_resnet(20, **overrides)
 
 
-@register_model
+@register_model(config=cifar_config(32))
 def resnet32(**overrides: Any) -> ResNet:
     """ResNet-32 for CIFAR (n=5): 464,154 parameters, paper error 7.51%."""
     return cifar_resnet(32, **overrides)
 
 
-@register_model
+@register_model(config=cifar_config(44))
 def resnet44(**overrides: Any) -> ResNet:
     """ResNet-44 for CIFAR (n=7): 658,586 parameters, paper error 7.17%."""
     return cifar_resnet(44, **overrides)
 
 
-@register_model
+@register_model(config=cifar_config(56))
 def resnet56(**overrides: Any) -> ResNet:
     """ResNet-56 for CIFAR (n=9): 853,018 parameters, paper error 6.97%."""
     return cifar_resnet(56, **overrides)
 
 
-@register_model
+@register_model(config=cifar_config(110))
 def resnet110(**overrides: Any) -> ResNet:
     """ResNet-110 for CIFAR (n=18): 1,727,962 parameters, paper error 6.43%."""
     return cifar_resnet(110, **overrides)
 
 
-@register_model
+@register_model(config=cifar_config(1202))
 def resnet1202(**overrides: Any) -> ResNet:
     """ResNet-1202 for CIFAR (n=200): 19,421,274 parameters, paper error 7.93%."""
     return cifar_resnet(1202, **overrides)
 
 
 # -- CIFAR plain networks: same layers, no shortcuts (the degradation problem, Fig. 6) -------
-@register_model
+@register_model(config=cifar_config(20, shortcut="none"))
 def plain20(**overrides: Any) -> ResNet:
     """Plain-20 for CIFAR: ResNet-20 without shortcuts."""
     return ResNet(cifar_config(20, shortcut="none"), **overrides)
 
 
-@register_model
+@register_model(config=cifar_config(32, shortcut="none"))
 def plain32(**overrides: Any) -> ResNet:
     """Plain-32 for CIFAR: ResNet-32 without shortcuts."""
     return ResNet(cifar_config(32, shortcut="none"), **overrides)
 
 
-@register_model
+@register_model(config=cifar_config(44, shortcut="none"))
 def plain44(**overrides: Any) -> ResNet:
     """Plain-44 for CIFAR: ResNet-44 without shortcuts."""
     return ResNet(cifar_config(44, shortcut="none"), **overrides)
 
 
-@register_model
+@register_model(config=cifar_config(56, shortcut="none"))
 def plain56(**overrides: Any) -> ResNet:
     """Plain-56 for CIFAR: ResNet-56 without shortcuts."""
     return ResNet(cifar_config(56, shortcut="none"), **overrides)
 
 
-@register_model
+@register_model(config=cifar_config(110, shortcut="none"))
 def plain110(**overrides: Any) -> ResNet:
     """Plain-110 for CIFAR: ResNet-110 without shortcuts."""
     return ResNet(cifar_config(110, shortcut="none"), **overrides)
 
 
 # -- ImageNet, option B (projection where the shape changes), torchvision-compatible ----------
-@register_model
+@register_model(config=imagenet_config(18))
 def resnet18(**overrides: Any) -> ResNet:
     """ResNet-18 for ImageNet: 11,689,512 parameters, torchvision-compatible."""
     return imagenet_resnet(18, **overrides)
 
 
-@register_model
+@register_model(config=imagenet_config(34))
 def resnet34(**overrides: Any) -> ResNet:
     """ResNet-34 for ImageNet: 21,797,672 parameters, torchvision-compatible."""
     return imagenet_resnet(34, **overrides)
 
 
-@register_model
+@register_model(config=imagenet_config(50))
 def resnet50(**overrides: Any) -> ResNet:
     """ResNet-50 for ImageNet (v1.5: stride on the 3x3): 25,557,032 parameters."""
     return imagenet_resnet(50, **overrides)
 
 
-@register_model
+@register_model(config=imagenet_config(101))
 def resnet101(**overrides: Any) -> ResNet:
     """ResNet-101 for ImageNet (v1.5): 44,549,160 parameters."""
     return imagenet_resnet(101, **overrides)
 
 
-@register_model
+@register_model(config=imagenet_config(152))
 def resnet152(**overrides: Any) -> ResNet:
     """ResNet-152 for ImageNet (v1.5): 60,192,808 parameters."""
     return imagenet_resnet(152, **overrides)
 
 
-@register_model
+@register_model(config=imagenet_config(18, shortcut="none"))
 def plain18(**overrides: Any) -> ResNet:
     """Plain-18 for ImageNet: ResNet-18 without shortcuts (the paper's Table 2)."""
     return ResNet(imagenet_config(18, shortcut="none"), **overrides)
 
 
-@register_model
+@register_model(config=imagenet_config(34, shortcut="none"))
 def plain34(**overrides: Any) -> ResNet:
     """Plain-34 for ImageNet: ResNet-34 without shortcuts (the paper's Table 2)."""
     return ResNet(imagenet_config(34, shortcut="none"), **overrides)

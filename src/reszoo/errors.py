@@ -1,0 +1,50 @@
+"""The exceptions reszoo raises on purpose.
+
+Every error the library raises for a reason a user can act on derives from :class:`ReszooError`,
+so a caller (and the ``reszoo`` CLI) can tell them from bugs. Each also derives from the built-in
+exception a Python user expects, so ``except ValueError`` or ``except FileNotFoundError`` keep
+working.
+
+- :class:`InvalidArgumentError` (a ``ValueError``): a value of the right type that is not valid.
+- :class:`ArgumentTypeError` (a ``TypeError``): a value of the wrong type. It is a ``ValueError``
+  too, because reszoo 0.1 raised ``ValueError`` for wrong types and callers catch that.
+- :class:`MissingInputError` (a ``FileNotFoundError``): a path given as input names nothing usable.
+"""
+
+from __future__ import annotations
+
+
+class ReszooError(Exception):
+    """Base of every error reszoo raises on purpose."""
+
+
+class UsageError(ReszooError):
+    """Base of the errors that mean: the call itself was wrong (the CLI exits with 2 for these)."""
+
+
+class InvalidArgumentError(UsageError, ValueError):
+    """An argument or setting has a value outside what is valid; the message names both."""
+
+
+class ArgumentTypeError(UsageError, TypeError, ValueError):
+    """An argument or setting has the wrong type; the message names the field, value and valid types."""
+
+
+class MissingInputError(UsageError, FileNotFoundError):
+    """A file or folder given as input does not exist or does not hold what was asked for."""
+
+
+class WeightsIntegrityError(ReszooError, RuntimeError):
+    """A weights file failed its checksum or could not be read; it was not used (and not kept)."""
+
+
+class WeightsNotCachedError(ReszooError, FileNotFoundError):
+    """Weights are not in the cache and cannot be downloaded now (offline, or the download failed)."""
+
+
+class NonFiniteLossError(ReszooError, RuntimeError):
+    """The training loss became NaN or infinite; the last checkpoint on disk is still good."""
+
+
+class RunFolderError(ReszooError, RuntimeError):
+    """A run folder cannot be used: another process holds it, or it holds another run."""
