@@ -21,3 +21,33 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 def _seed_and_threads():
     torch.manual_seed(0)
     yield
+
+
+# The one tiny network of the test suite: a resnet20-shaped CIFAR net (one block per stage, widths
+# 4/8/16) that builds and runs in milliseconds. Tests take it as a fixture; module-level code (a
+# parametrize list, a subprocess script) imports TINY_OVERRIDES from here (tests/ is on sys.path).
+TINY_OVERRIDES: dict = {"depths": (1, 1, 1), "widths": (4, 8, 16), "stem_width": 4}
+# The same overrides on the command line (`reszoo train resnet20 ...`).
+TINY_ARGS: tuple[str, ...] = ("-M", "depths=1,1,1", "-M", "widths=4,8,16", "-M", "stem_width=4")
+
+
+@pytest.fixture
+def tiny_overrides() -> dict:
+    """Config overrides that turn resnet20 into the tiny test network."""
+    return dict(TINY_OVERRIDES)
+
+
+@pytest.fixture
+def tiny_config():
+    """The tiny test network's ResNetConfig."""
+    from reszoo import ResNetConfig
+
+    return ResNetConfig(**TINY_OVERRIDES)
+
+
+@pytest.fixture
+def tiny_model(tiny_config):
+    """A factory of fresh tiny networks: ``tiny_model()`` or ``tiny_model(num_classes=100)``."""
+    from reszoo import ResNet
+
+    return lambda **overrides: ResNet(tiny_config, **overrides)
