@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import torch
 from torch import nn
 
-from reszoo._io import atomic_path
+from reszoo.fileio import atomic_path
 from reszoo.convert import StateDict, convert_state_dict, fit_state_dict, read_checkpoint
 from reszoo.resnet import ResNet, ResNetConfig
 from reszoo.weights import (

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reszoo._io import atomic_path
+from reszoo.fileio import atomic_path
 from reszoo.bench import preferred_memory_format
 from reszoo.hub import tensors_digest
 
