@@ -16,10 +16,10 @@ import statistics
 import time
 
 import torch
-import torchvision
 
 import reszoo
 from reszoo import bench
+from reszoo.devices import preferred_memory_format
 
 
 def ratio(times: dict[str, list[float]], a: str, b: str) -> float:
@@ -51,6 +51,8 @@ def summarise(times: dict[str, list[float]], batch: int) -> dict[str, dict[str, 
 
 
 def parity(rounds: int) -> dict:
+    import torchvision  # here, not at the top: a bad argument is refused without waiting for it
+
     res = {}
     for mode, number in (("infer", 2), ("train", 1)):
         torch.manual_seed(0)
@@ -77,6 +79,8 @@ def parity(rounds: int) -> dict:
 
 
 def fast(rounds: int) -> dict:
+    import torchvision
+
     torch.manual_seed(0)
     tv = torchvision.models.resnet50(weights=None).eval()
     ours = reszoo.create_model("resnet50").eval()
@@ -132,7 +136,7 @@ def fast(rounds: int) -> dict:
 
 def train56(rounds: int) -> dict:
     torch.manual_seed(0)
-    cl = bench.preferred_memory_format("cpu") == torch.channels_last
+    cl = preferred_memory_format("cpu") == torch.channels_last
     steps = {
         label: bench.make_step(
             reszoo.create_model("resnet56"),

@@ -17,7 +17,9 @@ import re
 import torch
 
 import reszoo
-from reszoo import bench
+from reszoo import bench, report
+from reszoo.devices import compile_modes, preferred_memory_format
+from reszoo.registry import default_config
 
 HERE = pathlib.Path(__file__).parent
 
@@ -31,12 +33,10 @@ SETTINGS = {
 
 def run(device: str, pattern: str | None, compile_mode: str | None, cuda_graphs: bool) -> list[bench.BenchResult]:
     s = SETTINGS[device]
-    channels_last = bench.preferred_memory_format(device) == torch.channels_last
+    channels_last = preferred_memory_format(device) == torch.channels_last
     results = []
     for name in reszoo.list_models(pattern):
-        with torch.device("meta"):
-            stem = reszoo.create_model(name).config.stem
-        batch = s["batch"][0 if stem == "cifar" else 1]
+        batch = s["batch"][0 if default_config(name).stem == "cifar" else 1]
         for mode in ("infer", "train"):
             r = bench.measure(
                 reszoo.create_model(name),
@@ -51,7 +51,7 @@ def run(device: str, pattern: str | None, compile_mode: str | None, cuda_graphs:
                 min_run_time=s["min_run_time"],
                 name=name,
             )
-            print(bench.summary_line(r) if r.status == "ok" else f"{name} {mode}: {r.status}", flush=True)
+            print(report.summary_line(r) if r.status == "ok" else f"{name} {mode}: {r.status}", flush=True)
             results.append(r)
     return results
 
@@ -72,8 +72,8 @@ def main() -> None:
         p.error("--devices cuda needs a CUDA GPU; received --devices cuda on a machine without one")
     if args.cuda_graphs and devices != ["cuda"]:
         p.error(f"--cuda-graphs needs --devices cuda alone, received devices {devices}")
-    if args.compile is not None and args.compile not in bench.compile_modes():
-        p.error(f"unknown --compile {args.compile!r}; valid choices: {', '.join(bench.compile_modes())}")
+    if args.compile is not None and args.compile not in compile_modes():
+        p.error(f"unknown --compile {args.compile!r}; valid choices: {', '.join(compile_modes())}")
     if not reszoo.list_models(args.pattern):
         p.error(f"--pattern {args.pattern!r} matches no model; valid names: {', '.join(reszoo.list_models())}")
     date = datetime.date.today().isoformat()
@@ -82,7 +82,7 @@ def main() -> None:
         results = run(device, args.pattern, args.compile, args.cuda_graphs)
         tag = re.sub(r"[^a-z0-9]+", "-", f"{device}-{env['device_name']}".lower()).strip("-")
         out = pathlib.Path(args.out_dir) / f"{tag}-{date}"
-        bench.to_json(results, str(out.with_suffix(".json")), env=env)
+        report.to_json(results, str(out.with_suffix(".json")), env=env)
         command = "python benchmarks/run_suite.py --devices " + device
         if args.pattern:
             command += f" --pattern '{args.pattern}'"
@@ -96,7 +96,7 @@ def main() -> None:
             f"Command: `{command}`; torch {env['torch']}, torchvision {env.get('torchvision')}, "
             f"CUDA {env['cuda']}, cuDNN {env['cudnn']}, {env['threads']} threads.",
             "",
-            bench.to_table(results, markdown=True),
+            report.to_table(results, markdown=True),
             "",
         ]
         out.with_suffix(".md").write_text("\n".join(md))

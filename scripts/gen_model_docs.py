@@ -1,10 +1,12 @@
 """Write docs/models.md from the registry, with the paper's numbers beside ours.
 
-Run: python scripts/gen_model_docs.py   (tests/test_cli.py checks the committed file is current)
+Run: python scripts/gen_model_docs.py
+     python scripts/gen_model_docs.py --check   (exit 1 if docs/models.md is stale; tests/test_cli.py runs it)
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -57,7 +59,20 @@ def render() -> str:
     return HEADER + format_table(headers, rows, markdown=True) + "\n"
 
 
-if __name__ == "__main__":
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true", help="only check that docs/models.md is current")
+    args = p.parse_args()
     out = Path(__file__).resolve().parent.parent / "docs" / "models.md"
-    out.write_text(render())
+    if args.check:
+        if out.read_text(encoding="utf-8") != render():
+            print(f"{out} is stale: run python scripts/gen_model_docs.py", file=sys.stderr)
+            return 1
+        return 0
+    out.write_text(render(), encoding="utf-8")
     print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,16 +25,19 @@ import torchvision
 from safetensors.torch import save as safetensors_bytes
 
 import reszoo
-from reszoo import hub
+import reszoo.cache
+from reszoo import hub, pretrained
 from reszoo import weights as W
+from reszoo.convert import convert_state_dict, fit_state_dict
+from reszoo.errors import MissingInputError
 from reszoo.hub import WeightsIntegrityError, WeightsNotCachedError
 
 # pytest runs with --import-mode=importlib (tests/ is not a package), so the helpers are found by path.
 sys.path.insert(0, str(Path(__file__).parent))
 from _http import FileServer  # noqa: E402
 from _refnets import RefCifarResNet, akamaster_checkpoint, randomize_  # noqa: E402
+from conftest import TINY_OVERRIDES  # noqa: E402
 
-TINY = (("depths", (1, 1, 1)), ("widths", (4, 8, 16)), ("stem_width", 4))
 AKAMASTER_PATH = "/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
 
 
@@ -74,7 +77,7 @@ def akamaster_file(seed: int = 0) -> tuple[RefCifarResNet, bytes, str]:
 
 
 def add_tiny_entry(monkeypatch, name: str, source: W.Source, converter: str, **fields) -> W.Weights:
-    """Register a CIFAR-10 entry for a tiny resnet20-shaped network (TINY) for this test only."""
+    """Register a CIFAR-10 entry for the tiny resnet20-shaped test network for this test only."""
     entry = W.Weights(
         name=name,
         arch="resnet20",
@@ -85,7 +88,7 @@ def add_tiny_entry(monkeypatch, name: str, source: W.Source, converter: str, **f
         mean=W.IMAGENET_MEAN,
         std=W.IMAGENET_STD,
         crop_size=32,
-        config_overrides=TINY,
+        config_overrides=tuple(TINY_OVERRIDES.items()),
         **fields,
     )
     monkeypatch.setitem(W.WEIGHTS, name, entry)
@@ -127,8 +130,8 @@ def test_url_entry_downloads_verifies_converts_and_caches(server, monkeypatch):
     assert not model.training and model.pretrained_weights is entry
     torch.testing.assert_close(model(X), ref(X), rtol=1e-5, atol=1e-5)
 
-    converted = hub._converted_path(entry)
-    assert converted.is_file() and hub._original_path(entry).is_file()
+    converted = hub.download(entry.name)  # cached: no new download, just the file load_pretrained read
+    assert converted.is_file() and reszoo.cache.original_path(entry).is_file()
     assert not list(converted.parent.glob("*.tmp"))  # the atomic write left nothing behind
     # The next load reads the converted safetensors only: no download, and it works offline.
     go_offline(monkeypatch)
@@ -145,7 +148,7 @@ def test_mission_call_resolves_to_the_akamaster_resnet110_file(server, monkeypat
         reszoo.load_pretrained("resnet110-cifar")
     assert "discarded" in str(info.value)
     assert server.gets == {AKAMASTER_PATH + "resnet110-1d1ed7c2.th": 1}
-    assert not hub._original_path(reszoo.get_weights("resnet110-cifar")).exists()  # the bad file was not kept
+    assert not reszoo.cache.original_path(reszoo.get_weights("resnet110-cifar")).exists()  # the bad file was not kept
 
 
 def test_offline_without_cache_names_the_file_and_the_fix(cache, monkeypatch):
@@ -187,7 +190,7 @@ def test_unreadable_file_with_matching_checksum_is_not_kept(server, monkeypatch)
     entry = add_url_entry(monkeypatch, prefix)
     with pytest.raises(ValueError, match="truncated, corrupted or not a checkpoint"):
         reszoo.load_pretrained(entry.name)
-    assert not hub._original_path(entry).exists() and not hub._converted_path(entry).exists()
+    assert not reszoo.cache.original_path(entry).exists() and not reszoo.cache.converted_path(entry).exists()
 
 
 def test_damaged_cache_files_are_rebuilt(server, monkeypatch):
@@ -196,7 +199,7 @@ def test_damaged_cache_files_are_rebuilt(server, monkeypatch):
     server.add(path, data)
     entry = add_url_entry(monkeypatch, prefix)
     reszoo.load_pretrained(entry.name)
-    converted, original = hub._converted_path(entry), hub._original_path(entry)
+    converted, original = hub.download(entry.name), reszoo.cache.original_path(entry)
     # Converted file damaged: rebuilt from the verified original, no new download.
     converted.write_bytes(converted.read_bytes()[:-40])
     torch.testing.assert_close(reszoo.load_pretrained(entry.name)(X), ref(X), rtol=1e-5, atol=1e-5)
@@ -247,6 +250,84 @@ def test_num_classes_override_loads_all_but_the_head(server, monkeypatch):
         reszoo.load_pretrained(entry.name, num_classes=0)
 
 
+def count_builds(monkeypatch) -> list[int]:
+    """Record every ResNet built from now on (one list item per ResNet.__init__ call)."""
+    builds = []
+    init = reszoo.ResNet.__init__
+
+    def counting_init(self, *args, **kwargs):
+        builds.append(1)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(reszoo.ResNet, "__init__", counting_init)
+    return builds
+
+
+def test_a_load_builds_the_model_once(server, monkeypatch, tmp_path):
+    ref, data, prefix = akamaster_file()
+    server.add(AKAMASTER_PATH + f"resnet8-{prefix}.th", data)
+    entry = add_url_entry(monkeypatch, prefix)
+    builds = count_builds(monkeypatch)
+    cold = reszoo.load_pretrained(entry.name)  # download, convert, check, cache and load
+    assert len(builds) == 1
+    torch.testing.assert_close(cold(X), ref(X), rtol=1e-5, atol=1e-5)
+    builds.clear()
+    reszoo.load_pretrained(entry.name)  # from the cache
+    assert len(builds) == 1
+    builds.clear()
+    with pytest.warns(UserWarning, match="num_classes=3"):
+        assert reszoo.load_pretrained(entry.name, num_classes=3).fc.out_features == 3
+    assert len(builds) == 1
+    out = reszoo.save_pretrained(cold, tmp_path / "out")
+    builds.clear()
+    reszoo.load_pretrained(out)  # a reszoo folder
+    assert len(builds) == 1
+
+
+def test_load_download_and_convert_share_one_resolver(server, monkeypatch, tmp_path):
+    ref, data, prefix = akamaster_file()
+    server.add(AKAMASTER_PATH + f"resnet8-{prefix}.th", data)
+    entry = add_url_entry(monkeypatch, prefix)
+    seen = []
+    resolve = pretrained.resolve
+
+    def recording_resolve(name, **kwargs):
+        resolved = resolve(name, **kwargs)
+        seen.append((name, resolved))
+        return resolved
+
+    monkeypatch.setattr(pretrained, "resolve", recording_resolve)
+    path = hub.download(entry.name)
+    model = reszoo.load_pretrained("resnet8-testset")
+    out = hub.convert_checkpoint(entry.name, tmp_path / "out")
+    assert [name for name, _ in seen] == [entry.name] * 3
+    assert {resolved for _, resolved in seen} == {pretrained.Resolved(entry, entry.source)}
+    assert path == reszoo.cache.converted_path(entry) and model.pretrained_weights is entry
+    torch.testing.assert_close(reszoo.load_pretrained(out)(X), ref(X), rtol=1e-5, atol=1e-5)
+
+
+def test_resolver_tells_names_repos_and_folders_apart(tmp_path):
+    w = reszoo.get_weights("resnet50-imagenet")
+    assert pretrained.resolve("resnet50.tv_in1k") == (w, w.source)
+    assert pretrained.resolve("hf-hub:timm/resnet50.tv_in1k@v2") == (
+        w,
+        W.HubSource("timm/resnet50.tv_in1k", revision="v2"),
+    )
+    assert pretrained.resolve("hf-hub:someone/x") == (None, W.HubSource("someone/x"))
+    assert pretrained.resolve(tmp_path) == (None, W.LocalSource(str(tmp_path)))
+    assert pretrained.resolve("resnet20-cifar10", checkpoint="x.th") == (
+        reszoo.get_weights("resnet20-cifar10"),
+        W.LocalSource("x.th"),
+    )
+
+
+@pytest.mark.parametrize("name", ["no/such/dir", "./nothing", Path("nothing-here")])
+def test_a_missing_folder_says_it_does_not_exist(cache, name):
+    with pytest.raises(MissingInputError, match=r"The folder .* does not exist") as info:
+        reszoo.load_pretrained(name)
+    assert "Unknown pretrained weights" not in str(info.value) and len(str(info.value)) < 400
+
+
 @pytest.mark.slow  # two fresh Python processes importing torch: about 10 s on 2 cores
 def test_concurrent_loads_both_succeed_with_identical_tensors(cache, tmp_path):
     ref, data, prefix = akamaster_file()
@@ -260,7 +341,7 @@ def test_concurrent_loads_both_succeed_with_identical_tensors(cache, tmp_path):
             e = W.Weights(name="resnet8-testset", arch="resnet20",
                 source=W.UrlSource(url="https://github.com{path}", sha256_prefix="{prefix}"),
                 converter="akamaster", dataset="cifar10", num_classes=10, mean=W.IMAGENET_MEAN,
-                std=W.IMAGENET_STD, crop_size=32, config_overrides={TINY!r})
+                std=W.IMAGENET_STD, crop_size=32, config_overrides={tuple(TINY_OVERRIDES.items())!r})
             W.WEIGHTS[e.name] = e
             model = reszoo.load_pretrained(e.name)
             print(hub.tensors_digest(model.state_dict()))
@@ -284,10 +365,8 @@ def test_concurrent_loads_both_succeed_with_identical_tensors(cache, tmp_path):
     digests = {out.decode().strip() for out, _ in results}
     assert len(digests) == 1
     # ... and they are the reference network's tensors.
-    expected = reszoo.create_model("resnet20", **dict(TINY))
-    expected.load_state_dict(
-        hub.fit_state_dict(hub.convert_state_dict("akamaster", akamaster_checkpoint(ref)), expected)
-    )
+    expected = reszoo.create_model("resnet20", **TINY_OVERRIDES)
+    expected.load_state_dict(fit_state_dict(convert_state_dict("akamaster", akamaster_checkpoint(ref)), expected))
     assert digests == {hub.tensors_digest(expected.state_dict())}
     assert srv.gets[path] == 1  # the file lock made the second process reuse the first one's download
 
@@ -315,7 +394,7 @@ def test_timm_hub_repo_loads_into_resnet18(server, monkeypatch, num_batches_trac
 
 def test_hub_file_with_wrong_checksum_is_deleted(server, monkeypatch):
     entry = add_hub_entry(monkeypatch)
-    good = reszoo.create_model("resnet20", **dict(TINY)).state_dict()
+    good = reszoo.create_model("resnet20", **TINY_OVERRIDES).state_dict()
     data = safetensors_bytes(good)
     server.add_hub_file("someone/resnet8", "model.safetensors", data[:-10] + b"\x00" * 10, etag="ab" * 32)
     with pytest.raises(WeightsIntegrityError, match="checksum mismatch.*deleted from the cache"):
@@ -340,7 +419,7 @@ def test_hub_offline_without_cache(cache, monkeypatch):
 
 def test_hub_download_of_an_entry_keeps_the_revision_in_the_name(server, monkeypatch):
     entry = add_hub_entry(monkeypatch)
-    good = reszoo.create_model("resnet20", **dict(TINY)).state_dict()
+    good = reszoo.create_model("resnet20", **TINY_OVERRIDES).state_dict()
     server.add_hub_file(entry.source.repo_id, "model.safetensors", safetensors_bytes(good), revision="v1")
     path = hub.download("hf-hub:someone/resnet8@v1")  # only v1 exists: the entry's "main" would be a 404
     assert path.name == "model.safetensors"
@@ -355,20 +434,20 @@ def test_hub_download_of_an_entry_keeps_the_revision_in_the_name(server, monkeyp
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"name": 123}, "received 123"),
-        ({"num_classes": "10"}, r"num_classes must be an integer >= 1 or None, received num_classes='10'"),
+        ({"name": 123}, "received name=123"),
+        ({"num_classes": "10"}, r"num_classes must be an integer >= 1 or None; received num_classes='10'"),
         ({"num_classes": True}, "received num_classes=True"),
-        ({"device": "gpu"}, r"device='gpu' cannot be used.*valid: None, 'cpu', 'cuda'"),
-        ({"device": 1.5}, r"device=1\.5 cannot be used"),
-        ({"checkpoint": 123}, "checkpoint must be a path to a local file or None, received 123"),
-        ({"revision": ""}, "revision must be a Hub branch, tag or commit.*received ''"),
-        ({"revision": 3}, "received 3"),
+        ({"device": "gpu"}, r"Unknown device 'gpu'.*Valid names: auto, cpu, cuda"),
+        ({"device": 1.5}, r"device must be None, 'auto', .*received device=1\.5"),
+        ({"checkpoint": 123}, "checkpoint must be a path to a local file or None; received checkpoint=123"),
+        ({"revision": ""}, "revision must be a Hub branch, tag or commit.*received revision=''"),
+        ({"revision": 3}, "received revision=3"),
         ({"revision": "v1"}, r"revision='v1' applies to Hub repos only, but 'resnet110-cifar10' is downloaded from"),
         ({"revision": "v1", "checkpoint": "x.th"}, r"revision='v1' applies to Hub repos only.*'x.th' is a local file"),
-        ({"check_hash": "no"}, "check_hash must be True or False, received 'no'"),
+        ({"check_hash": "no"}, "check_hash must be True or False; received check_hash='no'"),
         ({"check_hash": False}, "check_hash=False applies to a local checkpoint= only"),
         ({"name": "hf-hub:a/b@v1", "revision": "v2"}, "names revision 'v1' but revision='v2'"),
-        ({"name": "hf-hub:a/b c"}, r"Expected 'hf-hub:owner/name\[@revision\]', received 'hf-hub:a/b c'"),
+        ({"name": "hf-hub:a/b c"}, r"name must be 'hf-hub:owner/name\[@revision\]'; received name='hf-hub:a/b c'"),
     ],
 )
 def test_load_pretrained_refuses_bad_arguments_before_downloading(cache, monkeypatch, kwargs, match):
@@ -387,20 +466,20 @@ def test_revision_is_refused_for_a_local_directory(tmp_path):
 
 
 def test_download_refuses_bad_names(cache):
-    with pytest.raises(ValueError, match="received None"):
+    with pytest.raises(ValueError, match="received name=None"):
         hub.download(None)
     with pytest.raises(ValueError, match=r"Unknown pretrained weights 'resnet56-cifar1'"):
         hub.download("resnet56-cifar1")
-    with pytest.raises(ValueError, match="received 'hf-hub:nouser'"):
+    with pytest.raises(ValueError, match="received name='hf-hub:nouser'"):
         hub.download("hf-hub:nouser")
 
 
 # -- save_pretrained / load_pretrained(dir) / hf-hub: / push_to_hub --------------------------------------
 
 FAMILIES = {
-    "cifar-option-A": reszoo.ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4),
-    "cifar-option-B": reszoo.ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4, shortcut="B"),
-    "cifar-plain": reszoo.ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4, shortcut="none"),
+    "cifar-option-A": reszoo.ResNetConfig(**TINY_OVERRIDES),
+    "cifar-option-B": reszoo.ResNetConfig(**TINY_OVERRIDES, shortcut="B"),
+    "cifar-plain": reszoo.ResNetConfig(**TINY_OVERRIDES, shortcut="none"),
     "imagenet-basic": reszoo.imagenet_config(18).replace(depths=(1, 1), widths=(4, 8), stem_width=4),
     "imagenet-bottleneck": reszoo.imagenet_config(50).replace(depths=(1, 1), widths=(4, 8), stem_width=4),
 }
@@ -467,7 +546,7 @@ def test_bad_local_directory_and_bad_names(tmp_path):
         reszoo.save_pretrained(torch.nn.Linear(2, 2), tmp_path / "x")
     model = reszoo.ResNet(FAMILIES["cifar-option-A"])
     with pytest.raises(
-        ValueError, match="weights must be a reszoo.weights.Weights record.*received 'resnet20-cifar10'"
+        ValueError, match="weights must be a reszoo.weights.Weights record.*received weights='resnet20-cifar10'"
     ):
         reszoo.save_pretrained(model, tmp_path / "x", weights="resnet20-cifar10")
     (tmp_path / "file").write_text("")
@@ -498,7 +577,7 @@ def fake_hub_api(monkeypatch):
 def test_push_to_hub_uploads_weights_config_and_card(tmp_path, fake_hub_api):
     """Checks what would be uploaded."""
     calls = fake_hub_api
-    model = randomize_(reszoo.create_model("resnet20", **dict(TINY)), seed=8)
+    model = randomize_(reszoo.create_model("resnet20", **TINY_OVERRIDES), seed=8)
     url = reszoo.push_to_hub(model, "someone/resnet8")
     assert url == "https://hub.example/someone/resnet8/commit/1"
     assert calls["create_repo"] == ("someone/resnet8", {"private": None, "exist_ok": True, "repo_type": "model"})
@@ -515,9 +594,9 @@ def test_push_to_hub_uploads_weights_config_and_card(tmp_path, fake_hub_api):
 @pytest.mark.parametrize(
     ("model", "kwargs", "match"),
     [
-        ("resnet", {"repo_id": "a/b/c"}, "repo_id must be 'owner/name' \\(or 'name'\\), received 'a/b/c'"),
-        ("resnet", {"repo_id": ""}, "received ''"),
-        ("resnet", {"private": "yes"}, "private must be True or False, received 'yes'"),
+        ("resnet", {"repo_id": "a/b/c"}, "repo_id must be 'owner/name' \\(or 'name'\\); received repo_id='a/b/c'"),
+        ("resnet", {"repo_id": ""}, "received repo_id=''"),
+        ("resnet", {"private": "yes"}, "private must be True, False or None; received private='yes'"),
         ("resnet", {"weights": "resnet20-cifar10"}, "weights must be a reszoo.weights.Weights record"),
         ("linear", {}, "save_pretrained needs a reszoo ResNet.*received Linear"),
     ],
@@ -540,7 +619,7 @@ def test_cli_download_then_offline_load_and_convert(server, monkeypatch, tmp_pat
     server.add(AKAMASTER_PATH + f"resnet8-{prefix}.th", data)
     entry = add_url_entry(monkeypatch, prefix)
     assert main(["download", "resnet8-test*"]) == 0
-    assert str(hub._converted_path(entry)) in capsys.readouterr().out
+    assert str(reszoo.cache.converted_path(entry)) in capsys.readouterr().out
     go_offline(monkeypatch)
     torch.testing.assert_close(reszoo.load_pretrained(entry.name)(X), ref(X), rtol=1e-5, atol=1e-5)
     # convert: the cached original -> model.safetensors + config.json, loadable without the entry
@@ -554,11 +633,11 @@ def test_cli_download_then_offline_load_and_convert(server, monkeypatch, tmp_pat
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
-        (["download", "resnet20-cifar10", "hf-hub:nouser"], "received 'hf-hub:nouser'"),
+        (["download", "resnet20-cifar10", "hf-hub:nouser"], "received name='hf-hub:nouser'"),
         (["download", "nothing*"], "No weight entry matches 'nothing\\*'"),
         (["convert", "hf-hub:someone/x", "OUT"], "Unknown pretrained weights 'hf-hub:someone/x'"),
         (["convert", "resnet20-cifar10", "OUT", "--no-check-hash"], "check_hash=False applies to a local checkpoint"),
-        (["convert", "resnet20-cifar10", "OUT", "--push-to-hub", "a/b/c"], "received 'a/b/c'"),
+        (["convert", "resnet20-cifar10", "OUT", "--push-to-hub", "a/b/c"], "received repo_id='a/b/c'"),
     ],
 )
 def test_cli_refuses_bad_values_before_downloading(cache, monkeypatch, tmp_path, capsys, argv, match):

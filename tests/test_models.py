@@ -8,6 +8,7 @@ import torchvision
 
 import reszoo
 from reszoo import ResNet, ResNetConfig
+from reszoo.errors import ArgumentTypeError, InvalidArgumentError
 
 # He et al. 2015 section 4.2 (0.27M ... 19.4M), counted exactly for 10 classes (../shared/REFERENCE.md).
 CIFAR_OPTION_A = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962, 1202: 19_421_274}
@@ -101,7 +102,7 @@ def test_same_aten_ops_as_torchvision(depth, train):
     torch.manual_seed(0)
     ours = reszoo.create_model(f"resnet{depth}")
     tv = getattr(torchvision.models, f"resnet{depth}")()
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, 32, 32)  # the smallest input (total stride 32): the operator list does not depend on it
     ops_ours, ops_tv = _aten_ops(ours, x, train), _aten_ops(tv, x, train)
     assert "aten::add_" in ops_ours
     assert ops_ours == ops_tv
@@ -126,7 +127,7 @@ def test_cifar_names_match_torchvision_convention():
 @pytest.mark.parametrize("name", reszoo.list_models())
 def test_every_model_runs_forward_and_backward(name):
     model = reszoo.create_model(name)
-    size = 32 if model.config.stem == "cifar" else 64
+    size = max(8, model.total_stride)  # small inputs: this test is about every layer taking part, not pixels
     out = model(torch.randn(2, 3, size, size))
     assert out.shape == (2, model.config.num_classes)
     out.logsumexp(1).mean().backward()
@@ -147,6 +148,35 @@ def test_config_round_trip():
     cfg = reszoo.create_model("resnet50").config
     assert ResNetConfig.from_dict(cfg.to_dict()) == cfg
     assert ResNetConfig.from_dict({"depths": [1, 1], "widths": [4, 8]}).depths == (1, 1)
+    assert reszoo.registry.default_config("resnet50") == cfg
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: reszoo.create_model("resnet50", stride_in_1x1="False"), r"stride_in_1x1 must be True or False"),
+        (lambda: reszoo.create_model("resnet20", zero_init_residual="false"), r"zero_init_residual='false' \(str\)"),
+        (lambda: reszoo.create_model("resnet20", depths=3), r"depths must be a tuple of integers; received depths=3"),
+        (lambda: reszoo.create_model("resnet20", num_classes=10.0), r"num_classes=10\.0 \(float\)"),
+        (lambda: reszoo.create_model("resnet20", in_chans=True), r"in_chans=True \(bool\)"),
+        (lambda: reszoo.create_model("resnet20", block=torch.nn.Conv2d), r"block must be a string or a ResidualBlock"),
+        (lambda: reszoo.create_model("resnet20", norm=None), r"norm must be a string or a callable"),
+        (lambda: ResNet("resnet20"), r"config must be a ResNetConfig.*create_model\('resnet20'\)"),
+        (lambda: ResNetConfig.from_dict([("depths", (1,))]), r"data must be a dict"),
+        (lambda: reszoo.cifar_resnet("20"), r"depth must be an integer; received depth='20'"),
+        (lambda: reszoo.resnet20().reset_classifier(2.0), r"num_classes=2\.0"),
+    ],
+)
+def test_wrong_types_are_type_errors_naming_the_field(call, message):
+    with pytest.raises(ArgumentTypeError, match=message):
+        call()
+
+
+def test_config_with_a_callable_is_not_plain_data():
+    cfg = ResNetConfig(act=torch.nn.Tanh)
+    assert ResNet(cfg).relu.__class__ is torch.nn.Tanh
+    with pytest.raises(InvalidArgumentError, match=r"act=.*callable"):
+        cfg.to_dict()
 
 
 @pytest.mark.parametrize(
@@ -158,14 +188,14 @@ def test_config_round_trip():
         (lambda: reszoo.imagenet_resnet(20), r"received depth=20"),
         (lambda: reszoo.create_model("resnet20", num_classes=0), r"num_classes=0"),
         (lambda: reszoo.create_model("resnet20", in_chans=0), r"in_chans=0"),
-        (lambda: reszoo.create_model("resnet20", shortcut="D"), r"shortcut='D'.*'A', 'B', 'C', 'none'"),
-        (lambda: reszoo.create_model("resnet20", block="wide"), r"block='wide'.*basic"),
-        (lambda: reszoo.create_model("resnet20", norm="ln"), r"norm='ln'.*batchnorm"),
-        (lambda: reszoo.create_model("resnet20", init_mode="xavier"), r"init_mode='xavier'"),
+        (lambda: reszoo.create_model("resnet20", shortcut="D"), r"Unknown shortcut 'D'.*A, B, C, none"),
+        (lambda: reszoo.create_model("resnet20", block="wide"), r"Unknown block 'wide'.*basic"),
+        (lambda: reszoo.create_model("resnet20", norm="ln"), r"Unknown norm 'ln'.*batchnorm"),
+        (lambda: reszoo.create_model("resnet20", init_mode="xavier"), r"Unknown init_mode 'xavier'"),
         (lambda: reszoo.create_model("resnet20", widths=(16, 32)), r"widths=\(16, 32\)"),
         (lambda: reszoo.create_model("resnet20", colour="red"), r"\['colour'\].*valid fields.*num_classes"),
         (lambda: reszoo.create_model("plain20", zero_init_residual=True), r"shortcut='none'"),
-        (lambda: reszoo.resnet20().reset_classifier(0), r"received 0"),
+        (lambda: reszoo.resnet20().reset_classifier(0), r"received num_classes=0"),
         (lambda: ResNet(widths=(32, 16, 8), stem_width=32), r"in_chs=32, out_chs=16"),
     ],
 )

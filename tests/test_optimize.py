@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -10,6 +13,9 @@ from torch import nn
 
 import reszoo
 from reszoo.optimize import fold_batchnorm, optimize_for_inference
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import TINY_OVERRIDES  # noqa: E402
 
 # Folding rewrites w' = w * gamma / sqrt(var + eps), which rounds differently in fp32: outputs
 # agree to about 1e-6 relative per layer, compounding over up to ~150 layers to well under 1e-4
@@ -34,8 +40,7 @@ def _randomise_bn(model: nn.Module, seed: int, gamma: float = 1.0) -> None:
 def _small(name: str) -> tuple[nn.Module, tuple[int, int, int]]:
     # Same block structure, shortcuts and depth as registered; narrower (ImageNet models) and on
     # small inputs to keep 19 models in seconds. resnet1202 keeps its 1202 layers at width 4-16, 8x8.
-    with torch.device("meta"):
-        cfg = reszoo.create_model(name).config
+    cfg = reszoo.default_config(name)
     if cfg.stem == "imagenet":
         model = reszoo.create_model(name, widths=(8, 16, 32, 64), stem_width=8)
         return model, (3, 64, 64)
@@ -64,7 +69,7 @@ def test_every_registered_model_equal_after_optimize(name):
 @given(seed=st.integers(0, 2**16), batch=st.integers(1, 3), side=st.sampled_from([8, 12, 32]), scale=st.floats(0.1, 10))
 def test_equivalence_property_over_random_inputs_and_statistics(seed, batch, side, scale):
     torch.manual_seed(seed)
-    model = reszoo.ResNet(reszoo.ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4, shortcut="B"))
+    model = reszoo.ResNet(reszoo.ResNetConfig(**TINY_OVERRIDES, shortcut="B"))
     _randomise_bn(model, seed)
     model.eval()
     fast = optimize_for_inference(model, channels_last=seed % 2 == 0)
@@ -74,8 +79,8 @@ def test_equivalence_property_over_random_inputs_and_statistics(seed, batch, sid
     torch.testing.assert_close(out, ref, rtol=RTOL, atol=RTOL * ref.abs().max().item() + 1e-6)
 
 
-def test_layout_dtype_and_no_grad():
-    model = reszoo.ResNet(reszoo.ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4)).eval()
+def test_layout_dtype_and_no_grad(tiny_model):
+    model = tiny_model().eval()
     fast = optimize_for_inference(model, dtype="bf16")
     assert not fast.training
     assert fast.conv1.weight.dtype == torch.bfloat16
@@ -86,22 +91,33 @@ def test_layout_dtype_and_no_grad():
     assert nchw.conv1.weight.is_contiguous()
 
 
-def test_bad_dtype_names_value_and_choices():
-    model = reszoo.ResNet(reszoo.ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4))
+def test_bad_dtype_names_value_and_choices(tiny_model):
+    model = tiny_model()
     with pytest.raises(ValueError, match=r"'int8'.*fp32, bf16, fp16"):
         optimize_for_inference(model, dtype="int8")
+    with pytest.raises(
+        TypeError, match=r"dtype must be one of fp32, bf16, fp16, a torch.dtype or None; received dtype=8"
+    ):
+        optimize_for_inference(model, dtype=8)
 
 
-def test_bad_compile_mode_names_value_and_choices():
-    model = reszoo.ResNet(reszoo.ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4))
+def test_bad_model_and_flags_are_named(tiny_model):
+    with pytest.raises(TypeError, match=r"model must be a Module; received model='resnet20' \(str\)"):
+        optimize_for_inference("resnet20")
+    with pytest.raises(TypeError, match=r"compile must be True or False; received compile='false' \(str\)"):
+        optimize_for_inference(tiny_model(), compile="false")
+
+
+def test_bad_compile_mode_names_value_and_choices(tiny_model):
+    model = tiny_model()
     with pytest.raises(ValueError, match=r"compile_mode='max-autotune' needs compile=True, received compile=False"):
         optimize_for_inference(model, compile_mode="max-autotune")
-    with pytest.raises(ValueError, match=r"torch.compile mode 'fastest'; valid choices: default, .*max-autotune"):
+    with pytest.raises(ValueError, match=r"torch.compile mode 'fastest'\..*Valid names: default, .*max-autotune"):
         optimize_for_inference(model, compile=True, compile_mode="fastest")
 
 
-def test_fold_batchnorm_counts_and_refuses_training_mode():
-    model = reszoo.ResNet(reszoo.ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4, shortcut="B"))
+def test_fold_batchnorm_counts_and_refuses_training_mode(tiny_model):
+    model = tiny_model(shortcut="B")
     with pytest.raises(ValueError, match="eval mode"):
         fold_batchnorm(model)
     n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
@@ -109,8 +125,8 @@ def test_fold_batchnorm_counts_and_refuses_training_mode():
 
 
 @pytest.mark.slow
-def test_compiled_with_freezing_matches_eager():
-    model = reszoo.ResNet(reszoo.ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4))
+def test_compiled_with_freezing_matches_eager(tiny_model):
+    model = tiny_model()
     _randomise_bn(model, 1)
     model.eval()
     fast = optimize_for_inference(model, compile=True)

@@ -72,7 +72,7 @@ def test_make_shortcut_choices(option, in_chs, out_chs, stride, expected):
 
 def test_make_shortcut_none_and_unknown():
     assert make_shortcut("none", in_chs=4, out_chs=8, stride=2, norm_layer=nn.BatchNorm2d) is None
-    with pytest.raises(ValueError, match=r"received 'D'.*'A', 'B', 'C', 'none'"):
+    with pytest.raises(ValueError, match=r"Unknown shortcut 'D'.*A, B, C, none"):
         make_shortcut("D", in_chs=4, out_chs=8, stride=2, norm_layer=nn.BatchNorm2d)
 
 

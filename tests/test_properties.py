@@ -1,15 +1,22 @@
-"""Property-based tests over random architectures: shapes, parameter counts, init, gradients."""
+"""Property-based tests over random architectures (shapes, parameter counts, init, gradients) and
+over wrong-typed settings (every config field refuses them cleanly)."""
 
 from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reszoo import ResNet, ResNetConfig
-from reszoo.blocks import ResidualBlock
+from reszoo import ResNet, ResNetConfig, create_model
+from reszoo.blocks import BLOCKS, ResidualBlock
+from reszoo.errors import ArgumentTypeError, InvalidArgumentError
+from reszoo.layers import ACT_LAYERS, NORM_LAYERS
+from reszoo.resnet import INIT_MODES
+from reszoo.shortcuts import SHORTCUT_OPTIONS
+from reszoo.stems import STEMS
 
 OPTIONS = ("A", "B", "C", "none")
 
@@ -60,6 +67,7 @@ def expected_params(cfg: ResNetConfig) -> int:
 
 @given(cfg=configs(), batch=st.integers(1, 3), extra=st.integers(0, 9))
 def test_output_shape(cfg, batch, extra):
+    # Not the meta device: for networks this small its Python shape rules cost 40x the real CPU pass.
     model = ResNet(cfg)
     size = model.total_stride + extra
     x = torch.randn(batch, cfg.in_chans, size, size)
@@ -72,7 +80,8 @@ def test_output_shape(cfg, batch, extra):
 
 @given(cfg=configs())
 def test_parameter_count_closed_form(cfg):
-    model = ResNet(cfg)
+    with torch.device("meta"):  # counts only
+        model = ResNet(cfg)
     assert sum(p.numel() for p in model.parameters()) == expected_params(cfg)
 
 
@@ -141,8 +150,69 @@ def test_zero_init_residual_blocks_compute_act_of_shortcut(cfg):
 @given(cfg=configs())
 def test_every_parameter_gets_a_gradient(cfg):
     model = ResNet(cfg)
-    size = model.total_stride * 2
+    size = model.total_stride  # the smallest input: the last stage sees 1x1 (batch 3 keeps BatchNorm defined)
     model(torch.randn(3, cfg.in_chans, size, size)).square().mean().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all(), name
+
+
+# --- wrong-typed settings ------------------------------------------------------------------------
+# Every field of ResNetConfig is fed values of the wrong type, as they arrive from careless code,
+# a CLI or a JSON file: words ("false", "1"), floats for ints, None, lists for scalars, bools for
+# ints. Each must be refused with reszoo's own error naming the field: never accepted silently
+# (stride_in_1x1="False" would be truthy) and never a foreign exception from deep inside torch.
+
+WORDS = st.sampled_from(["false", "False", "true", "1", "0", "16", "3,3,3", "none", "None", "", "A"])
+FLOATS = st.floats(allow_nan=True, allow_infinity=True)  # 1.0 and 16.0 included
+LISTS = st.lists(st.integers(0, 4), max_size=3)
+NOT_A_NUMBER = st.one_of(WORDS, st.none(), LISTS, st.dictionaries(st.text(max_size=2), st.integers(), max_size=1))
+NOT_AN_INT = st.one_of(NOT_A_NUMBER, FLOATS, st.booleans())
+NOT_A_BOOL = st.one_of(NOT_A_NUMBER, FLOATS, st.integers())
+# Items that make a tuple of ints wrong, and whole values that are not tuples at all.
+BAD_ITEM = st.one_of(WORDS, FLOATS, st.none(), st.booleans(), LISTS)
+NOT_INTS = st.one_of(st.integers(), WORDS, FLOATS, st.booleans(), st.lists(BAD_ITEM, min_size=1, max_size=3))
+NOT_A_NAME = st.one_of(st.integers(), FLOATS, st.none(), st.booleans(), LISTS)
+
+# field -> (wrong-typed values, the names it accepts as strings; None: it takes no strings)
+NAMED = {
+    "stem": sorted(STEMS),
+    "block": sorted(BLOCKS),
+    "shortcut": list(SHORTCUT_OPTIONS),
+    "norm": sorted(NORM_LAYERS),
+    "act": sorted(ACT_LAYERS),
+    "init_mode": list(INIT_MODES),
+}
+WRONG = {
+    **{name: NOT_A_BOOL for name in ("stride_in_1x1", "zero_init_residual")},
+    **{name: NOT_AN_INT for name in ("stem_width", "num_classes", "in_chans", "image_size")},
+    **{name: st.one_of(NOT_INTS, st.none()) for name in ("depths", "widths")},
+    "strides": NOT_INTS,  # None is valid: the paper's strides
+    **{name: st.one_of(NOT_A_NAME, st.text(max_size=8).filter(lambda t, v=v: t not in v)) for name, v in NAMED.items()},
+}
+WRONG["block"] = st.one_of(WRONG["block"], st.sampled_from([int, str, torch.nn.Conv2d]))  # classes, not blocks
+
+
+def test_every_config_field_has_wrong_values():
+    assert set(WRONG) == set(ResNetConfig.field_names())
+
+
+def _build(entry: str, field: str, value: object) -> object:
+    if entry == "config":
+        return ResNetConfig(**{field: value})
+    if entry == "replace":
+        return ResNetConfig().replace(**{field: value})
+    if entry == "from_dict":
+        return ResNetConfig.from_dict({field: value})
+    return create_model("resnet20", **{field: value})
+
+
+@pytest.mark.parametrize("field", sorted(WRONG))
+@given(data=st.data(), entry=st.sampled_from(["config", "replace", "from_dict", "create_model"]))
+def test_wrong_typed_fields_are_refused_naming_the_field(field, data, entry):
+    value = data.draw(WRONG[field], label=field)
+    # A string for a field that takes names is a wrong value; anything else here is a wrong type.
+    expected = InvalidArgumentError if isinstance(value, str) and field in NAMED else ArgumentTypeError
+    with pytest.raises(expected) as info:
+        _build(entry, field, value)
+    assert field in str(info.value)

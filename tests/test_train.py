@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +15,9 @@ import torch
 from reszoo import ResNet, ResNetConfig, train
 from reszoo.cli import main
 
-TINY = ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4)
-TINY_ARGS = ["-M", "depths=1,1,1", "-M", "widths=4,8,16", "-M", "stem_width=4"]
+# pytest runs with --import-mode=importlib (tests/ is not a package), so conftest is found by path.
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import TINY_ARGS  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -41,11 +43,6 @@ def tiny_recipe(**kw):
         eval_batch_size=128,
     )
     return train.Recipe(**{**base, **kw})
-
-
-def tiny_model(seed: int = 0) -> ResNet:
-    torch.manual_seed(seed)
-    return ResNet(TINY)
 
 
 # -- recipes and schedules ---------------------------------------------------------------------
@@ -113,8 +110,13 @@ def test_recipe_round_trip_and_errors():
         ({"amp": "yes"}, "amp must be None, True or False; received amp='yes'"),
         ({"milestones": 5}, "milestones must be strictly increasing positive integers; received milestones=5"),
         ({"data_root": 3}, "data_root must be None or a folder path; received data_root=3"),
-        ({"num_workers": -1}, "num_workers must be None or an integer >= 0; received num_workers=-1"),
+        ({"num_workers": -1}, "num_workers must be an integer >= 0 or None; received num_workers=-1"),
         ({"schedule": "plateau", "eval_every": 0}, "needs eval_every >= 1; received eval_every=0"),
+        ({"momentum": 2}, "momentum must be a number in [0, 1); received momentum=2"),
+        ({"momentum": -0.1}, "momentum must be a number in [0, 1); received momentum=-0.1"),
+        ({"nesterov": True, "momentum": 0}, "nesterov=True needs momentum > 0; received momentum=0"),
+        ({"nesterov": "false"}, "nesterov must be True or False; received nesterov='false'"),
+        ({"seed": 1.0}, "seed must be an integer >= 0; received seed=1.0"),
     ],
 )
 def test_recipe_rejects_bad_values(kw, message):
@@ -134,10 +136,12 @@ def test_recipe_takes_a_path_as_data_root(tmp_path):
     [
         (
             lambda: train.cifar_recipe(depth="110"),
-            "depth must be None or an integer >= 1 (model.config.depth); received depth='110'",
+            "depth must be None or a CIFAR depth, 6n+2 or 9n+2 with n >= 1 (20, 56, 110, 164, ...; "
+            "model.config.depth); received depth='110'",
         ),
         (lambda: train.cifar_recipe(depth=0), "received depth=0"),
-        (lambda: train.learning_rate(None, 0), "recipe must be a reszoo.train.Recipe; received NoneType"),
+        (lambda: train.cifar_recipe(depth=21), "6n+2 or 9n+2 with n >= 1"),
+        (lambda: train.learning_rate(None, 0), "recipe must be a reszoo.train.Recipe; received recipe=None (NoneType)"),
         (lambda: train.learning_rate(train.Recipe(), -1), "iteration must be an integer >= 0; received iteration=-1"),
         (lambda: train.learning_rate(train.Recipe(), 1.5), "received iteration=1.5"),
         (
@@ -152,7 +156,7 @@ def test_recipe_helpers_reject_bad_arguments(call, message):
     assert message in str(exc.value)
 
 
-def test_loop_applies_warmup_and_milestones():
+def test_loop_applies_warmup_and_milestones(tiny_model):
     recipe = tiny_recipe(iterations=8, log_every=1, warmup_iters=2, warmup_lr=0.01, lr=0.1, milestones=(4, 6))
     result = train.fit(tiny_model(), recipe, progress=False)
     # Record k describes iteration k - 1 (0-based): warm-up for 2, then 0.1, /10 at 4 and at 6.
@@ -163,7 +167,7 @@ def test_loop_applies_warmup_and_milestones():
 # -- the loop ----------------------------------------------------------------------------------
 
 
-def test_learns_the_synthetic_task():
+def test_learns_the_synthetic_task(tiny_model):
     recipe = tiny_recipe(iterations=60, log_every=20, eval_every=60, synthetic_eval_images=500)
     result = train.fit(tiny_model(), recipe, progress=False)
     # 10 classes: chance is 90% error; 60 steps of a 4-16-channel net get well below 50%.
@@ -193,7 +197,7 @@ def _fake_cifar(monkeypatch):
 
 
 @pytest.mark.parametrize("source", ["synthetic", "cifar10"])
-def test_resume_after_interruption_is_exact(tmp_path, monkeypatch, source):
+def test_resume_after_interruption_is_exact(tmp_path, monkeypatch, source, tiny_model):
     extra = {}
     if source == "cifar10":
         _fake_cifar(monkeypatch)  # 200 images / batch 32 = 6 steps an epoch: the run crosses epochs
@@ -212,7 +216,8 @@ def test_resume_after_interruption_is_exact(tmp_path, monkeypatch, source):
     with pytest.raises(Killed):
         train.fit(tiny_model(), recipe, out=tmp_path / "b", progress=False, on_step=kill_at_7)
     assert train.load_checkpoint(tmp_path / "b")["iteration"] == 4  # work since then is lost, no more
-    resumed = train.fit(tiny_model(seed=1), recipe, out=tmp_path / "b", resume=True, progress=False)
+    torch.manual_seed(1)  # other starting weights: the checkpoint must replace them all
+    resumed = train.fit(tiny_model(), recipe, out=tmp_path / "b", resume=True, progress=False)
 
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert a.keys() == b.keys()
@@ -223,7 +228,7 @@ def test_resume_after_interruption_is_exact(tmp_path, monkeypatch, source):
     assert history[-1]["test_error"] == straight.test_error
 
 
-def test_run_folder_contents(tmp_path):
+def test_run_folder_contents(tmp_path, tiny_model):
     train.fit(tiny_model(), tiny_recipe(iterations=4), out=tmp_path, progress=False)
     assert {p.name for p in tmp_path.iterdir()} >= {
         "recipe.json",
@@ -244,7 +249,7 @@ def test_run_folder_contents(tmp_path):
     assert train.Recipe.from_dict(json.loads((tmp_path / "recipe.json").read_text())) == tiny_recipe(iterations=4)
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_model):
     model = tiny_model()
     poisoned = {"on": False}
     model.fc.register_forward_hook(lambda mod, inp, out: out * float("nan") if poisoned["on"] else out)
@@ -260,7 +265,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(t).all() for t in ckpt["model"].values() if t.is_floating_point())
 
 
-def test_fit_rejects_mismatched_classes_and_bad_batch():
+def test_fit_rejects_mismatched_classes_and_bad_batch(tiny_model):
     with pytest.raises(ValueError, match="cifar100 has 100 classes but the model predicts 10"):
         train.fit(tiny_model(), train.cifar_recipe(data="cifar100", data_root="x"), progress=False)
     with pytest.raises(ValueError, match="needs data_root"):
@@ -274,37 +279,45 @@ def test_fit_rejects_mismatched_classes_and_bad_batch():
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"model": "resnet20"}, "model must be a torch.nn.Module; received str"),
-        ({"recipe": {"lr": 0.1}}, "recipe must be a reszoo.train.Recipe; received dict"),
+        ({"model": "resnet20"}, "model must be a torch.nn.Module; received model='resnet20' (str)"),
+        ({"recipe": {"lr": 0.1}}, "recipe must be a reszoo.train.Recipe; received recipe={'lr': 0.1} (dict)"),
         ({"out": 3}, "out must be None or a folder path; received out=3"),
         ({"resume": "yes"}, "resume must be True or False; received resume='yes'"),
         ({"progress": 1}, "progress must be True or False; received progress=1"),
         ({"on_step": 5}, "on_step must be None or a callable taking the iteration; received on_step=5"),
     ],
 )
-def test_fit_rejects_bad_arguments(kw, message):
+def test_fit_rejects_bad_arguments(kw, message, tiny_model):
     args = {"model": tiny_model(), "recipe": tiny_recipe(), **kw}
     with pytest.raises(ValueError) as exc:
         train.fit(args.pop("model"), args.pop("recipe"), **args)
     assert message in str(exc.value)
 
 
-def test_fit_checks_before_writing_anything(tmp_path):
+def test_fit_checks_before_writing_anything(tmp_path, tiny_model):
     with pytest.raises(ValueError, match="needs data_root"):
         train.fit(tiny_model(), train.cifar_recipe(), out=tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 
 
-def test_resuming_a_finished_run_reports_its_errors(tmp_path):
+def test_resuming_a_finished_run_reports_its_errors(tmp_path, tiny_model):
     recipe = tiny_recipe(iterations=4, eval_every=4)
     done = train.fit(tiny_model(), recipe, out=tmp_path, progress=False)
     again = train.fit(tiny_model(), recipe, out=tmp_path, resume=True, progress=False)
     assert again.iterations == 4 and again.history == []
     assert (again.train_error, again.test_error) == (done.train_error, done.test_error)
     assert train.state_digest(again.model) == train.state_digest(done.model)
+    # Fewer iterations than the run has done cannot be resumed, and the folder is left as it was.
+    recipe_json = (tmp_path / "recipe.json").read_text()
+    with pytest.raises(ValueError, match=r"iterations must be >= 4 to resume .*received iterations=2"):
+        train.fit(tiny_model(), recipe.replace(iterations=2), out=tmp_path, resume=True, progress=False)
+    assert (tmp_path / "recipe.json").read_text() == recipe_json
+    # A fresh run may not overwrite it either.
+    with pytest.raises(ValueError, match="already holds a run"):
+        train.fit(tiny_model(), recipe, out=tmp_path, progress=False)
 
 
-def test_state_digest_is_the_saved_weights_digest(tmp_path):
+def test_state_digest_is_the_saved_weights_digest(tmp_path, tiny_model):
     from safetensors import safe_open
 
     result = train.fit(tiny_model(), tiny_recipe(iterations=2), out=tmp_path, progress=False)
@@ -329,6 +342,9 @@ def test_cli_train_and_resume(tmp_path, capsys):
     # Resume with the saved recipe and model overrides, training longer.
     assert main(["train", "resnet20", "--resume", str(out), "--iterations", "6", "--no-progress"]) == 0
     assert json.loads((out / "summary.json").read_text())["iterations"] == 6
+    # The folder names its model: resuming it as another one is refused.
+    assert main(["train", "resnet56", "--resume", str(out), "--no-progress"]) == 2
+    assert f"{out} holds a resnet20 run; received model 'resnet56'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -344,13 +360,16 @@ def test_cli_train_and_resume(tmp_path, capsys):
         (["train", "resnet20", "-M", "widths=4,,8", "--data", "synthetic"], "received 'widths=4,,8'"),
         (["train", "resnet20", "-M", "depths=", "--data", "synthetic"], "takes KEY=VALUE with a value"),
         (["train", "resnet20", "--data", "synthetic", "--schedule", "plateau", "--eval-every", "0"], "eval_every >= 1"),
+        (["train", "resnet20", "--data", "synthetic", "--momentum", "2"], "momentum must be a number in [0, 1)"),
+        (["train", "resnet20", "-M", "zero_init_residual=maybe"], "received zero_init_residual='maybe'"),
+        (["train", "resnet20", "-M", "num_classes=ten"], "received num_classes='ten'"),
         (
             ["experiment", "degradation", "--out", "/nonexistent/x", "-M", "shortcut=B", "--data", "synthetic"],
             "model_overrides may not set ['shortcut']",
         ),
         (
             ["experiment", "degradation", "--out", "/nonexistent/x", "--depths", "20,21", "--data", "synthetic"],
-            "depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110, 1202, ...), received depth=21",
+            "depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110, 1202, ...); received depth=21",
         ),
         (
             ["experiment", "degradation", "--out", "/nonexistent/x", "--depths", "8,8", "--data", "synthetic"],
@@ -392,6 +411,96 @@ def test_cli_argparse_errors(argv, message, capsys):
         main(argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+# -- the run folder: one owner, reproducible, nothing written before the checks ----------------
+
+
+def test_run_json_is_written_by_the_library_atomically_with_seed_and_versions(tmp_path, monkeypatch, tiny_overrides):
+    import reszoo
+    from reszoo import fileio
+
+    replaced = []
+    real_replace = os.replace
+
+    def recording_replace(src, dst):
+        replaced.append(Path(dst).name)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(fileio.os, "replace", recording_replace)
+    out = tmp_path / "run"
+    recipe = dict(data="synthetic", batch_size=16, iterations=2, seed=3, synthetic_eval_images=32)
+    result = train.train_model(
+        "resnet20", model_overrides=tiny_overrides, recipe_overrides=recipe, out=out, progress=False
+    )
+    run = json.loads((out / "run.json").read_text())
+    assert run["model"] == "resnet20" and run["seed"] == 3 and run["recipe"]["seed"] == 3
+    assert run["versions"]["reszoo"] == reszoo.__version__ and run["versions"]["torch"] == torch.__version__
+    assert run["model_overrides"] == {"depths": [1, 1, 1], "widths": [4, 8, 16], "stem_width": 4}
+    assert ResNetConfig.from_dict(run["config"]) == result.model.config
+    assert train.Recipe.from_dict(run["recipe"]) == train.Recipe.from_dict(
+        json.loads((out / "recipe.json").read_text())
+    )
+    # Each file of the run folder arrived by an atomic rename of a finished temporary file.
+    assert {"run.json", "recipe.json", "checkpoint.pt", "summary.json", "model.safetensors"} <= set(replaced)
+    assert not list(out.rglob(".*tmp"))
+
+
+def test_same_seed_twice_from_the_cli_gives_identical_weights(tmp_path, monkeypatch):
+    starts = []
+    real_create = train.create_model
+
+    def recording_create(name, **overrides):
+        model = real_create(name, **overrides)
+        starts.append(train.state_digest(model))
+        return model
+
+    monkeypatch.setattr(train, "create_model", recording_create)
+    args = ["train", "resnet20", *TINY_ARGS, "--data", "synthetic", "--batch-size", "16", "--iterations", "3"]
+    args += ["--synthetic-eval-images", "32", "--no-progress"]
+    for i, seed in enumerate((0, 0, 1)):
+        torch.manual_seed(100 + i)  # whatever the global generator holds, the recipe's seed decides
+        assert main([*args, "--seed", str(seed), "--out", str(tmp_path / f"run{i}")]) == 0
+    finals = [json.loads((tmp_path / f"run{i}" / "summary.json").read_text())["replica_digests"] for i in range(3)]
+    assert starts[0] == starts[1] != starts[2]
+    assert finals[0] == finals[1] != finals[2]
+    assert json.loads((tmp_path / "run0" / "run.json").read_text())["seed"] == 0
+
+
+def test_nothing_is_written_when_the_dataset_is_missing(tmp_path, capsys, tiny_model):
+    out = tmp_path / "run"
+    argv = ["train", "resnet20", *TINY_ARGS, "--data", "cifar10", "--root", str(tmp_path / "no-data")]
+    assert main([*argv, "--out", str(out), "--no-progress"]) != 0
+    assert "cifar-10-batches-py" in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(FileNotFoundError):
+        train.fit(tiny_model(), train.cifar_recipe(data_root=str(tmp_path / "no-data")), out=out, progress=False)
+    assert not out.exists()
+
+
+def test_cli_model_args_are_typed_by_the_config(tmp_path):
+    out = tmp_path / "run"
+    argv = ["train", "resnet20", *TINY_ARGS, "-M", "zero_init_residual=false", "-M", "num_classes=10"]
+    argv += ["--data", "synthetic", "--batch-size", "16", "--iterations", "1", "--synthetic-eval-images", "16"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    overrides = json.loads((out / "run.json").read_text())["model_overrides"]
+    assert overrides["zero_init_residual"] is False and overrides["num_classes"] == 10
+    assert json.loads((out / "model" / "config.json").read_text())["config"]["zero_init_residual"] is False
+
+
+def test_cli_refuses_unusable_run_folders(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert main(["train", "resnet20", "--data", "synthetic", "--out", str(a_file)]) == 2
+    assert "out must be a folder" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "run.json").write_text("{}")
+    assert main(["train", "resnet20", "--resume", str(broken)]) == 1
+    assert "is not a reszoo run record" in capsys.readouterr().err
+    (broken / "run.json").write_text("{not json")
+    assert main(["train", "resnet20", "--resume", str(broken)]) == 1
+    assert "is not a reszoo run record" in capsys.readouterr().err
 
 
 # -- the degradation experiment ------------------------------------------------------------------
@@ -441,6 +550,7 @@ def test_degradation_checks_every_model_before_training(tmp_path):
 # -- distributed ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # three Python processes that each import torch: ~15 s
 def test_torchrun_two_processes_gloo_keeps_replicas_identical(tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "reszoo"]
@@ -474,7 +584,7 @@ def test_torchrun_two_processes_gloo_keeps_replicas_identical(tmp_path):
     assert proc.stdout.count("resnet20: 6 iterations") == 1  # rank 0 only
 
 
-def test_imagenet_path_on_a_tiny_image_folder(tmp_path):
+def test_imagenet_path_on_a_tiny_image_folder(tmp_path, tiny_model):
     from PIL import Image
 
     g = torch.Generator().manual_seed(0)
@@ -484,7 +594,7 @@ def test_imagenet_path_on_a_tiny_image_folder(tmp_path):
             for i in range(4):
                 pixels = torch.randint(0, 256, (64, 80, 3), dtype=torch.uint8, generator=g).numpy()
                 Image.fromarray(pixels).save(tmp_path / split / wnid / f"{i}.png")
-    model = ResNet(TINY.replace(stem="imagenet", num_classes=1000, image_size=224))
+    model = tiny_model(stem="imagenet", num_classes=1000, image_size=224)
     recipe = train.imagenet_recipe(schedule="step", data_root=str(tmp_path)).replace(
         batch_size=4, iterations=3, eval_every=3, checkpoint_every=3, log_every=1, num_workers=0, eval_batch_size=4
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -11,6 +14,9 @@ from torchvision.transforms.v2 import functional as TF
 
 import reszoo
 from reszoo import transforms as T
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import TINY_OVERRIDES  # noqa: E402
 
 # chi-square 0.999 quantile with 80 degrees of freedom (81 offsets): a fair sampler fails a
 # fixed-seed test with probability 1e-3, so a failure here means a biased sampler.
@@ -22,7 +28,8 @@ def _uint8(*shape: int, seed: int = 0) -> torch.Tensor:
 
 
 def _tiny_net() -> reszoo.ResNet:
-    return reszoo.ResNet(reszoo.ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4)).eval()
+    # For parametrize lists, which cannot take fixtures; tests take the tiny_model fixture.
+    return reszoo.ResNet(reszoo.ResNetConfig(**TINY_OVERRIDES)).eval()
 
 
 # --- constants ---------------------------------------------------------------------------------
@@ -363,8 +370,8 @@ def test_pca_lighting_single_image_and_errors():
 # --- multi-scale testing -------------------------------------------------------------------------
 
 
-def test_multi_scale_predict_averages_one_pass_per_scale():
-    net = _tiny_net()
+def test_multi_scale_predict_averages_one_pass_per_scale(tiny_model):
+    net = tiny_model().eval()
     seen: list[tuple[int, ...]] = []
     net.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape)))
     images = torch.randn(2, 3, 32, 48)
@@ -376,8 +383,8 @@ def test_multi_scale_predict_averages_one_pass_per_scale():
     assert torch.allclose(out, ref, atol=1e-5)
 
 
-def test_multi_scale_predict_with_flips_and_paper_scales():
-    net = _tiny_net()
+def test_multi_scale_predict_with_flips_and_paper_scales(tiny_model):
+    net = tiny_model().eval()
     calls: list[int] = []
     net.register_forward_pre_hook(lambda m, args: calls.append(min(args[0].shape[2:])))
     T.multi_scale_predict(net, torch.randn(1, 3, 32, 32), flip=True, scales=(16, 32))

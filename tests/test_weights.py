@@ -19,7 +19,6 @@ from reszoo.registry import create_model, list_models
 sys.path.insert(0, str(Path(__file__).parent))
 from _refnets import RefCifarResNet, akamaster_checkpoint, randomize_  # noqa: E402
 
-TINY = {"depths": (1, 1, 1), "widths": (4, 8, 16), "stem_width": 4}
 AKAMASTER_RAW = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
 
 
@@ -107,7 +106,7 @@ def test_unknown_weight_name_lists_closest_names():
 
 def test_list_pretrained_refuses_a_pattern_that_is_not_a_string():
     with pytest.raises(
-        ValueError, match=r"pattern must be an fnmatch wildcard string or None, received \['resnet\*'\]"
+        ValueError, match=r"pattern must be an fnmatch wildcard string or None; received pattern=\['resnet\*'\]"
     ):
         reszoo.list_pretrained(["resnet*"])
 
@@ -136,21 +135,21 @@ def test_chenyaofo_entries_use_option_b_and_their_own_statistics():
 # -- converters --------------------------------------------------------------------------------------
 
 
-def test_akamaster_converter_gives_the_reference_network_outputs():
+def test_akamaster_converter_gives_the_reference_network_outputs(tiny_overrides):
     """An akamaster-layout file loads into our option-A network and computes the same function."""
     ref = randomize_(RefCifarResNet(option="A", head="linear"), seed=1)
     converted = convert_state_dict("akamaster", akamaster_checkpoint(ref))
     assert "fc.weight" in converted and not any(k.startswith(("module.", "linear.")) for k in converted)
-    ours = create_model("resnet20", **TINY).eval()
+    ours = create_model("resnet20", **tiny_overrides).eval()
     ours.load_state_dict(fit_state_dict(converted, ours), strict=True)
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
 
 
-def test_chenyaofo_converter_gives_the_reference_network_outputs():
+def test_chenyaofo_converter_gives_the_reference_network_outputs(tiny_overrides):
     ref = randomize_(RefCifarResNet(option="B", head="fc", num_classes=100), seed=2)
     converted = convert_state_dict("chenyaofo", ref.state_dict())
-    ours = create_model("resnet20", shortcut="B", num_classes=100, **TINY).eval()
+    ours = create_model("resnet20", shortcut="B", num_classes=100, **tiny_overrides).eval()
     ours.load_state_dict(fit_state_dict(converted, ours), strict=True)
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
@@ -160,14 +159,15 @@ def test_chenyaofo_converter_gives_the_reference_network_outputs():
 def test_torchvision_converter_loads_torchvision_keys_strictly(depth):
     tv = getattr(torchvision.models, f"resnet{depth}")(weights=None, num_classes=7).eval()
     sd = {f"module.{k}": v for k, v in tv.state_dict().items()}  # DataParallel prefix is dropped
-    ours = create_model(f"resnet{depth}", num_classes=7).eval()
-    ours.load_state_dict(fit_state_dict(convert_state_dict("torchvision", sd), ours), strict=True)
+    with torch.device("meta"):  # no initialisation: every tensor is assigned from torchvision's
+        ours = create_model(f"resnet{depth}", num_classes=7).eval()
+    ours.load_state_dict(fit_state_dict(convert_state_dict("torchvision", sd), ours), strict=True, assign=True)
     x = torch.randn(1, 3, 64, 64)
     torch.testing.assert_close(ours(x), tv(x), rtol=1e-4, atol=1e-5)
 
 
-def test_fit_state_dict_reconciles_num_batches_tracked_both_ways():
-    model = create_model("resnet20", **TINY)
+def test_fit_state_dict_reconciles_num_batches_tracked_both_ways(tiny_model):
+    model = tiny_model()
     sd = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     fitted = fit_state_dict(sd, model)
     assert set(fitted) == set(model.state_dict())
@@ -175,8 +175,8 @@ def test_fit_state_dict_reconciles_num_batches_tracked_both_ways():
     assert "extra.num_batches_tracked" not in fit_state_dict(sd, model)
 
 
-def test_fit_state_dict_lists_missing_unexpected_and_shape_mismatches():
-    model = create_model("resnet20", **TINY)
+def test_fit_state_dict_lists_missing_unexpected_and_shape_mismatches(tiny_model):
+    model = tiny_model()
     sd = dict(model.state_dict())
     del sd["layer2.0.conv1.weight"]
     sd["layer9.weight"] = torch.zeros(1)

@@ -3,6 +3,9 @@
 Timing uses ``torch.utils.benchmark.Timer`` (it synchronises CUDA around each block of runs);
 warm-up and compilation happen before the timed region. Compared variants are measured
 round-robin in one process, so a busy machine slows all of them alike and ratios stay fair.
+The settings of a step are checked once, when its :class:`StepSettings` is made; the device
+policy (which device, layout, precision) is :mod:`reszoo.devices`'s, and tables, JSON, CSV and
+plots of the results are :mod:`reszoo.report`'s.
 
 Example:
     >>> import reszoo
@@ -17,67 +20,64 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import datetime
-import json
+import importlib
+import importlib.util
 import math
 import platform
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reszoo.summary import count_flops, count_params, format_table, human
+from reszoo.checks import check_bool, check_choice, check_int, check_ints, check_positive, check_str, value_error
+from reszoo.devices import (
+    DEVICE_TYPES,
+    DTYPES,
+    compile_modes,
+    default_device,
+    device_name,
+    precision,
+    preferred_memory_format,
+    resolve_device,
+)
+from reszoo.errors import InvalidArgumentError
+from reszoo.reference import reference_cifar_resnet
+from reszoo.registry import create_model, default_config
+from reszoo.resnet import ResNet
+from reszoo.summary import config_counts, count_flops, count_params
+
+__all__ = [
+    "DEVICE_TYPES",
+    "DTYPES",
+    "MODES",
+    "PEAK_TFLOPS",
+    "BenchResult",
+    "StepSettings",
+    "build_step",
+    "compare",
+    "comparison_models",
+    "compile_modes",
+    "default_batch_size",
+    "default_device",
+    "device_name",
+    "environment",
+    "forward_flops",
+    "interleaved",
+    "make_step",
+    "measure",
+    "median_iqr",
+    "peak_tflops_for",
+    "precision",
+    "preferred_memory_format",
+    "reference_cifar_resnet",
+    "sweep",
+]
 
 MODES = ("infer", "train")
-DTYPES = ("fp32", "tf32", "bf16", "fp16")
-DEVICE_TYPES = ("cpu", "cuda", "mps")
-_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _check_choice(what: str, value: Any, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"Unknown {what} {value!r}; valid choices: {', '.join(choices)}.")
-
-
-def _check_int(what: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}, received {value!r}.")
-
-
-def _check_positive(what: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise ValueError(f"{what} must be a finite number > 0, received {value!r}.")
-
-
-def _check_input_size(input_size: Any) -> tuple[int, ...]:
-    size = tuple(input_size) if isinstance(input_size, Sequence) and not isinstance(input_size, str) else None
-    if size is None or len(size) != 3 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in size):
-        raise ValueError(f"input_size must be (C, H, W), three integers >= 1, received {input_size!r}.")
-    return size
-
-
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device`` as a ``torch.device`` (:func:`default_device` for ``None``); a ValueError if unparsable."""
-    if device is None:
-        return torch.device(default_device())
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(
-            f"Unknown device {device!r}; valid choices: {', '.join(DEVICE_TYPES)}, optionally with an index (cuda:1)."
-        ) from err
-
-
-def compile_modes() -> tuple[str, ...]:
-    """The ``torch.compile`` modes this torch accepts (imports inductor, so call it only when compiling)."""
-    from torch._inductor import list_mode_options
-
-    return tuple(list_mode_options())
-
 
 # Dense (no sparsity) tensor-core peaks in TFLOP/s from NVIDIA's data sheets; "fp32" is the
 # non-tensor-core rate. Matched by substring of the device name, first match wins, so the
@@ -91,6 +91,16 @@ PEAK_TFLOPS: dict[str, dict[str, float]] = {
     "RTX 4090": {"bf16": 165.2, "fp16": 165.2, "tf32": 82.6, "fp32": 82.6},
     "V100": {"bf16": 0.0, "fp16": 125.0, "tf32": 0.0, "fp32": 15.7},
 }
+
+# Reporting moved to reszoo.report; these names stay reachable as reszoo.bench.<name> (loaded on
+# first use, so the measuring core does not import its presentation layer).
+_REPORT_NAMES = ("plot", "summary_line", "to_csv", "to_json", "to_table")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REPORT_NAMES:
+        return getattr(importlib.import_module("reszoo.report"), name)
+    raise AttributeError(f"module 'reszoo.bench' has no attribute {name!r}")
 
 
 def peak_tflops_for(device_name: str, dtype: str) -> float | None:
@@ -134,6 +144,50 @@ class BenchResult:
         return d
 
 
+@dataclass(frozen=True)
+class StepSettings:
+    """What one timed step runs, checked once when made; every step built from it shares the checks.
+
+    Args:
+        mode: ``"infer"`` (eval, inference_mode) or ``"train"`` (forward, loss, backward, SGD step).
+        input_size: ``(C, H, W)``.
+        device: a resolved ``torch.device`` (:func:`reszoo.devices.resolve_device`).
+        batch_size: images per step; ``None`` for :func:`default_batch_size`.
+        dtype: ``"fp32"``, ``"tf32"``, ``"bf16"`` or ``"fp16"`` (autocast).
+        channels_last: NHWC memory format for the model and the input.
+        compile: a ``torch.compile`` mode or ``None`` for eager.
+        cuda_graphs: capture the step in a CUDA graph (CUDA only; eager models).
+    """
+
+    mode: str
+    input_size: tuple[int, ...]
+    device: torch.device
+    batch_size: int | None = None
+    dtype: str = "fp32"
+    channels_last: bool = False
+    compile: str | None = None
+    cuda_graphs: bool = False
+
+    def __post_init__(self) -> None:
+        check_choice("mode", self.mode, MODES)
+        input_size = check_ints("input_size", self.input_size, length=3, minimum=1)
+        object.__setattr__(self, "input_size", input_size)
+        if self.batch_size is None:
+            object.__setattr__(self, "batch_size", default_batch_size(self.device.type, input_size))
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_choice("dtype", self.dtype, DTYPES)
+        check_bool("channels_last", self.channels_last)
+        check_bool("cuda_graphs", self.cuda_graphs)
+        if self.compile is not None:
+            check_choice("torch.compile mode", self.compile, compile_modes())
+        if self.cuda_graphs and self.device.type != "cuda":
+            raise InvalidArgumentError(f"cuda_graphs needs a CUDA device, received device={str(self.device)!r}.")
+        if self.cuda_graphs and self.compile:
+            raise InvalidArgumentError(
+                "Use compile='reduce-overhead' for CUDA graphs with torch.compile, not both options."
+            )
+
+
 def environment(device: str | torch.device = "cpu") -> dict[str, Any]:
     """What a result depends on: device name, library versions, threads, date."""
     device = torch.device(device)
@@ -155,41 +209,6 @@ def environment(device: str | torch.device = "cpu") -> dict[str, Any]:
     return env
 
 
-def device_name(device: str | torch.device) -> str:
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine() or device.type
-
-
-def default_device() -> str:
-    """The best device present: ``"cuda"``, then ``"mps"``, then ``"cpu"``."""
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def preferred_memory_format(device_type: str) -> torch.memory_format:
-    """The memory format that trains reszoo models faster on a device type.
-
-    Measured with ``benchmarks/compare.py`` (docs/benchmarks.md): on a 2-core AMD EPYC CPU a
-    CIFAR ResNet-56 training step at batch 128 ran 1.14-1.17x faster in channels_last than in
-    NCHW (torch 2.14.1). On NVIDIA tensor cores channels_last avoids layout transposes (timm's
-    published RTX 3090 AMP training figures: 1,218 img/s channels_last against 826 NCHW).
-
-    Args:
-        device_type: ``"cpu"``, ``"cuda"`` or ``"mps"``.
-
-    Returns:
-        ``torch.channels_last`` or ``torch.contiguous_format``.
-    """
-    _check_choice("device type", device_type, DEVICE_TYPES)
-    # MPS has not been measured here; keep the layout every kernel supports.
-    return torch.channels_last if device_type in ("cpu", "cuda") else torch.contiguous_format
-
-
 def default_batch_size(device_type: str, input_size: Sequence[int]) -> int:
     """A batch size that keeps a CPU run short and fills a GPU: CPU 64 at 32x32, 16 at 224x224."""
     pixels = math.prod(input_size[1:])
@@ -198,32 +217,10 @@ def default_batch_size(device_type: str, input_size: Sequence[int]) -> int:
     return 256
 
 
-@contextlib.contextmanager
-def precision(dtype: str, device_type: str) -> Iterator[None]:
-    """Autocast for bf16/fp16, TF32 matmuls and convolutions for tf32, nothing for fp32."""
-    _check_choice("dtype", dtype, DTYPES)
-    if dtype in _AUTOCAST:
-        with torch.autocast(device_type=device_type, dtype=_AUTOCAST[dtype]):
-            yield
-    elif dtype == "tf32":
-        old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        try:
-            yield
-        finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-    else:
-        yield
-
-
 def forward_flops(model: nn.Module, input_size: Sequence[int]) -> int:
-    """Forward FLOPs of one image; free for reszoo models (counted on the meta device)."""
-    config = getattr(model, "config", None)
-    if config is not None and hasattr(config, "replace"):
-        from reszoo.resnet import ResNet
-
-        with torch.device("meta"):
-            return count_flops(ResNet(config), tuple(input_size))
+    """Forward FLOPs of one image (2 per MAC); exact and free for reszoo models, from their config."""
+    if isinstance(model, ResNet):
+        return 2 * config_counts(model.config, input_size)[1]
     return count_flops(copy.deepcopy(model).float().cpu(), tuple(input_size))
 
 
@@ -243,7 +240,8 @@ def make_step(
 
     The model is moved to ``device`` (and channels_last); inputs are made once, on the device,
     so the timed step excludes data loading. Training is forward, cross-entropy, backward and
-    an SGD step with momentum, as in the paper.
+    an SGD step with momentum, as in the paper. The options are those of :class:`StepSettings`;
+    :func:`build_step` takes them already checked.
 
     Args:
         model: the module to run (modified in place: moved, possibly compiled).
@@ -260,69 +258,52 @@ def make_step(
     Returns:
         The step callable.
     """
-    device = _resolve_device(device)
-    _check_step_options(
+    settings = StepSettings(
         mode=mode,
-        dtype=dtype,
-        batch_size=batch_size,
         input_size=input_size,
-        device=device,
+        device=resolve_device(device),
+        batch_size=batch_size,
+        dtype=dtype,
+        channels_last=channels_last,
         compile=compile,
         cuda_graphs=cuda_graphs,
     )
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(device=device, memory_format=fmt).train(mode == "train")
-    x = torch.randn(batch_size, *input_size, device=device).contiguous(memory_format=fmt)
-    num_classes = getattr(model, "num_classes", None) or 1000
-    target = torch.randint(0, int(num_classes), (batch_size,), device=device)
-    fn: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model, mode=compile) if compile else model
+    return build_step(model, settings)
 
-    if mode == "infer":
+
+def build_step(model: nn.Module, settings: StepSettings) -> Callable[[], Any]:
+    """:func:`make_step` for settings already checked (a :class:`StepSettings`)."""
+    s, device = settings, settings.device
+    fmt = torch.channels_last if s.channels_last else torch.contiguous_format
+    model = model.to(device=device, memory_format=fmt).train(s.mode == "train")
+    x = torch.randn(s.batch_size, *s.input_size, device=device).contiguous(memory_format=fmt)
+    num_classes = getattr(model, "num_classes", None) or 1000
+    target = torch.randint(0, int(num_classes), (s.batch_size,), device=device)
+    fn: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model, mode=s.compile) if s.compile else model
+
+    if s.mode == "infer":
 
         def step() -> torch.Tensor:
-            with torch.inference_mode(), precision(dtype, device.type):
+            with torch.inference_mode(), precision(s.dtype, device.type):
                 return fn(x)
 
-        return _graphed(step) if cuda_graphs else step
+        return _graphed(step) if s.cuda_graphs else step
 
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    if cuda_graphs:
+    if s.cuda_graphs:
         # Graph forward and backward; the optimizer step stays eager (its state is outside).
-        with precision(dtype, device.type):
+        with precision(s.dtype, device.type):
             fn = torch.cuda.make_graphed_callables(model, (x,))
 
     def train_step() -> torch.Tensor:
-        with precision(dtype, device.type):
+        with precision(s.dtype, device.type):
             loss = F.cross_entropy(fn(x), target)
         loss.backward()
         opt.step()
-        opt.zero_grad(set_to_none=not cuda_graphs)
+        opt.zero_grad(set_to_none=not s.cuda_graphs)
         return loss
 
     return train_step
-
-
-def _check_step_options(
-    *,
-    mode: str,
-    dtype: str,
-    batch_size: int,
-    input_size: Sequence[int],
-    device: torch.device,
-    compile: str | None,  # noqa: A002 - the CLI flag's name
-    cuda_graphs: bool,
-) -> None:
-    """The checks of :func:`make_step`'s options, also run by :func:`measure` before any work."""
-    _check_choice("mode", mode, MODES)
-    _check_choice("dtype", dtype, DTYPES)
-    _check_int("batch_size", batch_size, 1)
-    _check_input_size(input_size)
-    if compile is not None:
-        _check_choice("torch.compile mode", compile, compile_modes())
-    if cuda_graphs and device.type != "cuda":
-        raise ValueError(f"cuda_graphs needs a CUDA device, received device={str(device)!r}.")
-    if cuda_graphs and compile:
-        raise ValueError("Use compile='reduce-overhead' for CUDA graphs with torch.compile, not both options.")
 
 
 def _graphed(step: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
@@ -390,7 +371,7 @@ def measure(
         input_size: ``(C, H, W)``; defaults to ``model.config.input_size`` for reszoo models.
         batch_size: images per step; defaults to :func:`default_batch_size`.
         mode: ``"infer"`` or ``"train"``.
-        device: defaults to :func:`default_device`.
+        device: defaults to :func:`reszoo.devices.default_device`.
         dtype: ``"fp32"``, ``"tf32"``, ``"bf16"`` or ``"fp16"``.
         channels_last: NHWC memory format.
         compile: ``torch.compile`` mode or ``None``; compiled during warm-up, outside the timing.
@@ -404,117 +385,86 @@ def measure(
         A :class:`BenchResult`; ``status="oom"`` when the batch does not fit.
 
     Raises:
-        ValueError: an option outside its valid values (named with them), before any work.
+        InvalidArgumentError, ArgumentTypeError: an option outside its valid values (named with
+            them), before any work.
     """
-    device = _resolve_device(device)
-    if input_size is None:
-        config = getattr(model, "config", None)
-        if config is None:
-            raise ValueError("input_size is required for models without a reszoo config, received None.")
-        input_size = config.input_size
-    input_size = _check_input_size(input_size)
-    if batch_size is None:
-        batch_size = default_batch_size(device.type, input_size)
-    _check_step_options(
+    settings = StepSettings(
         mode=mode,
-        dtype=dtype,
+        input_size=_input_size(model) if input_size is None else input_size,
+        device=resolve_device(device),
         batch_size=batch_size,
-        input_size=input_size,
-        device=device,
-        compile=compile,
-        cuda_graphs=cuda_graphs,
-    )
-    _check_int("warmup", warmup, 0)
-    _check_positive("min_run_time", min_run_time)
-    if peak_tflops is not None:
-        _check_positive("peak_tflops", peak_tflops)
-    result = _new_result(
-        model,
-        name=name or type(model).__name__,
-        mode=mode,
-        device=device_name(device),
-        batch_size=batch_size,
-        input_size=input_size,
         dtype=dtype,
         channels_last=channels_last,
         compile=compile,
         cuda_graphs=cuda_graphs,
-        peak_tflops=peak_tflops,
     )
-    if device.type == "cuda":
+    check_int("warmup", warmup, minimum=0)
+    check_positive("min_run_time", min_run_time)
+    check_positive("peak_tflops", peak_tflops, optional=True)
+    check_str("name", name, optional=True)
+    result = _new_result(model, name=name or type(model).__name__, settings=settings, peak_tflops=peak_tflops)
+    cuda = settings.device.type == "cuda"
+    if cuda:
         # Fixed input shapes: let cuDNN try its algorithms once and keep the fastest.
         torch.backends.cudnn.benchmark = True
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
+        torch.cuda.reset_peak_memory_stats(settings.device)
     try:
-        step = _make_step_for(model, result, device)
-        for _ in range(warmup):
-            step()
-        # Timer defaults to one thread; benchmark with what the user's process would use.
-        timer = _torch_benchmark().Timer(
-            stmt="step()", globals={"step": step}, label=result.model, num_threads=torch.get_num_threads()
-        )
-        m = timer.blocked_autorange(min_run_time=min_run_time)
+        times = _timed(build_step(model, settings), warmup=warmup, min_run_time=min_run_time, label=result.model)
     except RuntimeError as err:  # torch.OutOfMemoryError is a RuntimeError
         if not _is_oom(err):
             raise
         result.status, result.error = "oom", str(err).splitlines()[0]
-        if device.type == "cuda":
+        if cuda:
             torch.cuda.empty_cache()
         return result
-    _fill(result, m.times)
-    if device.type == "cuda":
-        result.peak_memory_mb = torch.cuda.max_memory_allocated(device) / 2**20
+    _fill(result, times)
+    if cuda:
+        result.peak_memory_mb = torch.cuda.max_memory_allocated(settings.device) / 2**20
     return result
 
 
+def _input_size(model: nn.Module) -> tuple[int, ...]:
+    config = getattr(model, "config", None)
+    if config is None:
+        raise InvalidArgumentError("input_size is required for models without a reszoo config, received None.")
+    return config.input_size
+
+
+def _timed(step: Callable[[], Any], *, warmup: int, min_run_time: float, label: str) -> list[float]:
+    """Per-run times in seconds of ``step`` after ``warmup`` untimed calls (``Timer.blocked_autorange``)."""
+    for _ in range(warmup):
+        step()
+    # Timer defaults to one thread; benchmark with what the user's process would use.
+    timer = _torch_benchmark().Timer(
+        stmt="step()", globals={"step": step}, label=label, num_threads=torch.get_num_threads()
+    )
+    return list(timer.blocked_autorange(min_run_time=min_run_time).times)
+
+
 def _new_result(
-    model: nn.Module,
-    *,
-    name: str,
-    mode: str,
-    device: str,
-    batch_size: int,
-    input_size: tuple[int, ...],
-    dtype: str,
-    channels_last: bool,
-    compile: str | None = None,  # noqa: A002 - the CLI flag's name
-    cuda_graphs: bool = False,
-    peak_tflops: float | None = None,
+    model: nn.Module, *, name: str, settings: StepSettings, peak_tflops: float | None = None
 ) -> BenchResult:
     """A result not yet timed: the settings, parameters, FLOPs and peak of ``model``.
 
-    ``device`` is the device's name (:func:`device_name`); ``peak_tflops`` defaults to
-    :func:`peak_tflops_for` it. A training step counts 3x the forward FLOPs.
+    ``peak_tflops`` defaults to :func:`peak_tflops_for` the device. A training step counts 3x the
+    forward FLOPs.
     """
+    s = settings
+    dev_name = device_name(s.device)
     return BenchResult(
         model=name,
-        mode=mode,
-        device=device,
-        batch_size=batch_size,
-        input_size=input_size,
-        dtype=dtype,
-        channels_last=channels_last,
-        compile=compile,
-        cuda_graphs=cuda_graphs,
+        mode=s.mode,
+        device=dev_name,
+        batch_size=s.batch_size,
+        input_size=s.input_size,
+        dtype=s.dtype,
+        channels_last=s.channels_last,
+        compile=s.compile,
+        cuda_graphs=s.cuda_graphs,
         params=count_params(model),
-        flops_per_image=forward_flops(model, input_size) * (3 if mode == "train" else 1),
-        peak_tflops=peak_tflops if peak_tflops is not None else peak_tflops_for(device, dtype),
-    )
-
-
-def _make_step_for(model: nn.Module, result: BenchResult, device: torch.device) -> Callable[[], Any]:
-    """:func:`make_step` with the settings recorded in ``result``."""
-    return make_step(
-        model,
-        mode=result.mode,
-        input_size=result.input_size,
-        batch_size=result.batch_size,
-        device=device,
-        dtype=result.dtype,
-        channels_last=result.channels_last,
-        compile=result.compile,
-        cuda_graphs=result.cuda_graphs,
+        flops_per_image=forward_flops(model, s.input_size) * (3 if s.mode == "train" else 1),
+        peak_tflops=peak_tflops if peak_tflops is not None else peak_tflops_for(dev_name, s.dtype),
     )
 
 
@@ -540,14 +490,23 @@ def _fill(result: BenchResult, times: Sequence[float]) -> None:
 def sweep(
     model_fn: Callable[[], nn.Module],
     *,
-    batch_sizes: Sequence[int],
+    batch_sizes: Sequence[int | None],
     name: str,
     **kwargs: Any,
 ) -> list[BenchResult]:
-    """:func:`measure` a fresh model at each batch size; an out-of-memory size is recorded, not fatal."""
-    if not batch_sizes:
-        raise ValueError(f"batch_sizes must name at least one batch size, received {batch_sizes!r}.")
+    """:func:`measure` a fresh model at each batch size; an out-of-memory size is recorded, not fatal.
+
+    ``None`` in ``batch_sizes`` is :func:`default_batch_size`; ``kwargs`` go to :func:`measure`.
+    """
+    if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence) or not batch_sizes:
+        raise value_error("batch_sizes", batch_sizes, "a non-empty sequence of batch sizes")
     return [measure(model_fn(), batch_size=bs, name=name, **kwargs) for bs in batch_sizes]
+
+
+def _check_rounds(rounds: int, number: int, warmup: int) -> None:
+    check_int("rounds", rounds, minimum=1)
+    check_int("number", number, minimum=1)
+    check_int("warmup", warmup, minimum=0)
 
 
 def interleaved(
@@ -559,13 +518,17 @@ def interleaved(
     synchronising timer), forwards on even rounds and backwards on odd ones, so a disturbance on
     a shared machine falls on all variants, not on one.
     """
-    _check_int("rounds", rounds, 1)
-    _check_int("number", number, 1)
-    _check_int("warmup", warmup, 0)
+    _check_rounds(rounds, number, warmup)
+    return _round_robin(steps, rounds=rounds, number=number, warmup=warmup)
+
+
+def _round_robin(
+    steps: dict[str, Callable[[], Any]], *, rounds: int, number: int, warmup: int
+) -> dict[str, list[float]]:
+    """:func:`interleaved` with its options already checked."""
     # The timer function of torch.utils.benchmark synchronises CUDA before reading the clock;
     # Timer.timeit would add two untimed warm-up steps per call, doubling a round's cost.
     timer = _torch_benchmark().utils.timer.timer
-
     for step in steps.values():
         for _ in range(warmup):
             step()
@@ -583,47 +546,9 @@ def interleaved(
     return times
 
 
-def reference_cifar_resnet(depth: int, num_classes: int = 10) -> nn.Module:
-    """A straightforward CIFAR ResNet (option A) written without reszoo's parts, for --compare.
-
-    Same architecture as ``reszoo.cifar_resnet(depth)``: 3x3 stem of 16, three stages of
-    (depth - 2) / 6 basic blocks at 16/32/64 channels, zero-padded identity shortcuts.
-    """
-    if (depth - 2) % 6 or depth < 8:
-        raise ValueError(f"CIFAR ResNet depth must be 6n+2 >= 8, received {depth}.")
-    n = (depth - 2) // 6
-
-    class Block(nn.Module):
-        def __init__(self, cin: int, cout: int, stride: int) -> None:
-            super().__init__()
-            self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.b1 = nn.BatchNorm2d(cout)
-            self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.b2 = nn.BatchNorm2d(cout)
-            self.stride, self.pad = stride, cout - cin
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            out = self.b2(self.c2(F.relu(self.b1(self.c1(x)))))
-            short = x[:, :, :: self.stride, :: self.stride] if self.stride > 1 else x
-            if self.pad:
-                short = F.pad(short, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
-            return F.relu(out + short)
-
-    layers: list[nn.Module] = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
-    cin = 16
-    for i, cout in enumerate((16, 32, 64)):
-        for j in range(n):
-            layers.append(Block(cin, cout, 2 if i > 0 and j == 0 else 1))
-            cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes)]
-    net = nn.Sequential(*layers)
-    net.num_classes = num_classes
-    return net
-
-
 def comparison_models(name: str) -> dict[str, Callable[[], nn.Module]]:
     """Factories of ``name`` and its equivalents: torchvision (and timm if installed) for ImageNet
-    models, :func:`reference_cifar_resnet` for CIFAR option-A models.
+    models, :func:`reszoo.reference.reference_cifar_resnet` for CIFAR option-A models.
 
     Args:
         name: a registered reszoo model name.
@@ -631,27 +556,20 @@ def comparison_models(name: str) -> dict[str, Callable[[], nn.Module]]:
     Returns:
         ``{label: factory}``, reszoo first; timm's only when timm is installed.
     """
-    from reszoo.registry import create_model, get_model_fn
-
-    with torch.device("meta"):
-        cfg = get_model_fn(name)().config
+    cfg = default_config(name)
     out: dict[str, Callable[[], nn.Module]] = {f"reszoo:{name}": lambda: create_model(name)}
-    if cfg.stem == "cifar":
-        if cfg.shortcut != "A":
-            raise ValueError(f"--compare supports CIFAR models with shortcut 'A', received {name!r} ({cfg.shortcut}).")
+    if cfg.stem == "cifar" and cfg.shortcut == "A":
         out[f"reference:{name}"] = lambda: reference_cifar_resnet(cfg.depth, cfg.num_classes)
         return out
-    import torchvision.models as tvm
-
-    if not hasattr(tvm, name) or cfg.shortcut != "B":
-        raise ValueError(f"torchvision has no equivalent of {name!r}; compare resnet18/34/50/101/152.")
+    tvm = importlib.import_module("torchvision.models") if cfg.stem != "cifar" and cfg.shortcut == "B" else None
+    if tvm is None or not hasattr(tvm, name):
+        raise InvalidArgumentError(
+            "compare needs a model with an equivalent elsewhere: a CIFAR model with shortcut 'A' or "
+            f"torchvision's resnet18/34/50/101/152; received name={name!r} (shortcut {cfg.shortcut!r})."
+        )
     out[f"torchvision:{name}"] = lambda: getattr(tvm, name)(weights=None)
-    try:
-        import timm
-
-        out[f"timm:{name}"] = lambda: timm.create_model(name, pretrained=False)
-    except ImportError:
-        pass
+    if importlib.util.find_spec("timm") is not None:
+        out[f"timm:{name}"] = lambda: importlib.import_module("timm").create_model(name, pretrained=False)
     return out
 
 
@@ -672,138 +590,25 @@ def compare(
         One result per implementation, reszoo first; ``extra["ratio_vs_reszoo"]`` holds
         images/s of reszoo divided by that implementation's.
     """
-    device = _resolve_device(device)
-    _check_choice("mode", mode, MODES)
-    _check_choice("dtype", dtype, DTYPES)
-    if batch_size is not None:
-        _check_int("batch_size", batch_size, 1)
-    _check_int("rounds", rounds, 1)
-    _check_int("number", number, 1)
+    settings = StepSettings(
+        mode=mode,
+        input_size=default_config(name).input_size,
+        device=resolve_device(device),
+        batch_size=batch_size,
+        dtype=dtype,
+        channels_last=channels_last,
+    )
+    warmup = 2
+    _check_rounds(rounds, number, warmup)
     factories = comparison_models(name)
-    ours = f"reszoo:{name}"
     torch.manual_seed(0)
     models = {label: make() for label, make in factories.items()}
-    input_size = models[ours].config.input_size
-    if batch_size is None:
-        batch_size = default_batch_size(device.type, input_size)
-    dev_name = device_name(device)
-    results = {
-        label: _new_result(
-            m,
-            name=label,
-            mode=mode,
-            device=dev_name,
-            batch_size=batch_size,
-            input_size=input_size,
-            dtype=dtype,
-            channels_last=channels_last,
-        )
-        for label, m in models.items()
-    }
-    steps = {label: _make_step_for(models[label], r, device) for label, r in results.items()}
-    times = interleaved(steps, rounds=rounds, number=number)
+    results = {label: _new_result(m, name=label, settings=settings) for label, m in models.items()}
+    steps = {label: build_step(m, settings) for label, m in models.items()}
+    times = _round_robin(steps, rounds=rounds, number=number, warmup=warmup)
     for label, r in results.items():
         _fill(r, times[label])
+    ours = results[f"reszoo:{name}"]
     for r in results.values():
-        r.extra["ratio_vs_reszoo"] = results[ours].images_per_s / r.images_per_s
+        r.extra["ratio_vs_reszoo"] = ours.images_per_s / r.images_per_s
     return list(results.values())
-
-
-def to_table(results: Sequence[BenchResult], *, markdown: bool = False) -> str:
-    """A readable table of results (one row each)."""
-    headers = ["model", "mode", "batch", "dtype", "layout", "compile", "img/s", "ms/batch (IQR)", "GFLOP/img"]
-    headers += ["TFLOP/s", "% peak", "peak MB"]
-    rows = []
-    for r in results:
-        ok = r.status == "ok"
-        rows.append(
-            [
-                r.model,
-                r.mode,
-                str(r.batch_size),
-                r.dtype,
-                "NHWC" if r.channels_last else "NCHW",
-                r.compile or "eager",
-                f"{r.images_per_s:,.1f}" if ok else r.status.upper(),
-                f"{r.time_median_ms:.2f} ({r.time_iqr_ms:.2f})" if ok else "-",
-                f"{r.flops_per_image / 1e9:.3f}",
-                f"{r.tflops:.3f}" if ok else "-",
-                f"{100 * r.peak_fraction:.1f}" if r.peak_fraction is not None and ok else "-",
-                f"{r.peak_memory_mb:,.0f}" if r.peak_memory_mb is not None else "-",
-            ]
-        )
-    return format_table(headers, rows, markdown=markdown)
-
-
-def to_json(results: Sequence[BenchResult], path: str | None = None, *, env: dict[str, Any] | None = None) -> str:
-    """``{"environment": {...}, "results": [...]}`` as JSON text, also written to ``path`` if given."""
-    text = json.dumps({"environment": env or environment("cpu"), "results": [r.as_dict() for r in results]}, indent=2)
-    if path:
-        with open(path, "w") as f:
-            f.write(text + "\n")
-    return text
-
-
-def to_csv(results: Sequence[BenchResult], path: str) -> None:
-    """One CSV row per result with every :class:`BenchResult` field except ``extra``."""
-    names = [f.name for f in fields(BenchResult) if f.name != "extra"]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=names, extrasaction="ignore")
-        writer.writeheader()
-        for r in results:
-            row = r.as_dict()
-            row["input_size"] = "x".join(map(str, r.input_size))
-            writer.writerow(row)
-
-
-def plot(results: Sequence[BenchResult], path: str) -> None:
-    """Images/s against batch size (one line per model and mode), or against depth when each
-    model has one batch size. Needs matplotlib (``pip install reszoo[plot]``)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:
-        raise RuntimeError("Plotting needs matplotlib: pip install matplotlib") from err
-    ok = [r for r in results if r.status == "ok"]
-    series: dict[str, list[BenchResult]] = {}
-    for r in ok:
-        series.setdefault(f"{r.model} {r.mode}", []).append(r)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    if any(len(v) > 1 for v in series.values()):
-        for label, rs in series.items():
-            rs.sort(key=lambda r: r.batch_size)
-            ax.plot([r.batch_size for r in rs], [r.images_per_s for r in rs], marker="o", label=label)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("batch size")
-    else:
-        by_mode: dict[str, list[BenchResult]] = {}
-        for r in ok:
-            by_mode.setdefault(r.mode, []).append(r)
-        for mode_, rs in by_mode.items():
-            xs = [_depth(r.model) for r in rs]
-            ax.scatter(xs, [r.images_per_s for r in rs], label=mode_)
-            for x, r in zip(xs, rs, strict=True):
-                ax.annotate(r.model, (x, r.images_per_s), fontsize=7)
-        ax.set_xlabel("depth (layers)")
-    ax.set_yscale("log")
-    ax.set_ylabel("images/s")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _depth(label: str) -> int:
-    digits = "".join(ch for ch in label.split(":")[-1] if ch.isdigit())
-    return int(digits) if digits else 0
-
-
-def summary_line(r: BenchResult) -> str:
-    """One line: name, images/s, time per batch, GFLOP/image."""
-    return (
-        f"{r.model} {r.mode} bs={r.batch_size}: {r.images_per_s:,.1f} img/s, "
-        f"{r.time_median_ms:.2f} ms/batch, {human(r.flops_per_image)}FLOP/img"
-    )

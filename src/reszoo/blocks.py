@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from reszoo.errors import InvalidArgumentError
 from reszoo.layers import ActFactory, NormFactory
 
 
@@ -48,7 +49,9 @@ class ResidualBlock(nn.Module):
         """
         weight = getattr(self.last_norm(), "weight", None)
         if weight is None:
-            raise ValueError(f"zero_init_residual needs an affine norm layer, received {self.last_norm()!r}.")
+            raise InvalidArgumentError(
+                f"zero_init_residual needs an affine norm layer (one with a weight); received {self.last_norm()!r}."
+            )
         nn.init.zeros_(weight)
 
 

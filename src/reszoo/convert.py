@@ -20,6 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from reszoo.checks import unknown_name_error
+from reszoo.errors import InvalidArgumentError, MissingInputError, WeightsIntegrityError
+
 StateDict = dict[str, torch.Tensor]
 
 
@@ -28,10 +31,12 @@ def _unwrap(obj: Any, source: str) -> Mapping[str, Any]:
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
-        raise ValueError(f"Expected a state_dict (a mapping of names to tensors) from {source}, received {type(obj)}.")
+        raise InvalidArgumentError(
+            f"Expected a state_dict (a mapping of names to tensors) from {source}, received {type(obj)}."
+        )
     bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise ValueError(f"The state_dict from {source} has entries that are not tensors: {bad[:5]}.")
+        raise InvalidArgumentError(f"The state_dict from {source} has entries that are not tensors: {bad[:5]}.")
     return obj
 
 
@@ -96,9 +101,12 @@ def convert_state_dict(converter: str, obj: Any) -> StateDict:
 
     Returns:
         A state_dict with reszoo's key names, tensors made contiguous (safetensors needs that).
+
+    Raises:
+        InvalidArgumentError: an unknown converter, or ``obj`` is not a state_dict of tensors.
     """
     if converter not in CONVERTERS:
-        raise ValueError(f"Unknown converter {converter!r}; valid: {sorted(CONVERTERS)}.")
+        raise unknown_name_error("converter", str(converter), sorted(CONVERTERS))
     return {k: v.detach().contiguous() for k, v in CONVERTERS[converter](obj).items()}
 
 
@@ -110,12 +118,12 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
     and maps tensors saved on a GPU to the CPU.
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file is truncated, corrupted or not a checkpoint.
+        MissingInputError: the file does not exist (a ``FileNotFoundError``).
+        InvalidArgumentError: the file is truncated, corrupted or not a checkpoint (a ``ValueError``).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"No checkpoint file at {path!r}.")
+        raise MissingInputError(f"No checkpoint file at {path!r}.")
     try:
         if path.endswith(".safetensors"):
             from safetensors.torch import load_file
@@ -123,7 +131,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
             return load_file(path)
         return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:  # torch and safetensors raise many types for a damaged file
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Could not read checkpoint {path!r} ({os.path.getsize(path):,} bytes): it is truncated, "
             f"corrupted or not a checkpoint ({type(err).__name__}: {err})."
         ) from err
@@ -152,7 +160,8 @@ def fit_state_dict(
         The state_dict to load with ``strict=True``.
 
     Raises:
-        RuntimeError: listing missing keys, unexpected keys and shape mismatches.
+        WeightsIntegrityError: (a ``RuntimeError``) listing missing keys, unexpected keys and shape
+            mismatches.
     """
     skip = set(skip)
     expected = {k: v for k, v in model.state_dict().items() if k not in skip}
@@ -182,5 +191,5 @@ def fit_state_dict(
             f"unexpected keys: {show(unexpected)}" if unexpected else "",
             f"shape mismatches: {show(shapes)}" if shapes else "",
         ]
-        raise RuntimeError(f"{source} do not fit {what}: " + "; ".join(p for p in parts if p) + ".")
+        raise WeightsIntegrityError(f"{source} do not fit {what}: " + "; ".join(p for p in parts if p) + ".")
     return out

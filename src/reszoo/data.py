@@ -5,7 +5,7 @@ Two ways to feed CIFAR:
 - ``cifar_dataset`` + ``make_loader``: the usual per-image ``v2`` transform in DataLoader workers.
 - ``load_cifar_tensors`` + ``DeviceCifarLoader``: the whole dataset held on the device as uint8
   (150 MB for CIFAR's 50,000 images) and augmented a batch at a time with
-  ``reszoo.transforms.batch_random_crop_flip``; no workers, no host-to-device copies per step.
+  ``reszoo.augment.batch_random_crop_flip``; no workers, no host-to-device copies per step.
 
 Example:
     >>> import torch
@@ -27,7 +27,19 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from reszoo.transforms import _check_padding, _check_size, _check_stats, batch_random_crop_flip
+from reszoo.augment import batch_random_crop_flip
+from reszoo.checks import (
+    check_bool,
+    check_choice,
+    check_instance,
+    check_int,
+    check_mean_std,
+    check_path,
+    is_int,
+    type_error,
+    value_error,
+)
+from reszoo.errors import InvalidArgumentError, MissingInputError
 
 CIFAR_NAMES = ("cifar10", "cifar100")
 IMAGENET_SPLITS = ("train", "val")
@@ -47,15 +59,12 @@ __all__ = [
 def _cifar_class(name: str) -> type:
     from torchvision import datasets
 
-    if name == "cifar10":
-        return datasets.CIFAR10
-    if name == "cifar100":
-        return datasets.CIFAR100
-    raise ValueError(f"Unknown CIFAR dataset {name!r}; valid choices: {', '.join(CIFAR_NAMES)}.")
+    check_choice("dataset", name, CIFAR_NAMES)
+    return datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
 
 
-def _cifar_missing(cls: type, root: Path, reason: str) -> FileNotFoundError:
-    return FileNotFoundError(
+def _cifar_missing(cls: type, root: Path, reason: str) -> MissingInputError:
+    return MissingInputError(
         f"{reason} Expected the extracted folder {root / cls.base_folder} (from {cls.filename}). "
         f"Get it with download=True (or --download on the command line) while online, or download "
         f"{cls.url} yourself and put the archive in {root} (it is checked and extracted on the next "
@@ -84,11 +93,13 @@ def cifar_dataset(
         A ``torchvision.datasets.CIFAR10`` / ``CIFAR100``.
 
     Raises:
-        FileNotFoundError: the files are missing (or the download failed), with where they are
-            expected and how to get them.
+        MissingInputError: (a ``FileNotFoundError``) the files are missing (or the download
+            failed), with where they are expected and how to get them.
     """
     cls = _cifar_class(name)
-    root = Path(root).expanduser()
+    check_bool("train", train)
+    check_bool("download", download)
+    root = Path(check_path("root", root)).expanduser()
     if not download and not (root / cls.base_folder).is_dir():
         raise _cifar_missing(cls, root, f"{name} not found and download=False.")
     try:
@@ -140,9 +151,13 @@ def paper_split(dataset: Dataset, *, val_size: int = 5000, seed: int = 0) -> tup
     """
     n = len(dataset)  # type: ignore[arg-type]
     if n < 2:
-        raise ValueError(f"paper_split needs a dataset of at least 2 items; received one of {n}.")
-    if isinstance(val_size, bool) or not isinstance(val_size, int) or not 0 < val_size < n:
-        raise ValueError(f"val_size must be an int in 1..{n - 1} for a dataset of {n}; received val_size={val_size!r}.")
+        raise InvalidArgumentError(f"paper_split needs a dataset of at least 2 items; received one of {n}.")
+    expected = f"an integer in 1..{n - 1} for a dataset of {n}"
+    if not is_int(val_size):
+        raise type_error("val_size", val_size, expected)
+    if not 0 < val_size < n:
+        raise value_error("val_size", val_size, expected)
+    check_int("seed", seed)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     return Subset(dataset, perm[val_size:]), Subset(dataset, perm[:val_size])
 
@@ -160,11 +175,10 @@ def imagenet_dataset(
     Returns:
         An ``ImageFolder``.
     """
-    if split not in IMAGENET_SPLITS:
-        raise ValueError(f"Unknown ImageNet split {split!r}; valid choices: {', '.join(IMAGENET_SPLITS)}.")
+    check_choice("split", split, IMAGENET_SPLITS)
     folder = Path(root).expanduser() / split
     if not folder.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"ImageNet {split} images not found: expected {folder} with one sub-folder per class "
             "(e.g. n01440764/). ImageNet cannot be downloaded automatically: get ILSVRC2012_img_train.tar "
             "and ILSVRC2012_img_val.tar from https://image-net.org, extract them, and sort the validation "
@@ -221,10 +235,10 @@ def make_loader(
     Returns:
         A ``torch.utils.data.DataLoader``.
     """
-    _check_size("batch_size", batch_size)
+    check_int("batch_size", batch_size, minimum=1)
+    check_int("num_workers", num_workers, minimum=0, optional=True)
+    check_bool("train", train)
     workers = default_num_workers() if num_workers is None else num_workers
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"num_workers must be an int >= 0 or None; received num_workers={num_workers!r}.")
     drop = train if drop_last is None else drop_last
     sampler = None
     if distributed:
@@ -242,6 +256,20 @@ def make_loader(
         persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+def _check_dataset(images: Any, labels: Any) -> None:
+    check_instance("images", images, torch.Tensor, what="a uint8 tensor (N, C, H, W)")
+    check_instance("labels", labels, torch.Tensor, what="an integer tensor (N,)")
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[0] == 0:
+        raise InvalidArgumentError(
+            f"images must be uint8 (N, C, H, W) with N >= 1; received dtype {images.dtype}, "
+            f"shape {tuple(images.shape)}."
+        )
+    if labels.shape != images.shape[:1]:
+        raise InvalidArgumentError(f"labels must have shape ({images.shape[0]},); received {tuple(labels.shape)}.")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise InvalidArgumentError(f"labels must be integer class indices; received dtype {labels.dtype}.")
 
 
 class DeviceCifarLoader:
@@ -288,22 +316,15 @@ class DeviceCifarLoader:
         world_size: int = 1,
         padding: int = 4,
     ) -> None:
-        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[0] == 0:
-            raise ValueError(
-                f"images must be uint8 (N, C, H, W) with N >= 1; received dtype {images.dtype}, "
-                f"shape {tuple(images.shape)}."
-            )
-        if labels.shape != images.shape[:1]:
-            raise ValueError(f"labels must have shape ({images.shape[0]},); received {tuple(labels.shape)}.")
-        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-            raise ValueError(f"labels must be integer class indices; received dtype {labels.dtype}.")
-        _check_size("batch_size", batch_size)
-        if not (isinstance(world_size, int) and world_size >= 1 and isinstance(rank, int) and 0 <= rank < world_size):
-            raise ValueError(f"need 0 <= rank < world_size; received rank={rank!r}, world_size={world_size!r}.")
-        mean, std = _check_stats(mean, std)
+        _check_dataset(images, labels)
+        check_int("batch_size", batch_size, minimum=1)
+        check_int("world_size", world_size, minimum=1)
+        check_int("rank", rank, minimum=0, maximum=world_size - 1)
+        mean, std = check_mean_std(mean, std)
         if len(mean) != images.shape[1]:
-            raise ValueError(f"mean and std need {images.shape[1]} values; received mean={mean}, std={std}.")
-        _check_padding(padding)
+            raise InvalidArgumentError(f"mean and std need {images.shape[1]} values; received mean={mean}, std={std}.")
+        check_int("padding", padding, minimum=0)
+        check_bool("train", train)
         self.device = torch.device(device) if device is not None else images.device
         self.images = images.to(self.device)
         self.labels = labels.to(self.device, torch.int64)

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reszoo.train import CHECKPOINT_NAME, FitResult, Recipe, fit
+from reszoo.checks import check_bool, check_instance, check_path, is_int, type_error, value_error
+from reszoo.errors import ArgumentTypeError, InvalidArgumentError
+from reszoo.fileio import atomic_path
+from reszoo.recipes import Recipe
+from reszoo.runfolder import CHECKPOINT_NAME, HISTORY_NAME
+from reszoo.train import FitResult, fit
 
 CSV_COLUMNS = ("model", "family", "depth", "iteration", "train_error", "test_error")
 _FAMILIES = (("plain", "none"), ("resnet", "A"))  # (name prefix, shortcut)
@@ -67,58 +72,29 @@ def degradation(
     Returns:
         A :class:`DegradationResult`.
     """
-    from reszoo.resnet import ResNet
-    from reszoo.zoo import cifar_config
+    import torch
 
-    if not isinstance(recipe, Recipe):
-        raise ValueError(f"recipe must be a reszoo.train.Recipe; received {type(recipe).__name__}.")
-    if isinstance(depths, str) or not isinstance(depths, Sequence) or not depths:
-        raise ValueError(f"depths must name at least one CIFAR depth; received depths={depths!r}.")
-    if model_overrides is not None and not isinstance(model_overrides, Mapping):
-        raise ValueError(f"model_overrides must be None or a dict; received model_overrides={model_overrides!r}.")
-    overrides = dict(model_overrides or {})
-    fixed = sorted(set(overrides) & set(_FIXED_FIELDS))
-    if fixed:
-        raise ValueError(
-            f"model_overrides may not set {fixed}: the experiment sets {list(_FIXED_FIELDS)} for each model "
-            f"(depths from the depths argument, shortcut 'none' or 'A' per family); received {overrides!r}."
-        )
-    # Every config is built (and so checked) before the first model trains for hours.
-    configs = {
-        (depth, family): cifar_config(depth, shortcut=shortcut).replace(**overrides)
-        for depth in depths
-        for family, shortcut in _FAMILIES
-    }
-    if len(configs) != len(depths) * len(_FAMILIES):
-        raise ValueError(f"depths must not repeat a depth; received depths={depths!r}.")
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    from reszoo.resnet import ResNet
+
+    check_instance("recipe", recipe, Recipe, what="a reszoo.train.Recipe")
+    root = Path(check_path("out", out))
+    check_bool("progress", progress)
+    check_bool("plot", plot)
+    configs = _configs(depths, model_overrides)
     runs: dict[str, FitResult] = {}
     rows: list[dict[str, Any]] = []
     for (depth, family), config in configs.items():
         name = f"{family}{depth}"
         run_dir = root / name
-        result = fit(
-            ResNet(config),
-            recipe,
-            out=run_dir,
-            resume=(run_dir / CHECKPOINT_NAME).exists(),
-            progress=progress,
-        )
-        runs[name] = result
+        torch.manual_seed(recipe.seed)  # each network starts from the weights its seed gives
+        model = ResNet(config)
+        resume = (run_dir / CHECKPOINT_NAME).exists()
+        runs[name] = fit(model, recipe, out=run_dir, resume=resume, progress=progress)
         for rec in _read_history(run_dir):
-            rows.append(
-                {
-                    "model": name,
-                    "family": family,
-                    "depth": depth,
-                    "iteration": rec["iteration"],
-                    "train_error": rec["train_error"],
-                    "test_error": rec.get("test_error", ""),
-                }
-            )
+            row = {"model": name, "family": family, "depth": depth, "iteration": rec["iteration"]}
+            rows.append({**row, "train_error": rec["train_error"], "test_error": rec.get("test_error", "")})
     csv_path = root / "curves.csv"
-    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
@@ -126,8 +102,42 @@ def degradation(
     return DegradationResult(csv_path, png, runs)
 
 
+def _configs(depths: Any, model_overrides: Any) -> dict[tuple[int, str], Any]:
+    """Every network's config, built (and so checked) before the first one trains for hours."""
+    from reszoo.zoo import cifar_config
+
+    if isinstance(depths, str) or not isinstance(depths, Sequence):
+        raise ArgumentTypeError(
+            f"depths must name at least one CIFAR depth; received depths={depths!r} ({type(depths).__name__})."
+        )
+    if not depths:
+        raise InvalidArgumentError(f"depths must name at least one CIFAR depth; received depths={depths!r}.")
+    expected = "6n+2 with n >= 1 (20, 32, 44, 56, 110, 1202, ...)"
+    for depth in depths:
+        if not is_int(depth):
+            raise type_error("depth", depth, expected)
+        if depth < 8 or (depth - 2) % 6:
+            raise value_error("depth", depth, expected)
+    if len(set(depths)) != len(depths):
+        raise InvalidArgumentError(f"depths must not repeat a depth; received depths={depths!r}.")
+    if model_overrides is not None:
+        check_instance("model_overrides", model_overrides, Mapping, what="None or a dict")
+    overrides = dict(model_overrides or {})
+    fixed = sorted(set(overrides) & set(_FIXED_FIELDS))
+    if fixed:
+        raise InvalidArgumentError(
+            f"model_overrides may not set {fixed}: the experiment sets {list(_FIXED_FIELDS)} for each model "
+            f"(depths from the depths argument, shortcut 'none' or 'A' per family); received {overrides!r}."
+        )
+    return {
+        (depth, family): cifar_config(depth, shortcut=shortcut).replace(**overrides)
+        for depth in depths
+        for family, shortcut in _FAMILIES
+    }
+
+
 def _read_history(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "history.jsonl"
+    path = run_dir / HISTORY_NAME
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
@@ -165,6 +175,7 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
         ax.legend()
     axes[0].set_ylabel("top-1 error (%)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
     return path

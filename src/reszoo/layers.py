@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from reszoo.checks import type_error, unknown_name_error
+
 NormFactory = Callable[[int], nn.Module]
 ActFactory = Callable[[], nn.Module]
 
@@ -35,12 +37,14 @@ ACT_LAYERS: dict[str, ActFactory] = {
 }
 
 
-def _resolve(value, table: dict, what: str):
+def _resolve(value: str | Callable[..., nn.Module], table: dict, what: str) -> Callable[..., nn.Module]:
     if callable(value):
         return value
-    if isinstance(value, str) and value in table:
-        return table[value]
-    raise ValueError(f"Unknown {what} layer: received {value!r}; valid: {sorted(table)} or a callable.")
+    if not isinstance(value, str):
+        raise type_error(what, value, f"one of {', '.join(sorted(table))}, or a callable")
+    if value not in table:
+        raise unknown_name_error(what, value, sorted(table))
+    return table[value]
 
 
 def get_norm_layer(norm: str | NormFactory) -> NormFactory:
@@ -50,4 +54,4 @@ def get_norm_layer(norm: str | NormFactory) -> NormFactory:
 
 def get_act_layer(act: str | ActFactory) -> ActFactory:
     """Return the factory ``f() -> nn.Module`` for an activation name or callable."""
-    return _resolve(act, ACT_LAYERS, "activation")
+    return _resolve(act, ACT_LAYERS, "act")

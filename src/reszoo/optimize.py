@@ -17,9 +17,12 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from reszoo.bench import _check_choice, compile_modes
+from reszoo.checks import check_bool, check_choice, check_instance, type_error
+from reszoo.devices import AUTOCAST_DTYPES, compile_modes
+from reszoo.errors import InvalidArgumentError
 
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# The dtypes a model's weights can be cast to for inference (tf32 is a matmul mode, not a dtype).
+DTYPES = {"fp32": torch.float32, **AUTOCAST_DTYPES}
 
 
 def fold_batchnorm(model: nn.Module) -> int:
@@ -37,8 +40,11 @@ def fold_batchnorm(model: nn.Module) -> int:
     Returns:
         The number of norms folded.
     """
+    check_instance("model", model, nn.Module)
     if model.training:
-        raise ValueError("fold_batchnorm needs a model in eval mode (running statistics), received training=True.")
+        raise InvalidArgumentError(
+            "fold_batchnorm needs a model in eval mode (running statistics), received training=True."
+        )
     folded = 0
     for parent in model.modules():
         children = list(parent.named_children())
@@ -90,16 +96,16 @@ def optimize_for_inference(
     Returns:
         The optimised module (an ``OptimizedModule`` when compiled).
     """
-    if isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ValueError(f"Unknown dtype {dtype!r}; valid choices: {', '.join(_DTYPES)} or a torch.dtype.")
-        dtype = _DTYPES[dtype]
-    if dtype is not None and not isinstance(dtype, torch.dtype):
-        raise ValueError(f"dtype must be a string ({', '.join(_DTYPES)}) or a torch.dtype, received {dtype!r}.")
+    check_instance("model", model, nn.Module)
+    for flag, value in (("channels_last", channels_last), ("fold_bn", fold_bn), ("compile", compile)):
+        check_bool(flag, value)
+    dtype = _torch_dtype(dtype)
     if compile_mode is not None:
         if not compile:
-            raise ValueError(f"compile_mode={compile_mode!r} needs compile=True, received compile={compile!r}.")
-        _check_choice("torch.compile mode", compile_mode, compile_modes())
+            raise InvalidArgumentError(
+                f"compile_mode={compile_mode!r} needs compile=True, received compile={compile!r}."
+            )
+        check_choice("torch.compile mode", compile_mode, compile_modes())
     fast = copy.deepcopy(model).eval()
     for p in fast.parameters():
         p.requires_grad_(False)
@@ -112,3 +118,12 @@ def optimize_for_inference(
     if compile:
         fast = torch.compile(fast, mode=compile_mode, options=None if compile_mode else {"freezing": True})
     return fast
+
+
+def _torch_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """A dtype name of :data:`DTYPES` or a ``torch.dtype`` (``None`` passes) as a ``torch.dtype``."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if not isinstance(dtype, str):
+        raise type_error("dtype", dtype, f"one of {', '.join(DTYPES)}, a torch.dtype or None")
+    return DTYPES[check_choice("dtype", dtype, DTYPES)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,7 +11,10 @@ import torch
 from torch import nn
 
 from reszoo.blocks import BLOCKS, ResidualBlock
+from reszoo.checks import check_choice, check_int, check_ints, type_error, value_error
+from reszoo.errors import InvalidArgumentError
 from reszoo.layers import ACT_LAYERS, NORM_LAYERS, ActFactory, NormFactory, get_act_layer, get_norm_layer
+from reszoo.plaindata import PlainData
 from reszoo.shortcuts import SHORTCUT_OPTIONS, make_shortcut
 from reszoo.stems import STEMS
 
@@ -20,10 +22,12 @@ INIT_MODES = ("fan_out", "fan_in")
 
 
 @dataclass(frozen=True)
-class ResNetConfig:
+class ResNetConfig(PlainData):
     """Everything that defines a ResNet. Two equal configs build identical architectures.
 
-    The defaults are the paper's CIFAR-10 ResNet-20 (He et al. 2015, section 4.2).
+    The defaults are the paper's CIFAR-10 ResNet-20 (He et al. 2015, section 4.2). Every field is
+    checked strictly against its type (``stride_in_1x1="False"`` is refused, not read as true);
+    ``replace``, ``to_dict`` and ``from_dict`` come from :class:`~reszoo.plaindata.PlainData`.
 
     Args:
         stem: ``"cifar"`` (3x3 conv) or ``"imagenet"`` (7x7/2 conv + 3x3/2 max pool), or a
@@ -69,54 +73,32 @@ class ResNetConfig:
     act: str | ActFactory = "relu"
     init_mode: str = "fan_out"
 
+    kind = "config"  # messages say "Unknown config field(s)"
+
     def __post_init__(self) -> None:
-        for name in ("depths", "widths", "strides"):  # JSON gives lists; keep configs hashable
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, tuple):
-                object.__setattr__(self, name, tuple(value))
+        super().__post_init__()  # types, strictly (plaindata); lists become tuples
         self._validate()
 
     def _validate(self) -> None:
-        def positive_int(name: str, value: Any, minimum: int = 1) -> None:
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, received {name}={value!r}.")
-
         for name in ("num_classes", "in_chans", "stem_width", "image_size"):
-            positive_int(name, getattr(self, name))
+            check_int(name, getattr(self, name), minimum=1)
         if not self.depths:
-            raise ValueError(f"depths must name at least one stage, received depths={self.depths!r}.")
-        for d in self.depths:
-            positive_int("every entry of depths", d)
-        for w in self.widths:
-            positive_int("every entry of widths", w)
-        if len(self.widths) != len(self.depths):
-            raise ValueError(
-                f"widths needs one entry per stage: received depths={self.depths!r} "
-                f"({len(self.depths)} stages) and widths={self.widths!r}."
-            )
-        if self.strides is not None:
-            if len(self.strides) != len(self.depths):
-                raise ValueError(
-                    f"strides needs one entry per stage: received strides={self.strides!r} "
-                    f"for {len(self.depths)} stages."
-                )
-            for s in self.strides:
-                positive_int("every entry of strides", s)
-        choices = {
-            "shortcut": list(SHORTCUT_OPTIONS),
-            "block": sorted(BLOCKS),
-            "stem": sorted(STEMS),
-            "init_mode": list(INIT_MODES),
-            "norm": sorted(NORM_LAYERS),
-            "act": sorted(ACT_LAYERS),
-        }
-        for name, valid in choices.items():
+            raise value_error("depths", self.depths, "a tuple of blocks per stage, at least one stage")
+        check_ints("depths", self.depths, minimum=1)
+        for name in ("widths", "strides"):
             value = getattr(self, name)
-            # stem, block, norm and act may also be callables; the others must be one of the names
-            if (isinstance(value, str) or name in ("shortcut", "init_mode")) and value not in valid:
-                raise ValueError(f"Unknown {name}: received {name}={value!r}; valid: {valid}.")
+            if value is not None and len(value) != len(self.depths):
+                raise value_error(name, value, f"one integer per stage ({len(self.depths)}, as depths={self.depths})")
+            check_ints(name, value, minimum=1, optional=True)
+        check_choice("shortcut", self.shortcut, SHORTCUT_OPTIONS)
+        check_choice("init_mode", self.init_mode, INIT_MODES)
+        tables = {"stem": STEMS, "block": BLOCKS, "norm": NORM_LAYERS, "act": ACT_LAYERS}
+        for name, table in tables.items():
+            value = getattr(self, name)
+            if isinstance(value, str):  # else a callable or a block class, checked by type
+                check_choice(name, value, sorted(table))
         if self.zero_init_residual and self.shortcut == "none":
-            raise ValueError(
+            raise InvalidArgumentError(
                 "zero_init_residual=True with shortcut='none' would make every plain block output "
                 "zero; use zero_init_residual=False for plain networks."
             )
@@ -146,36 +128,10 @@ class ResNetConfig:
         """Default input as (channels, height, width)."""
         return (self.in_chans, self.image_size, self.image_size)
 
-    # -- plain-data round trip ---------------------------------------------------------------
-    def replace(self, **overrides: Any) -> ResNetConfig:
-        """A copy with some fields changed; unknown names get a ValueError listing the valid ones."""
-        unknown = sorted(set(overrides) - set(config_fields()))
-        if unknown:
-            raise ValueError(f"Unknown config field(s) {unknown}; valid fields: {list(config_fields())}.")
-        return dataclasses.replace(self, **overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields. Fails for configs holding callables, which JSON cannot carry."""
-        out = {}
-        for name in config_fields():
-            value = getattr(self, name)
-            if callable(value):
-                raise ValueError(
-                    f"Config field {name}={value!r} is a callable and cannot be written as plain data; "
-                    "use one of the named choices to save this model."
-                )
-            out[name] = list(value) if isinstance(value, tuple) else value
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ResNetConfig:
-        """Inverse of :meth:`to_dict`; unknown keys get a ValueError listing the valid ones."""
-        return cls().replace(**data)
-
 
 def config_fields() -> tuple[str, ...]:
     """Names of the user-settable fields of :class:`ResNetConfig`."""
-    return tuple(f.name for f in dataclasses.fields(ResNetConfig))
+    return ResNetConfig.field_names()
 
 
 def make_stages(
@@ -225,8 +181,14 @@ class ClassifierHead(nn.Module):
         self.fc = nn.Linear(in_features, num_classes)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        return x if pre_logits else self.fc(x)
+        return pool_and_classify(self, x, pre_logits)
+
+
+def pool_and_classify(head: nn.Module, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+    """The head's computation on any module holding ``avgpool`` and ``fc``: a
+    :class:`ClassifierHead`, or a :class:`ResNet`, which adopts the head's children as its own."""
+    x = torch.flatten(head.avgpool(x), 1)
+    return x if pre_logits else head.fc(x)
 
 
 def init_weights(model: nn.Module, *, mode: str = "fan_out", zero_init_residual: bool = False) -> None:
@@ -234,8 +196,11 @@ def init_weights(model: nn.Module, *, mode: str = "fan_out", zero_init_residual:
 
     The classifier keeps PyTorch's default ``nn.Linear`` initialisation, as torchvision does.
     """
-    if mode not in INIT_MODES:
-        raise ValueError(f"Unknown init mode: received mode={mode!r}; valid: {list(INIT_MODES)}.")
+    check_choice("mode", mode, INIT_MODES)
+    if any(p.is_meta for p in model.parameters()):
+        # Meta tensors hold no values (a model built to count or to be loaded into): the init
+        # would only run torch's Python decompositions, 10-20x the cost of building the model.
+        return
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
@@ -257,10 +222,23 @@ def _adopt(parent: nn.Module, part: nn.Module) -> tuple[str, ...]:
     names = []
     for name, child in part.named_children():
         if hasattr(parent, name):
-            raise ValueError(f"Part {type(part).__name__} has a child {name!r} that the network already uses.")
+            raise InvalidArgumentError(
+                f"Part {type(part).__name__} has a child {name!r} that the network already uses; "
+                "give the part's children other names."
+            )
         parent.add_module(name, child)
         names.append(name)
     return tuple(names)
+
+
+def check_config(config: Any) -> ResNetConfig:
+    """``config``, or the default config for ``None``; anything else is an ArgumentTypeError."""
+    if config is None:
+        return ResNetConfig()
+    if not isinstance(config, ResNetConfig):
+        hint = f" (for a registered model use create_model({config!r}))" if isinstance(config, str) else ""
+        raise type_error("config", config, f"a ResNetConfig or None{hint}")
+    return config
 
 
 class ResNet(nn.Module):
@@ -283,7 +261,7 @@ class ResNet(nn.Module):
 
     def __init__(self, config: ResNetConfig | None = None, **overrides: Any) -> None:
         super().__init__()
-        cfg = (config or ResNetConfig()).replace(**overrides) if overrides else (config or ResNetConfig())
+        cfg = check_config(config).replace(**overrides) if overrides else check_config(config)
         self.config = cfg
         norm_layer, act_layer = get_norm_layer(cfg.norm), get_act_layer(cfg.act)
 
@@ -316,16 +294,16 @@ class ResNet(nn.Module):
         return self.config.num_classes
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise a ValueError that names the problem for a batch this network cannot take."""
+        """Raise an InvalidArgumentError (a ValueError) naming the problem with a batch this network cannot take."""
         if x.ndim != 4:
-            raise ValueError(f"Expected a batch of shape (N, C, H, W), received shape {tuple(x.shape)}.")
+            raise InvalidArgumentError(f"Expected a batch of shape (N, C, H, W), received shape {tuple(x.shape)}.")
         if x.shape[1] != self.config.in_chans:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Expected {self.config.in_chans} input channels (in_chans), received {x.shape[1]} "
                 f"in shape {tuple(x.shape)}; build the model with in_chans={x.shape[1]} if that is intended."
             )
         if x.shape[-2] < self.total_stride or x.shape[-1] < self.total_stride:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Input {tuple(x.shape[-2:])} is smaller than the network's total stride "
                 f"{self.total_stride}; height and width must be at least {self.total_stride}."
             )
@@ -341,8 +319,7 @@ class ResNet(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pool and classify a feature map; ``pre_logits=True`` returns the pooled features."""
-        x = torch.flatten(self.avgpool(x), 1)
-        return x if pre_logits else self.fc(x)
+        return pool_and_classify(self, x, pre_logits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
@@ -352,10 +329,7 @@ class ResNet(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a freshly initialised one of ``num_classes`` outputs."""
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(
-                f"num_classes must be an integer >= 1, received {num_classes!r}; for features use "
-                "forward_head(x, pre_logits=True)."
-            )
+        # For features without a classifier, forward_head(x, pre_logits=True) is the way.
+        check_int("num_classes", num_classes, minimum=1)
         self.fc = nn.Linear(self.num_features, num_classes, device=self.fc.weight.device, dtype=self.fc.weight.dtype)
         self.config = self.config.replace(num_classes=num_classes)

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reszoo.checks import check_choice
+from reszoo.errors import InvalidArgumentError
 from reszoo.layers import NormFactory
 
 SHORTCUT_OPTIONS = ("A", "B", "C", "none")
@@ -39,7 +41,7 @@ class ZeroPadShortcut(nn.Module):
     def __init__(self, in_chs: int, out_chs: int, stride: int = 1) -> None:
         super().__init__()
         if out_chs < in_chs:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Option A cannot reduce channels: received in_chs={in_chs}, out_chs={out_chs}; "
                 "use shortcut='B' or 'C' for a projection."
             )
@@ -84,8 +86,7 @@ def make_shortcut(option: str, *, in_chs: int, out_chs: int, stride: int, norm_l
         ``nn.Identity()``, a ``ZeroPadShortcut``, a projection ``nn.Sequential``, or ``None``
         for ``"none"`` (the block then adds nothing).
     """
-    if option not in SHORTCUT_OPTIONS:
-        raise ValueError(f"Unknown shortcut option: received {option!r}; valid: {list(SHORTCUT_OPTIONS)}.")
+    check_choice("shortcut", option, SHORTCUT_OPTIONS)
     if option == "none":
         return None
     same_shape = in_chs == out_chs and stride == 1

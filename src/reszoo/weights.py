@@ -3,7 +3,8 @@
 Each entry is a frozen :class:`Weights` record: the architecture it fits, where the file comes
 from (a Hugging Face Hub repo or an original URL), the checksum where one is known, the converter
 that maps the original key layout to ours, the classes, the evaluation pre-processing, published
-accuracy with its source, license and origin. Nothing here downloads; :mod:`reszoo.hub` does.
+accuracy with its source, license and origin. Nothing here downloads: :mod:`reszoo.pretrained`
+turns a name into a model, through :mod:`reszoo.hub` (the Hub) and :mod:`reszoo.cache` (URLs).
 
 Example:
     >>> import reszoo
@@ -17,29 +18,32 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reszoo.registry import _sort_key as _arch_sort_key
-from reszoo.registry import unknown_name_error
+from reszoo.checks import check_str, unknown_name_error
+from reszoo.constants import CIFAR10_CLASSES, CIFAR100_CLASSES, DATASETS, IMAGENET_MEAN, IMAGENET_STD
+from reszoo.registry import sort_key as arch_sort_key
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+if TYPE_CHECKING:
+    from torch import nn
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-# The 100 fine labels in the order of the dataset's label ids (alphabetical, as in its meta file).
-CIFAR100_CLASSES = (
-    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
-    "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle",
-    "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur",
-    "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house", "kangaroo", "keyboard",
-    "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain",
-    "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
-    "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket",
-    "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider",
-    "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger",
-    "tractor",
-    "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
-)  # fmt: skip
+__all__ = [
+    "CIFAR10_CLASSES",
+    "CIFAR100_CLASSES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "WEIGHTS",
+    "HubSource",
+    "LocalSource",
+    "Metric",
+    "Source",
+    "UrlSource",
+    "Weights",
+    "find_by_repo",
+    "get_weights",
+    "list_pretrained",
+    "pretrained_table",
+]
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,7 @@ class Weights:
             return CIFAR10_CLASSES
         if self.dataset == "cifar100" and self.num_classes == 100:
             return CIFAR100_CLASSES
-        if self.dataset == "imagenet-1k" and self.num_classes == 1000:
+        if self.dataset == "imagenet" and self.num_classes == 1000:
             from torchvision.models import ResNet50_Weights  # torchvision ships the 1000 ImageNet labels
 
             return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
@@ -176,6 +180,19 @@ class Weights:
     def overrides(self) -> dict[str, Any]:
         """``config_overrides`` as a dict, ready for ``create_model(arch, **overrides)``."""
         return dict(self.config_overrides)
+
+    def build_model(self, num_classes: int | None = None) -> nn.Module:
+        """The network these weights fit, freshly initialised (``num_classes`` replaces the head's size).
+
+        Build it under ``torch.device("meta")`` to skip the initialisation when the weights are
+        loaded next (as :func:`reszoo.load_pretrained` does).
+        """
+        from reszoo.registry import create_model
+
+        overrides = self.overrides
+        if num_classes is not None:
+            overrides["num_classes"] = num_classes
+        return create_model(self.arch, **overrides)
 
     def transforms(self) -> Any:
         """The evaluation pre-processing these weights expect (a ``torchvision.transforms.v2`` pipeline)."""
@@ -202,15 +219,17 @@ class Weights:
 
 # -- the entries ------------------------------------------------------------------------------
 
-# dataset -> (classes, evaluation crop size)
-_DATASETS = {"cifar10": (10, 32), "cifar100": (100, 32), "imagenet-1k": (1000, 224)}
-
 
 def _entry(name: str, depth: int, dataset: str, **fields: Any) -> Weights:
     """An entry for the registered ``resnet{depth}``; its classes and crop size follow from ``dataset``."""
-    num_classes, crop_size = _DATASETS[dataset]
+    info = DATASETS[dataset]
     return Weights(
-        name=name, arch=f"resnet{depth}", dataset=dataset, num_classes=num_classes, crop_size=crop_size, **fields
+        name=name,
+        arch=f"resnet{depth}",
+        dataset=dataset,
+        num_classes=info.num_classes,
+        crop_size=info.image_size,
+        **fields,
     )
 
 
@@ -224,7 +243,7 @@ def _imagenet(depth: int, *, v2: bool, tv_top1: float, timm_top1: float) -> Weig
     return _entry(
         f"resnet{depth}-imagenet" + ("-v2" if v2 else ""),
         depth,
-        "imagenet-1k",
+        "imagenet",
         source=HubSource(repo_id=f"timm/resnet{depth}.{tag}"),
         converter="torchvision",
         mean=IMAGENET_MEAN,
@@ -233,8 +252,8 @@ def _imagenet(depth: int, *, v2: bool, tv_top1: float, timm_top1: float) -> Weig
         resize_size=232 if v2 else 256,
         aliases=(f"resnet{depth}.{tag}",),
         metrics=(
-            Metric("imagenet-1k-val", "top1", tv_top1, f"torchvision ResNet{depth}_Weights.{recipe} ({_TV_DOCS})"),
-            Metric("imagenet-1k-val", "top1", timm_top1, _TIMM_RESULTS),
+            Metric("imagenet-val", "top1", tv_top1, f"torchvision ResNet{depth}_Weights.{recipe} ({_TV_DOCS})"),
+            Metric("imagenet-val", "top1", timm_top1, _TIMM_RESULTS),
         ),
         license="bsd-3-clause",
         origin=f"torchvision {recipe}, re-hosted as safetensors by timm: https://huggingface.co/timm/resnet{depth}.{tag}",
@@ -325,7 +344,7 @@ def _chenyaofo(dataset: str, depth: int) -> Weights:
         converter="chenyaofo",
         mean=mean,
         std=std,
-        config_overrides=(("shortcut", "B"), ("num_classes", _DATASETS[dataset][0])),
+        config_overrides=(("shortcut", "B"), ("num_classes", DATASETS[dataset].num_classes)),
         aliases=(f"{dataset}_resnet{depth}",),
         metrics=(Metric(f"{dataset}-test", "top1", top1, f"{_CHENYAOFO} README"),),
         license="bsd-3-clause",
@@ -356,8 +375,9 @@ _ALIASES: dict[str, str] = {alias: w.name for w in _ENTRIES for alias in w.alias
 
 
 def _sort_key(name: str) -> tuple[str, tuple[str, int, str], str]:
+    """By dataset, then by architecture (depth), then by name."""
     arch, _, rest = name.partition("-")
-    return (rest.split("-")[0], _arch_sort_key(arch), name)
+    return (rest.split("-")[0], arch_sort_key(arch), name)
 
 
 def list_pretrained(pattern: str | None = None, *, include_aliases: bool = False) -> list[str]:
@@ -378,8 +398,7 @@ def list_pretrained(pattern: str | None = None, *, include_aliases: bool = False
         >>> reszoo.list_pretrained("resnet110*")
         ['resnet110-cifar10']
     """
-    if pattern is not None and not isinstance(pattern, str):
-        raise ValueError(f"pattern must be an fnmatch wildcard string or None, received {pattern!r}.")
+    check_str("pattern", pattern, optional=True, what="an fnmatch wildcard string")
 
     def matches(n: str) -> bool:
         return pattern is None or fnmatch.fnmatchcase(n, pattern)
@@ -402,7 +421,7 @@ def get_weights(name: str) -> Weights:
         The :class:`Weights` record.
 
     Raises:
-        ValueError: for an unknown name, listing the closest names.
+        InvalidArgumentError: for an unknown name (a ``ValueError``), listing the closest names.
 
     Example:
         >>> import reszoo
@@ -415,7 +434,9 @@ def get_weights(name: str) -> Weights:
             return WEIGHTS[name]
         if name in _ALIASES:
             return WEIGHTS[_ALIASES[name]]
-    raise unknown_name_error("pretrained weights", str(name), list_pretrained(include_aliases=True))
+    names = list_pretrained()  # the canonical names first, then the aliases
+    names += [n for n in list_pretrained(include_aliases=True) if n not in WEIGHTS]
+    raise unknown_name_error("pretrained weights", str(name), names)
 
 
 def find_by_repo(repo_id: str) -> Weights | None:
@@ -424,3 +445,35 @@ def find_by_repo(repo_id: str) -> Weights | None:
         if isinstance(w.source, HubSource) and w.source.repo_id == repo_id:
             return w
     return None
+
+
+def pretrained_table(pattern: str | None = None) -> list[dict[str, Any]]:
+    """One JSON-ready row per weight entry (name, architecture, source, top-1, license, pre-processing).
+
+    Args:
+        pattern: fnmatch wildcards over names and aliases, as in :func:`list_pretrained`.
+
+    Example:
+        >>> [row["top1"] for row in pretrained_table("resnet110*")]
+        [93.68]
+    """
+    rows = []
+    for name in list_pretrained(pattern):
+        w = WEIGHTS[name]
+        src = w.source
+        rows.append(
+            {
+                "name": w.name,
+                "aliases": list(w.aliases),
+                "arch": w.arch,
+                "overrides": w.overrides,
+                "dataset": w.dataset,
+                "num_classes": w.num_classes,
+                "top1": next((m.value for m in w.metrics), None),
+                "source": f"hf-hub:{src.repo_id}" if isinstance(src, HubSource) else src.url,
+                "sha256_prefix": getattr(src, "sha256_prefix", None),
+                "license": w.license,
+                **w.preprocessing(),
+            }
+        )
+    return rows

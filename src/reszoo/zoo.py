@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reszoo.checks import check_int, value_error
 from reszoo.registry import register_model
 from reszoo.resnet import ResNet, ResNetConfig
 
@@ -19,10 +20,8 @@ IMAGENET_LAYOUTS: dict[int, tuple[str, tuple[int, ...]]] = {
 
 def cifar_config(depth: int, *, shortcut: str = "A") -> ResNetConfig:
     """The paper's CIFAR network of ``depth = 6n + 2`` layers (section 4.2)."""
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        raise ValueError(
-            f"CIFAR ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110, 1202, ...), received depth={depth!r}."
-        )
+    if check_int("depth", depth) < 8 or (depth - 2) % 6:
+        raise value_error("depth", depth, "6n+2 with n >= 1 for a CIFAR ResNet (20, 32, 44, 56, 110, 1202, ...)")
     n = (depth - 2) // 6
     return ResNetConfig(
         stem="cifar", stem_width=16, block="basic", depths=(n, n, n), widths=(16, 32, 64),
@@ -32,8 +31,8 @@ def cifar_config(depth: int, *, shortcut: str = "A") -> ResNetConfig:
 
 def imagenet_config(depth: int, *, shortcut: str = "B") -> ResNetConfig:
     """The paper's ImageNet network of ``depth`` layers (Table 1), torchvision's layout."""
-    if depth not in IMAGENET_LAYOUTS:
-        raise ValueError(f"ImageNet ResNet depth must be one of {sorted(IMAGENET_LAYOUTS)}, received depth={depth!r}.")
+    if check_int("depth", depth) not in IMAGENET_LAYOUTS:
+        raise value_error("depth", depth, f"one of {sorted(IMAGENET_LAYOUTS)} for an ImageNet ResNet")
     block, depths = IMAGENET_LAYOUTS[depth]
     return ResNetConfig(
         stem="imagenet", stem_width=64, block=block, depths=depths, widths=(64, 128, 256, 512),

@@ -1,15 +1,21 @@
-"""``reszoo list`` and ``reszoo info``."""
+"""``reszoo list`` (models, or pretrained weight entries) and ``reszoo info``."""
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+FORMATS = ("table", "markdown", "json", "csv")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list the registered models with parameters and MACs")
     p.add_argument("pattern", nargs="?", default=None, help="fnmatch wildcard, e.g. 'resnet*'")
-    p.add_argument("--format", choices=("table", "markdown", "json", "csv"), default="table")
+    p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--pretrained", action="store_true", help="list the pretrained weight entries instead")
     p.set_defaults(func=run_list)
 
@@ -18,51 +24,83 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_info)
 
 
+def _size(value: Any) -> str:
+    return "x".join(map(str, value))
+
+
+def _emit(fmt: str, rows: list[dict[str, Any]], *, keys: list[str], headers: list[str], cells: Callable) -> None:
+    """Print JSON-ready ``rows`` as JSON, CSV (``keys``; sequences as AxBxC) or a table (``cells`` per row)."""
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+    elif fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, keys, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: _size(r[k]) if isinstance(r[k], (list, tuple)) else r[k] for k in keys} for r in rows)
+    else:
+        from reszoo.summary import format_table
+
+        print(format_table(headers, [cells(r) for r in rows], markdown=fmt == "markdown"))
+
+
 def run_list(args: argparse.Namespace) -> int:
     if args.pretrained:
-        from reszoo.commands.weights import list_pretrained_table
+        return list_pretrained(args.pattern, args.format)
+    from reszoo.errors import InvalidArgumentError
+    from reszoo.summary import human, model_table
 
-        return list_pretrained_table(args.pattern, args.format)
-    from reszoo.summary import format_table, human, model_table
-
-    rows = model_table(args.pattern)
+    rows = [r.as_dict() for r in model_table(args.pattern)]
     if not rows:
-        raise ValueError(f"No model matches pattern {args.pattern!r}; try 'reszoo list' for all names.")
-    if args.format == "json":
-        print(json.dumps([r.as_dict() for r in rows], indent=2))
-        return 0
-    if args.format == "csv":
-        print("name,family,depth,shortcut,params,macs,input_size")
-        for r in rows:
-            print(f"{r.name},{r.family},{r.depth},{r.shortcut},{r.params},{r.macs},{'x'.join(map(str, r.input_size))}")
-        return 0
-    headers = ["model", "family", "depth", "shortcut", "params", "MACs", "input"]
-    body = [
-        [r.name, r.family, str(r.depth), r.shortcut, f"{r.params:,}", human(r.macs), "x".join(map(str, r.input_size))]
-        for r in rows
-    ]
-    print(format_table(headers, body, markdown=args.format == "markdown"))
+        raise InvalidArgumentError(f"No model matches pattern {args.pattern!r}; try 'reszoo list' for all names.")
+    _emit(
+        args.format,
+        rows,
+        keys=["name", "family", "depth", "shortcut", "params", "macs", "input_size"],
+        headers=["model", "family", "depth", "shortcut", "params", "MACs", "input"],
+        cells=lambda r: (
+            [r["name"], r["family"], str(r["depth"]), r["shortcut"], f"{r['params']:,}"]
+            + [human(r["macs"]), _size(r["input_size"])]
+        ),
+    )
+    return 0
+
+
+def list_pretrained(pattern: str | None, fmt: str) -> int:
+    """Print the weight entries (``reszoo list --pretrained``) as a table, markdown, JSON or CSV."""
+    from reszoo.errors import InvalidArgumentError
+    from reszoo.weights import pretrained_table
+
+    rows = pretrained_table(pattern)
+    if not rows:
+        raise InvalidArgumentError(
+            f"No weight entry matches pattern {pattern!r}; try 'reszoo list --pretrained' for all."
+        )
+    keys = ["name", "arch", "dataset", "num_classes", "top1", "license", "source"]
+    _emit(
+        fmt,
+        rows,
+        keys=keys,
+        headers=["weights", "arch", "dataset", "classes", "top-1 %", "license", "source"],
+        cells=lambda r: [str(r[k]) for k in keys],
+    )
     return 0
 
 
 def run_info(args: argparse.Namespace) -> int:
     import torch
 
-    from reszoo.registry import create_model
+    from reszoo.registry import create_model, default_config
     from reszoo.summary import format_table, human, layer_summary, model_row
 
     row = model_row(args.name)
-    with torch.device("meta"):
-        model = create_model(args.name)
+    config = default_config(args.name)
     print(f"{row.name}: {row.family} ResNet, depth {row.depth}, shortcut {row.shortcut}")
     print(f"parameters {row.params:,}  MACs/image {human(row.macs)} ({row.macs:,})  input {row.input_size}")
     print("\nconfig:")
-    for key, value in model.config.to_dict().items():
+    for key, value in config.to_dict().items():
         print(f"  {key} = {value!r}")
     print()
-    rows = [
-        [name, kind, "x".join(map(str, shape)), f"{n:,}"]
-        for name, kind, shape, n in layer_summary(model, model.config.input_size)
-    ]
+    with torch.device("meta"):  # the layer summary runs one forward pass: free on the meta device
+        model = create_model(args.name)
+    rows = [[name, kind, _size(shape), f"{n:,}"] for name, kind, shape, n in layer_summary(model, config.input_size)]
     print(format_table(["layer", "type", "output", "params"], rows))
     return 0

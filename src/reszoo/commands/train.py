@@ -1,18 +1,22 @@
-"""``reszoo train`` and ``reszoo experiment``."""
+"""``reszoo train`` and ``reszoo experiment``: parse the arguments, call the library, print.
+
+The run folder and its rules (refuse a folder that holds a run, what resuming reads) belong to
+:func:`reszoo.train.train_model`; nothing here writes a file.
+"""
 
 from __future__ import annotations
 
 import argparse
-import ast
-import json
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 # Recipe fields the CLI spells differently from the dataclass (short forms people type).
 _ALIASES = {"data_root": ["--root"]}
-# Field type (as written in reszoo.train.Recipe) -> argparse keyword arguments. Every Recipe field
-# becomes an option, so nothing in a recipe is out of reach from the command line.
+# Field type (as written in reszoo.recipes.Recipe) -> argparse keyword arguments. Every Recipe
+# field becomes an option, so nothing in a recipe is out of reach from the command line.
 _BOOL = {"action": argparse.BooleanOptionalAction}
+_MODEL_ARG_HELP = "model config override, e.g. num_classes=100 or depths=1,1,1 (repeatable)"
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -38,9 +42,8 @@ def _recipe_kwargs(type_name: str) -> dict[str, Any]:
 
 
 def _add_recipe_options(p: argparse.ArgumentParser) -> None:
-    import dataclasses
-
-    from reszoo.train import DATASETS, DEVICES, SCHEDULES, Recipe
+    # reszoo.recipes is plain data (no torch), so building the parser stays cheap.
+    from reszoo.recipes import DATASETS, DEVICES, SCHEDULES, Recipe
 
     g = p.add_argument_group("recipe (defaults: the paper's recipe for the dataset; see docs/training.md)")
     choices = {"data": DATASETS, "schedule": SCHEDULES, "device": DEVICES}
@@ -55,34 +58,36 @@ def _add_recipe_options(p: argparse.ArgumentParser) -> None:
         g.add_argument(flag, *_ALIASES.get(f.name, []), dest=f"recipe_{f.name}", default=None, **kwargs)
 
 
-def _parse_value(text: str) -> Any:
-    if "," in text:
-        parts = text.split(",")
-        if parts[-1].strip() == "":  # "2," is a one-item tuple
-            parts.pop()
-        return tuple(_parse_value(v) for v in parts)
-    text = text.strip()
-    if not text:
-        raise ValueError("empty value")
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def _model_overrides(items: list[str] | None) -> dict[str, Any]:
-    out = {}
+    """``-M KEY=VALUE`` texts as config overrides, each converted to its field's type.
+
+    Conversion is by the ResNetConfig annotation (``checks.coerce``): ``zero_init_residual=false``
+    is False, ``num_classes=100`` an int, ``depths=1,1,1`` a tuple (``depths=2,`` a one-item
+    tuple). A key that is not a config field is passed on as text for the config to refuse by name.
+    """
+    from reszoo.checks import coerce
+    from reszoo.errors import InvalidArgumentError
+    from reszoo.resnet import ResNetConfig
+
+    types = {f.name: f.type if isinstance(f.type, str) else str(f.type) for f in dataclasses.fields(ResNetConfig)}
+    out: dict[str, Any] = {}
     for item in items or []:
-        key, sep, value = item.partition("=")
-        try:
-            if not sep or not key:
-                raise ValueError("no KEY=")
-            out[key.replace("-", "_")] = _parse_value(value)
-        except ValueError:
-            raise ValueError(
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        parts = [p.strip() for p in text.split(",")]
+        if parts[-1] == "" and len(parts) > 1:  # "2," is a one-item tuple
+            parts.pop()
+        if not sep or not key or "" in parts:
+            raise InvalidArgumentError(
                 f"--model-arg takes KEY=VALUE with a value (items separated by commas, e.g. num_classes=100 or "
                 f"depths=1,1,1); received {item!r}."
-            ) from None
+            )
+        annotation = types.get(key, "str")
+        if annotation.startswith("tuple[") and not (annotation.endswith("None") and text.strip().lower() == "none"):
+            item_type = annotation[len("tuple[") :].split(",")[0]
+            out[key] = tuple(coerce(key, p, item_type) for p in parts)
+        else:
+            out[key] = coerce(key, text.strip(), annotation)
     return out
 
 
@@ -91,7 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="a registered model name, e.g. resnet110")
     p.add_argument("--out", default=None, help="run folder (history, checkpoints, final model)")
     p.add_argument("--resume", default=None, metavar="RUN", help="continue the run in this folder exactly")
-    p.add_argument("-M", "--model-arg", action="append", metavar="KEY=VALUE", help="model config override (repeatable)")
+    p.add_argument("-M", "--model-arg", action="append", metavar="KEY=VALUE", help=_MODEL_ARG_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_recipe_options(p)
     p.set_defaults(func=run_train)
@@ -100,7 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", choices=("degradation",), help="degradation: plain vs residual nets, training/test error")
     p.add_argument("--out", required=True, help="folder for the runs, curves.csv and degradation.png")
     p.add_argument("--depths", type=_int_list, default=(20, 56), help="comma-separated CIFAR depths (default 20,56)")
-    p.add_argument("-M", "--model-arg", action="append", metavar="KEY=VALUE", help="model config override (repeatable)")
+    p.add_argument("-M", "--model-arg", action="append", metavar="KEY=VALUE", help=_MODEL_ARG_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_recipe_options(p)
     p.set_defaults(func=run_experiment)
@@ -110,55 +115,27 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
     return {k[len("recipe_") :]: v for k, v in vars(args).items() if k.startswith("recipe_") and v is not None}
 
 
-def _recipe(given: dict[str, Any], *, depth: int | None) -> Any:
-    from reszoo import train
-
-    if given.get("data", "cifar10") == "imagenet":
-        return train.imagenet_recipe(
-            **{k: v for k, v in given.items() if k != "schedule"}, schedule=given.get("schedule", "plateau")
-        )
-    return train.cifar_recipe(depth=depth, **given)
-
-
 def run_train(args: argparse.Namespace) -> int:
-    from reszoo import train
-    from reszoo.registry import create_model
+    from reszoo.devices import distributed
+    from reszoo.errors import InvalidArgumentError
+    from reszoo.train import train_model
 
-    given = _given(args)
-    overrides = _model_overrides(args.model_arg)
     out = args.out
     if args.resume is not None:
         if out is not None and Path(out) != Path(args.resume):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"--resume continues in its own folder; received --out {out!r} and --resume {args.resume!r}."
             )
         out = args.resume
-        run = Path(out) / "run.json"
-        if not run.is_file():
-            raise FileNotFoundError(f"No run to resume in {out}: {run} is missing.")
-        if not (Path(out) / train.CHECKPOINT_NAME).is_file():
-            raise FileNotFoundError(
-                f"No checkpoint to resume in {out}: the run stopped before its first checkpoint "
-                f"(written every checkpoint_every iterations); start it again with --out {out}."
-            )
-        saved = json.loads(run.read_text(encoding="utf-8"))
-        if saved["model"] != args.model:
-            raise ValueError(f"{out} holds a {saved['model']} run; received model {args.model!r}.")
-        overrides = {**saved["model_overrides"], **overrides}
-        # The saved recipe, with anything typed now on top (e.g. --iterations to train longer).
-        recipe = train.Recipe.from_dict({**saved["recipe"], **given})
-    model = create_model(args.model, **overrides)
-    if args.resume is None:
-        recipe = _recipe(given, depth=model.config.depth)
-    if out is not None and args.resume is None and _rank() == 0:
-        if (Path(out) / train.CHECKPOINT_NAME).exists():
-            raise ValueError(f"{out} already holds a run; use --resume {out} to continue it or another --out.")
-        Path(out).mkdir(parents=True, exist_ok=True)
-        # Plain data only, so the run can be resumed (and read) without this process.
-        data = {"model": args.model, "model_overrides": _jsonable(overrides), "recipe": recipe.to_dict()}
-        (Path(out) / "run.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    result = train.fit(model, recipe, out=out, resume=args.resume is not None, progress=not args.no_progress)
-    if _rank() == 0:
+    result = train_model(
+        args.model,
+        model_overrides=_model_overrides(args.model_arg),
+        recipe_overrides=_given(args),
+        out=out,
+        resume=args.resume is not None,
+        progress=not args.no_progress,
+    )
+    if distributed()[0] == 0:
         print(f"{args.model}: {result.iterations} iterations, {_errors(result)}")
         if out is not None:
             print(f"run folder: {out} (model/ holds the final weights, history.jsonl the curves)")
@@ -171,22 +148,12 @@ def _errors(result: Any) -> str:
     return ", ".join(f"{label} {value:.4f}" for label, value in pairs if value is not None) or "no errors recorded"
 
 
-def _jsonable(overrides: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
-
-
-def _rank() -> int:
-    import os
-
-    return int(os.environ.get("RANK", "0"))
-
-
 def run_experiment(args: argparse.Namespace) -> int:
     from reszoo import experiment
+    from reszoo.recipes import paper_recipe
 
-    recipe = _recipe(_given(args), depth=None)
     result = experiment.degradation(
-        recipe,
+        paper_recipe(**_given(args)),
         out=args.out,
         depths=args.depths,
         model_overrides=_model_overrides(args.model_arg),

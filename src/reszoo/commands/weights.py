@@ -27,18 +27,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _expand(names: list[str]) -> list[str]:
     """Weight names and hf-hub: repos, wildcards expanded; every name is checked before any download."""
-    from reszoo.hub import HF_PREFIX, _parse_hub_name
+    from reszoo.errors import InvalidArgumentError
+    from reszoo.hub import HF_PREFIX, parse_hub_name
     from reszoo.weights import get_weights, list_pretrained
 
     out = []
     for name in names:
         if name.startswith(HF_PREFIX):
-            _parse_hub_name(name)
+            parse_hub_name(name)
             out.append(name)
         elif any(c in name for c in "*?["):
             matches = list_pretrained(name)
             if not matches:
-                raise ValueError(f"No weight entry matches {name!r}; see 'reszoo list --pretrained'.")
+                raise InvalidArgumentError(f"No weight entry matches {name!r}; see 'reszoo list --pretrained'.")
             out += matches
         else:
             out.append(get_weights(name).name)  # fails with the closest names
@@ -46,7 +47,7 @@ def _expand(names: list[str]) -> list[str]:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from reszoo.hub import download
+    from reszoo.pretrained import download
 
     for name in _expand(args.names):
         path = download(name, force=args.force)
@@ -55,15 +56,14 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from reszoo.hub import check_repo_id, convert_checkpoint, push_to_hub
+    from reszoo.hub import check_repo_id, push_to_hub
+    from reszoo.pretrained import convert_checkpoint, load_pretrained
 
     if args.push_to_hub:
         check_repo_id(args.push_to_hub)  # before converting, not after
     out = convert_checkpoint(args.name, args.output_dir, checkpoint=args.checkpoint, check_hash=not args.no_check_hash)
     print(f"{args.name}: wrote {out / 'model.safetensors'} and {out / 'config.json'}")
     if args.push_to_hub:
-        from reszoo.hub import load_pretrained
-
         url = push_to_hub(load_pretrained(str(out)), args.push_to_hub)
         print(f"pushed to {url}")
     return 0
@@ -71,12 +71,15 @@ def run_convert(args: argparse.Namespace) -> int:
 
 def list_pretrained_table(pattern: str | None, fmt: str) -> int:
     """Print the weight entries (``reszoo list --pretrained``) as a table, markdown, JSON or CSV."""
-    from reszoo.hub import pretrained_table
+    from reszoo.errors import InvalidArgumentError
     from reszoo.summary import format_table
+    from reszoo.weights import pretrained_table
 
     rows = pretrained_table(pattern)
     if not rows:
-        raise ValueError(f"No weight entry matches pattern {pattern!r}; try 'reszoo list --pretrained' for all.")
+        raise InvalidArgumentError(
+            f"No weight entry matches pattern {pattern!r}; try 'reszoo list --pretrained' for all."
+        )
     if fmt == "json":
         print(json.dumps(rows, indent=2))
         return 0

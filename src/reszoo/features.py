@@ -1,0 +1,129 @@
+"""Backbones: a ResNet that returns feature maps of chosen stages, as timm's ``features_only``.
+
+Feature index 0 is the stem's activation (stride 2 on ImageNet nets, before the max pool; stride 1
+on CIFAR nets), index ``i`` >= 1 is the output of ``layer{i}``. Each output is described in
+``feature_info`` by its channels, its reduction (total stride) and the module that produces it,
+the three facts a detection or segmentation neck needs.
+
+Example:
+    >>> import torch, reszoo
+    >>> backbone = reszoo.create_model("resnet50", features_only=True, out_indices=(2, 3, 4))
+    >>> [f.shape[1] for f in backbone(torch.randn(1, 3, 224, 224))]
+    [512, 1024, 2048]
+    >>> backbone.feature_info.channels(), backbone.feature_info.reduction()
+    ([512, 1024, 2048], [8, 16, 32])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from reszoo.checks import check_ints, type_error, value_error
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature map: its channels, total stride from the input, and the module producing it."""
+
+    num_chs: int
+    reduction: int
+    module: str
+    index: int
+
+
+class FeatureInfo(list):
+    """A list of :class:`FeatureSpec`, with timm's accessors (``channels()``, ``reduction()``, ...)."""
+
+    def channels(self) -> list[int]:
+        return [f.num_chs for f in self]
+
+    def reduction(self) -> list[int]:
+        return [f.reduction for f in self]
+
+    def module_name(self) -> list[str]:
+        return [f.module for f in self]
+
+    def get_dicts(self) -> list[dict]:
+        return [asdict(f) for f in self]
+
+
+def feature_specs(model: nn.Module) -> FeatureInfo:
+    """Every feature map a ResNet can return: index 0 the stem's activation, then one per stage."""
+    cfg = model.config
+    names = model.stem_names
+    if "relu" in names and hasattr(model, "conv1"):  # the named stems: after the activation, before any pool
+        stem = FeatureSpec(cfg.stem_width, model.conv1.stride[0], "relu", 0)
+    else:  # a custom stem: its whole output
+        stem = FeatureSpec(cfg.stem_width, model.stem_reduction, names[-1], 0)
+    specs, reduction = [stem], model.stem_reduction
+    for i, (name, width, stride) in enumerate(zip(model.stage_names, cfg.widths, cfg.stage_strides, strict=True)):
+        reduction *= stride
+        specs.append(FeatureSpec(width * cfg.block_cls.expansion, reduction, name, i + 1))
+    return FeatureInfo(specs)
+
+
+def check_out_indices(out_indices: Sequence[int] | None, count: int) -> tuple[int, ...]:
+    """Valid, sorted, unique feature indices in ``[-count, count)``; negative ones count from the end."""
+    if out_indices is None:
+        return tuple(range(count))
+    if isinstance(out_indices, int) and not isinstance(out_indices, bool):
+        out_indices = tuple(range(count))[-out_indices:]  # timm: an int n means the last n
+    indices = check_ints("out_indices", out_indices)
+    if not indices:
+        raise value_error("out_indices", out_indices, f"at least one index in 0..{count - 1}")
+    resolved = []
+    for i in indices:
+        if not -count <= i < count:
+            raise value_error("out_indices", out_indices, f"indices in 0..{count - 1} (or negative from the end)")
+        resolved.append(i % count)
+    if len(set(resolved)) != len(resolved):
+        raise value_error("out_indices", out_indices, "indices without repeats")
+    return tuple(sorted(resolved))
+
+
+class ResNetFeatures(nn.Module):
+    """A ResNet without its head that returns the feature maps at ``out_indices``.
+
+    It shares the ResNet's modules under the same names (``conv1``, ``layer1``, ...), so a
+    state_dict of the full model loads into it once the head's keys are dropped, and stages past
+    the last index asked for are not kept (no wasted compute).
+
+    Args:
+        model: a :class:`reszoo.ResNet`.
+        out_indices: which feature maps (0 = stem, i = ``layer{i}``); default all; an int ``n``
+            means the last ``n``.
+    """
+
+    def __init__(self, model: nn.Module, out_indices: Sequence[int] | int | None = None) -> None:
+        super().__init__()
+        if not hasattr(model, "stage_names") or not hasattr(model, "config"):
+            raise type_error("model", model, "a reszoo ResNet")
+        specs = feature_specs(model)
+        self.out_indices = check_out_indices(out_indices, len(specs))
+        self.feature_info = FeatureInfo(specs[i] for i in self.out_indices)
+        self.config = model.config
+        last = self.out_indices[-1]
+        stem = model.stem_names
+        if last == 0:  # only the stem's activation: stop there
+            stem = stem[: stem.index(specs[0].module) + 1]
+        self.stem_names = stem
+        self._stem_out = specs[0].module
+        self.stage_names = model.stage_names[:last]
+        for name in (*self.stem_names, *self.stage_names):
+            self.add_module(name, getattr(model, name))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = []
+        for name in self.stem_names:
+            x = getattr(self, name)(x)
+            if name == self._stem_out and 0 in self.out_indices:
+                features.append(x)
+        for i, name in enumerate(self.stage_names, start=1):
+            x = getattr(self, name)(x)
+            if i in self.out_indices:
+                features.append(x)
+        return features

@@ -1,0 +1,314 @@
+"""Training recipes as plain data: the paper's CIFAR and ImageNet recipes and their schedules.
+
+Nothing here imports torch: a recipe can be made, checked, saved and read back anywhere (the
+command line builds its options from :class:`Recipe`'s fields). Schedules count iterations, as
+the paper does (He et al. 2015, section 4.2: "divide it by 10 at 32k and 48k iterations, and
+terminate training at 64k iterations").
+
+Example:
+    >>> recipe = cifar_recipe(depth=110)
+    >>> [learning_rate(recipe, i) for i in (0, 399, 400, 32_000, 48_000)]
+    [0.01, 0.01, 0.1, 0.010000000000000002, 0.0010000000000000002]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from reszoo.checks import (
+    check_bool,
+    check_choice,
+    check_instance,
+    check_int,
+    check_number,
+    check_positive,
+    is_int,
+    is_number,
+    type_error,
+    value_error,
+)
+from reszoo.constants import NUM_CLASSES
+from reszoo.errors import InvalidArgumentError
+from reszoo.plaindata import PlainData
+
+# "synthetic" needs no files (reszoo.batches.SyntheticTask); the others are reszoo.constants' ids.
+DATASETS = ("synthetic", *NUM_CLASSES)
+SCHEDULES = ("step", "plateau")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+# ImageNet iterations per epoch at batch 256: ceil(1,281,167 / 256).
+IMAGENET_ITERS_PER_EPOCH = 5005
+
+__all__ = [
+    "DATASETS",
+    "DEVICES",
+    "IMAGENET_ITERS_PER_EPOCH",
+    "SCHEDULES",
+    "Recipe",
+    "cifar_recipe",
+    "imagenet_recipe",
+    "is_cifar_depth",
+    "learning_rate",
+    "paper_recipe",
+    "recipe_fields",
+]
+
+_POSITIVE_INTS = ("batch_size", "iterations", "log_every", "checkpoint_every", "eval_batch_size")
+_NATURAL_INTS = ("eval_every", "warmup_iters", "plateau_patience", "seed", "synthetic_eval_images")
+_NON_NEGATIVE = ("weight_decay", "synthetic_noise", "plateau_threshold")
+_BOOLS = ("download", "val_split", "nesterov", "compile")
+_AUTO_BOOLS = ("amp", "channels_last")  # None = decided per device
+
+
+@dataclass(frozen=True)
+class Recipe(PlainData):
+    """Everything about how a model is trained, as plain data (JSON round trip with ``to_dict``).
+
+    The defaults are the paper's CIFAR-10 recipe (He et al. 2015, section 4.2). Every field is
+    checked when a recipe is made, types included: ``lr="0.1"`` or ``download="no"`` is an error.
+
+    Args:
+        data: ``"synthetic"``, ``"cifar10"``, ``"cifar100"`` or ``"imagenet"``.
+        data_root: dataset folder (not needed for ``"synthetic"``).
+        download: download CIFAR if it is missing.
+        val_split: CIFAR only: train on 45k images and evaluate on the held-out 5k, as in the
+            paper's tuning runs (``reszoo.data.paper_split``), instead of on the test set.
+        batch_size: global batch (split evenly over the processes of a distributed run).
+        lr: base learning rate.
+        momentum: SGD momentum, in [0, 1).
+        weight_decay: L2 penalty applied by SGD to every parameter.
+        nesterov: Nesterov momentum (the paper uses plain momentum; needs momentum > 0).
+        iterations: stop after this many iterations.
+        schedule: ``"step"`` (divide by ``1/gamma`` at each milestone) or ``"plateau"`` (divide
+            when the evaluation error has not improved for ``plateau_patience`` evaluations).
+        milestones: iterations where the step schedule divides the learning rate.
+        gamma: factor applied at each milestone or plateau.
+        warmup_iters: iterations trained at ``warmup_lr`` before the schedule starts.
+        warmup_lr: learning rate during warm-up.
+        plateau_patience: evaluations without improvement before a plateau drop.
+        plateau_threshold: smallest drop in error (absolute, 0-1) that counts as improvement.
+        eval_every: evaluate every this many iterations (and at the end); 0 = only at the end.
+        checkpoint_every: write ``checkpoint.pt`` every this many iterations (and at the end).
+        log_every: record training loss, error and images/s every this many iterations.
+        seed: seeds the starting weights (``reszoo.train.train_model``), the data order, the
+            augmentation and the synthetic data.
+        device: ``"auto"`` (``reszoo.devices.default_device``: CUDA, then MPS, then CPU),
+            ``"cpu"``, ``"cuda"`` or ``"mps"``.
+        amp: bf16 autocast; ``None`` = on for CUDA, off elsewhere.
+        channels_last: channels-last memory format; ``None`` = the measured faster choice per
+            device type (``reszoo.devices.preferred_memory_format``).
+        compile: wrap the model in ``torch.compile``.
+        num_workers: DataLoader workers for ImageNet (``None`` = ``reszoo.data.default_num_workers``).
+        eval_batch_size: batch per process for evaluation.
+        synthetic_noise: standard deviation of the noise added to the synthetic class patterns.
+        synthetic_eval_images: size of the synthetic evaluation set.
+    """
+
+    kind = "recipe"  # how PlainData's messages name an instance (a class attribute, not a field)
+
+    data: str = "cifar10"
+    data_root: str | None = None
+    download: bool = False
+    val_split: bool = False
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    nesterov: bool = False
+    iterations: int = 64_000
+    schedule: str = "step"
+    milestones: tuple[int, ...] = (32_000, 48_000)
+    gamma: float = 0.1
+    warmup_iters: int = 0
+    warmup_lr: float = 0.01
+    plateau_patience: int = 3
+    plateau_threshold: float = 1e-3
+    eval_every: int = 2000
+    checkpoint_every: int = 2000
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+    amp: bool | None = None
+    channels_last: bool | None = None
+    compile: bool = False
+    num_workers: int | None = None
+    eval_batch_size: int = 500
+    synthetic_noise: float = 1.0
+    synthetic_eval_images: int = 2000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.milestones, list):  # JSON gives lists
+            object.__setattr__(self, "milestones", tuple(self.milestones))
+        if isinstance(self.data_root, os.PathLike):
+            object.__setattr__(self, "data_root", os.fspath(self.data_root))
+        # Ranges first, with messages that say what each field means; then PlainData's strict
+        # check of every field against its annotation (which also turns an int lr into a float).
+        self._check_values()
+        self._check_combinations()
+        super().__post_init__()
+
+    def _check_values(self) -> None:
+        for name, valid in (("data", DATASETS), ("schedule", SCHEDULES), ("device", DEVICES)):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise type_error(name, value, f"one of {list(valid)}")
+            if value not in valid:
+                raise value_error(name, value, f"one of {list(valid)}")
+        for name in _POSITIVE_INTS:
+            check_int(name, getattr(self, name), minimum=1)
+        for name in _NATURAL_INTS:
+            check_int(name, getattr(self, name), minimum=0)
+        check_int("num_workers", self.num_workers, minimum=0, optional=True)
+        for name in ("lr", "warmup_lr"):
+            check_positive(name, getattr(self, name))
+        for name in _NON_NEGATIVE:
+            check_number(name, getattr(self, name), minimum=0)
+        # Interval ends that checks.check_number cannot say: momentum 1 never forgets a gradient,
+        # gamma 0 would stop training at the first drop.
+        for name, inside, expected in (
+            ("momentum", lambda v: 0 <= v < 1, "a number in [0, 1)"),
+            ("gamma", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        ):
+            value = getattr(self, name)
+            if not is_number(value):
+                raise type_error(name, value, expected)
+            if not (math.isfinite(value) and inside(value)):
+                raise value_error(name, value, expected)
+        for name in _BOOLS:
+            check_bool(name, getattr(self, name))
+        for name in _AUTO_BOOLS:
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise type_error(name, getattr(self, name), "None, True or False")
+        if self.data_root is not None and not isinstance(self.data_root, str):
+            raise type_error("data_root", self.data_root, "None or a folder path")
+        ms, expected = self.milestones, "strictly increasing positive integers"
+        if not isinstance(ms, tuple) or not all(is_int(m) for m in ms):
+            raise type_error("milestones", ms, expected)
+        if any(m < 1 for m in ms) or list(ms) != sorted(set(ms)):
+            raise value_error("milestones", ms, expected)
+
+    def _check_combinations(self) -> None:
+        if self.val_split and self.data not in ("cifar10", "cifar100"):
+            raise InvalidArgumentError(f"val_split=True needs CIFAR data; received data={self.data!r}.")
+        if self.schedule == "plateau" and self.eval_every == 0:
+            raise InvalidArgumentError(
+                "schedule='plateau' lowers the lr after evaluations, so it needs eval_every >= 1; "
+                "received eval_every=0."
+            )
+        if self.nesterov and self.momentum == 0:
+            raise InvalidArgumentError("nesterov=True needs momentum > 0; received momentum=0.")
+
+
+def recipe_fields() -> tuple[str, ...]:
+    """Names of the fields of :class:`Recipe`."""
+    return Recipe.field_names()
+
+
+def is_cifar_depth(depth: Any) -> bool:
+    """True for the depth of one of the paper's CIFAR networks.
+
+    6n + 2 with basic blocks (20, 32, 44, 56, 110, 1202; He et al. 2015, section 4.2) or 9n + 2
+    with bottlenecks (164, 1001; He et al. 2016, "Identity Mappings"), n >= 1.
+    """
+    return is_int(depth) and depth >= 8 and ((depth - 2) % 6 == 0 or (depth - 2) % 9 == 0)
+
+
+def cifar_recipe(*, depth: int | None = None, **overrides: Any) -> Recipe:
+    """The paper's CIFAR recipe (section 4.2).
+
+    SGD with momentum 0.9 and weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k and 48k
+    iterations, stop at 64k. For depth 110 and deeper the paper warms up at lr 0.01 "until the
+    training error is below 80% (about 400 iterations)"; we use the fixed 400 iterations.
+
+    Args:
+        depth: the network's depth (``model.config.depth``): 6n + 2, or 9n + 2 for bottleneck
+            networks (:func:`is_cifar_depth`); >= 110 adds the warm-up.
+        **overrides: any :class:`Recipe` field, e.g. ``data_root="data/"``.
+
+    Returns:
+        A :class:`Recipe`.
+    """
+    expected = "None or a CIFAR depth, 6n+2 or 9n+2 with n >= 1 (20, 56, 110, 164, ...; model.config.depth)"
+    if depth is not None:
+        if not is_int(depth):
+            raise type_error("depth", depth, expected)
+        if not is_cifar_depth(depth):
+            raise value_error("depth", depth, expected)
+    base: dict[str, Any] = {"data": "cifar10"}
+    if depth is not None and depth >= 110:
+        base.update(warmup_iters=400, warmup_lr=0.01)
+    return Recipe().replace(**{**base, **overrides})
+
+
+def imagenet_recipe(*, schedule: str = "plateau", **overrides: Any) -> Recipe:
+    """The paper's ImageNet recipe (section 3.4) and a fixed-step alternative.
+
+    SGD, batch 256, lr 0.1, momentum 0.9, weight decay 1e-4, up to 60e4 iterations. ``"plateau"``
+    is the paper's "divided by 10 when the error plateaus" (evaluated once an epoch, patience 3
+    evaluations); ``"step"`` divides at epochs 30 and 60 and stops at 90 (torchvision's reference
+    recipe), counted in iterations.
+
+    Args:
+        schedule: ``"plateau"`` or ``"step"``.
+        **overrides: any :class:`Recipe` field.
+
+    Returns:
+        A :class:`Recipe`.
+    """
+    check_choice("schedule", schedule, SCHEDULES)
+    epoch = IMAGENET_ITERS_PER_EPOCH
+    base: dict[str, Any] = dict(
+        data="imagenet",
+        batch_size=256,
+        schedule=schedule,
+        eval_every=epoch,
+        checkpoint_every=epoch // 5,
+        log_every=100,
+        eval_batch_size=250,
+    )
+    if schedule == "plateau":
+        base.update(iterations=600_000, milestones=())
+    else:
+        base.update(iterations=90 * epoch, milestones=(30 * epoch, 60 * epoch))
+    return Recipe().replace(**{**base, **overrides})
+
+
+def paper_recipe(*, depth: int | None = None, **overrides: Any) -> Recipe:
+    """The paper's recipe for the dataset in ``overrides`` (CIFAR-10 if none is named).
+
+    ``data="imagenet"`` gives :func:`imagenet_recipe` (``schedule`` defaults to ``"plateau"``);
+    any other dataset :func:`cifar_recipe` with ``depth``. This is what ``reszoo train`` and
+    ``reszoo experiment`` start from before applying the options given.
+
+    Args:
+        depth: the network's depth, for the CIFAR warm-up (ignored for ImageNet).
+        **overrides: any :class:`Recipe` field.
+
+    Returns:
+        A :class:`Recipe`.
+    """
+    if overrides.get("data", "cifar10") == "imagenet":
+        return imagenet_recipe(**overrides)
+    return cifar_recipe(depth=depth, **overrides)
+
+
+def learning_rate(recipe: Recipe, iteration: int, *, plateau_drops: int = 0) -> float:
+    """The learning rate of ``recipe`` at a (0-based) iteration.
+
+    Args:
+        recipe: the recipe.
+        iteration: iterations already done.
+        plateau_drops: how many plateaus were detected so far (``"plateau"`` schedule).
+
+    Returns:
+        The learning rate.
+    """
+    check_instance("recipe", recipe, Recipe, what="a reszoo.train.Recipe")
+    check_int("iteration", iteration, minimum=0)
+    check_int("plateau_drops", plateau_drops, minimum=0)
+    if iteration < recipe.warmup_iters:
+        return recipe.warmup_lr
+    drops = sum(iteration >= m for m in recipe.milestones) if recipe.schedule == "step" else plateau_drops
+    return recipe.lr * recipe.gamma**drops

@@ -1,0 +1,254 @@
+"""The files of a training run folder: their names, and how each is written and read back.
+
+:func:`reszoo.train.fit` is the one writer of a run folder; this module holds the file-level
+work. Every file is replaced atomically (``reszoo.fileio.atomic_path``, flushed to disk), so a
+process killed at any moment leaves each file whole, old or new. ``history.jsonl`` is the one
+log appended to (a record per write, flushed); a torn last line is dropped on resume.
+
+The rules of a run folder live here too: :func:`check_folder` (before anything is written),
+:func:`start_folder` (what a start or resume writes) and :func:`resume_settings` (what a
+resume by model name reads back).
+
+A run folder holds:
+
+- ``recipe.json``: the recipe (``Recipe.to_dict``), rewritten at each start or resume.
+- ``run.json``: what was asked and where: model name and config overrides, the model's config,
+  the recipe, the seed, the process count and the reszoo, torch and Python versions.
+- ``history.jsonl``: one record per log or evaluation step.
+- ``checkpoint.pt``: everything needed to continue exactly.
+- ``model/`` (``reszoo.hub.save_pretrained``) and ``summary.json``: written at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from reszoo._version import __version__
+from reszoo.errors import InvalidArgumentError, MissingInputError, RunFolderError
+from reszoo.fileio import atomic_path, tensors_digest
+from reszoo.recipes import Recipe
+from reszoo.resnet import ResNetConfig
+
+CHECKPOINT_NAME = "checkpoint.pt"
+HISTORY_NAME = "history.jsonl"
+RECIPE_NAME = "recipe.json"
+RUN_NAME = "run.json"
+SUMMARY_NAME = "summary.json"
+MODEL_DIR = "model"
+CHECKPOINT_FORMAT = 1
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_NAME",
+    "HISTORY_NAME",
+    "MODEL_DIR",
+    "RECIPE_NAME",
+    "RUN_NAME",
+    "SUMMARY_NAME",
+    "check_folder",
+    "load_checkpoint",
+    "read_run",
+    "resume_settings",
+    "save_checkpoint",
+    "start_folder",
+    "state_digest",
+    "trim_history",
+    "versions",
+    "write_json",
+]
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically and flushed to disk."""
+    with atomic_path(path, fsync=True) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def save_checkpoint(path: str | os.PathLike[str], checkpoint: dict[str, Any]) -> None:
+    """Write a training checkpoint (plain tensors and dicts) atomically; the previous one survives a crash."""
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`reszoo.train.fit` (a run folder or the file itself).
+
+    Args:
+        path: the run folder or its ``checkpoint.pt``.
+
+    Returns:
+        The checkpoint dict: ``iteration``, ``model``, ``optimizer``, ``plateau``, ``errors``,
+        ``rng``, ``recipe``, ``format``.
+
+    Raises:
+        MissingInputError: there is no checkpoint at ``path``.
+        InvalidArgumentError: the file is not a reszoo training checkpoint.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / CHECKPOINT_NAME
+    if not p.is_file():
+        raise MissingInputError(f"No checkpoint at {p}; a run writes one every checkpoint_every iterations.")
+    # Only our own plain-data checkpoints are read, and never with pickle's full powers.
+    try:
+        ckpt = torch.load(p, weights_only=True, map_location="cpu")
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:  # torn, truncated or not a torch file
+        raise InvalidArgumentError(f"{p} could not be read as a reszoo training checkpoint: {err}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise InvalidArgumentError(f"{p} is not a reszoo training checkpoint (format {CHECKPOINT_FORMAT}).")
+    return ckpt
+
+
+def state_digest(model: nn.Module) -> str:
+    """SHA-256 over every parameter and buffer (names, dtypes, shapes and bytes), for comparing replicas.
+
+    Args:
+        model: the model.
+
+    Returns:
+        The hex digest: ``reszoo.fileio.tensors_digest`` of the state dict, the ``reszoo_digest``
+        that ``save_pretrained`` stores in ``model.safetensors``.
+    """
+    return tensors_digest(model.state_dict())
+
+
+def trim_history(path: str | os.PathLike[str], iteration: int) -> None:
+    """Keep the records of ``history.jsonl`` up to ``iteration`` (rewritten atomically).
+
+    On resume, records after the checkpoint describe work that is being redone: dropping them
+    makes the history read as one uninterrupted run. A line torn by a kill mid-write is dropped.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("iteration"), int) and record["iteration"] <= iteration:
+            keep.append(line)
+    with atomic_path(path, fsync=True) as tmp:
+        tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+
+
+def versions() -> dict[str, str]:
+    """The versions a run depends on, for ``run.json``."""
+    return {"reszoo": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def read_run(out: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``run.json`` of a run folder, checked to name a model, its overrides and a recipe.
+
+    Raises:
+        MissingInputError: the folder holds no ``run.json``.
+        RunFolderError: ``run.json`` is not a reszoo run record.
+    """
+    path = Path(out) / RUN_NAME
+    if not path.is_file():
+        raise MissingInputError(f"No run to resume in {os.fspath(out)}: {path} is missing.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunFolderError(f"{path} is not a reszoo run record (not JSON: {err}).") from None
+    needs = {"model": (str, type(None)), "model_overrides": dict, "recipe": dict}
+    if not isinstance(data, dict) or any(k not in data or not isinstance(data[k], t) for k, t in needs.items()):
+        raise RunFolderError(
+            f'{path} is not a reszoo run record: it needs "model" (a name or null), "model_overrides" '
+            'and "recipe" (objects).'
+        )
+    return data
+
+
+def check_folder(out: Path, model: nn.Module, *, resume: bool) -> None:
+    """Refuse a run folder that cannot take this run, before anything is written.
+
+    Raises:
+        InvalidArgumentError: ``out`` is a file; it already holds a run (``checkpoint.pt``) and
+            ``resume`` is False; or the model cannot be saved at the end (not a reszoo ResNet, or a
+            config holding callables).
+    """
+    if out.exists() and not out.is_dir():
+        raise InvalidArgumentError(f"out must be a folder; received out={os.fspath(out)!r}, which is a file.")
+    if not resume and (out / CHECKPOINT_NAME).exists():
+        raise InvalidArgumentError(
+            f"{out} already holds a run; use --resume {out} (resume=True) to continue it, or another --out."
+        )
+    config = getattr(model, "config", None)
+    if not isinstance(config, ResNetConfig):
+        raise InvalidArgumentError(
+            "A run folder ends with the model saved by reszoo.hub.save_pretrained, which needs a reszoo ResNet; "
+            f"received a {type(model).__name__}. Train it with out=None."
+        )
+    config.to_dict()  # a config holding callables cannot be saved: refuse it now, not after training
+
+
+def start_folder(
+    out: Path, *, recipe: Recipe, config: ResNetConfig, run_info: dict[str, Any], world: int, iteration: int
+) -> None:
+    """Write ``recipe.json`` and ``run.json`` and trim the history to ``iteration`` (a start or a resume).
+
+    Args:
+        out: the run folder (created).
+        recipe: the recipe of this start.
+        config: the model's config.
+        run_info: ``model`` (the registered name, or None) and ``model_overrides`` (the names of
+            the overridden config fields; their values are recorded as the config holds them).
+        world: process count.
+        iteration: where the run starts (the checkpoint's iteration when resuming).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    config_dict = config.to_dict()
+    write_json(out / RECIPE_NAME, recipe.to_dict())
+    record = {
+        "model": run_info["model"],
+        # As the config holds them (plain JSON: tuples as lists), so the run can be rebuilt.
+        "model_overrides": {key: config_dict[key] for key in run_info["model_overrides"]},
+        "config": config_dict,
+        "recipe": recipe.to_dict(),
+        "seed": recipe.seed,
+        "world_size": world,
+        "versions": versions(),
+    }
+    write_json(out / RUN_NAME, record)
+    trim_history(out / HISTORY_NAME, iteration)
+
+
+def resume_settings(
+    out: str | os.PathLike[str], name: str, model_overrides: dict[str, Any], recipe_overrides: dict[str, Any]
+) -> tuple[Recipe, dict[str, Any]]:
+    """The recipe and model overrides to resume the run of model ``name`` in ``out`` with.
+
+    The saved ones (``run.json``), with those given now on top (e.g. ``iterations``, to train
+    longer).
+
+    Raises:
+        MissingInputError: no ``run.json`` or no checkpoint in ``out``.
+        InvalidArgumentError: ``out`` holds a run of another model.
+        RunFolderError: ``run.json`` is damaged.
+    """
+    saved = read_run(out)
+    where = os.fspath(out)
+    if saved["model"] is None:
+        raise InvalidArgumentError(
+            f"{where} holds a run of a model built in Python; resume it with "
+            "reszoo.train.fit(model, recipe, out=..., resume=True)."
+        )
+    if saved["model"] != name:
+        raise InvalidArgumentError(f"{where} holds a {saved['model']} run; received model {name!r}.")
+    if not (Path(out) / CHECKPOINT_NAME).is_file():
+        raise MissingInputError(
+            f"No checkpoint to resume in {where}: the run stopped before its first checkpoint (written every "
+            f"checkpoint_every iterations); start it again (reszoo train {name} --out {where})."
+        )
+    recipe = Recipe.from_dict({**saved["recipe"], **recipe_overrides})
+    return recipe, {**saved["model_overrides"], **model_overrides}
