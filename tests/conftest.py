@@ -16,6 +16,11 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# `pytest -n 2` runs two workers on a 2-core machine; two torch threads each would oversubscribe
+# the cores (measured: small tests 10-40x slower under load). One thread per worker keeps every
+# core busy without contention. Tests that need more threads set them themselves.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _seed_and_threads():

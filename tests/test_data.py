@@ -12,8 +12,10 @@ import torchvision.datasets.cifar as tv_cifar
 from torch.utils.data import TensorDataset
 from torchvision.datasets import FakeData
 
+from reszoo import augment
 from reszoo import data as D
 from reszoo import transforms as T
+from reszoo.errors import ArgumentTypeError, MissingInputError
 
 
 def _write_fake_cifar10(root, n_per_batch: int = 4) -> np.ndarray:
@@ -46,13 +48,14 @@ def test_missing_cifar_says_where_and_how(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         D.cifar_dataset(tmp_path, name="cifar100")
     msg = str(info.value)
+    assert isinstance(info.value, MissingInputError)  # one line from the CLI, exit 2
     assert str(tmp_path / "cifar-100-python") in msg
     assert "download=True" in msg and "--download" in msg and "cifar-100-python.tar.gz" in msg
 
 
 def test_incomplete_cifar_folder_is_a_file_not_found_error(tmp_path):
     (tmp_path / "cifar-10-batches-py").mkdir()
-    with pytest.raises(FileNotFoundError, match="incomplete or corrupted"):
+    with pytest.raises(MissingInputError, match="incomplete or corrupted"):
         D.cifar_dataset(tmp_path)
 
 
@@ -95,7 +98,7 @@ def test_imagenet_folder(tmp_path):
     assert ds.classes == ["n01", "n02"] and len(ds) == 4
     x, y = ds[3]
     assert x.shape == (3, 24, 24) and y == 1
-    with pytest.raises(FileNotFoundError, match="train.*image-net.org"):
+    with pytest.raises(MissingInputError, match="train.*image-net.org"):
         D.imagenet_dataset(tmp_path, split="train")
     with pytest.raises(ValueError, match="'test'"):
         D.imagenet_dataset(tmp_path, split="test")
@@ -254,3 +257,14 @@ def test_loader_and_split_reject_bad_values(tmp_path):
         D.load_cifar_tensors(tmp_path, name="cifar11")
     with pytest.raises(ValueError, match="'Train'.*train, val"):
         D.imagenet_dataset(tmp_path, split="Train")
+
+
+def test_flags_and_paths_are_strictly_typed(tmp_path):
+    with pytest.raises(ArgumentTypeError, match="download='false'"):
+        D.cifar_dataset(tmp_path, download="false")
+    with pytest.raises(ArgumentTypeError, match="train=1"):
+        D.make_loader(TensorDataset(torch.arange(4)), batch_size=2, train=1)
+    with pytest.raises(ArgumentTypeError, match="images must be a uint8 tensor"):
+        D.DeviceCifarLoader([[0]], torch.zeros(1), batch_size=1, mean=(0.5,), std=(0.2,), train=True)
+    # the on-device augmentation lives in reszoo.augment; transforms re-exports it
+    assert D.batch_random_crop_flip is augment.batch_random_crop_flip is T.batch_random_crop_flip

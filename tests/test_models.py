@@ -45,8 +45,8 @@ def test_cifar_parameter_counts(depth):
 
 @pytest.mark.parametrize("depth", sorted(CIFAR_MACS_M))
 def test_cifar_macs_match_paper(depth):
-    with torch.device("meta"):
-        model = reszoo.create_model(f"resnet{depth}")
+    # On the CPU, not the meta device: at 32x32 a real pass costs less than meta's Python shape rules.
+    model = reszoo.create_model(f"resnet{depth}")
     assert reszoo.count_macs(model, (3, 32, 32)) / 1e6 == pytest.approx(CIFAR_MACS_M[depth], abs=0.5)
 
 

@@ -34,48 +34,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from reszoo.checks import check_bool, check_choice, check_int, check_ints, check_positive, check_str, value_error
-from reszoo.devices import (
-    DEVICE_TYPES,
-    DTYPES,
-    compile_modes,
-    default_device,
-    device_name,
-    precision,
-    preferred_memory_format,
-    resolve_device,
-)
+
+# Device policy is reszoo.devices'; the names users reach as reszoo.bench.<name> are re-exported.
+from reszoo.devices import DEVICE_TYPES as DEVICE_TYPES
+from reszoo.devices import DTYPES as DTYPES
+from reszoo.devices import compile_modes as compile_modes
+from reszoo.devices import default_device as default_device
+from reszoo.devices import device_name as device_name
+from reszoo.devices import precision as precision
+from reszoo.devices import preferred_memory_format as preferred_memory_format
+from reszoo.devices import resolve_device
 from reszoo.errors import InvalidArgumentError
-from reszoo.reference import reference_cifar_resnet
+from reszoo.reference import reference_cifar_resnet as reference_cifar_resnet
 from reszoo.registry import create_model, default_config
 from reszoo.resnet import ResNet
 from reszoo.summary import config_counts, count_flops, count_params
-
-__all__ = [
-    "DEVICE_TYPES",
-    "DTYPES",
-    "MODES",
-    "PEAK_TFLOPS",
-    "BenchResult",
-    "StepSettings",
-    "build_step",
-    "compare",
-    "comparison_models",
-    "compile_modes",
-    "default_batch_size",
-    "default_device",
-    "device_name",
-    "environment",
-    "forward_flops",
-    "interleaved",
-    "make_step",
-    "measure",
-    "median_iqr",
-    "peak_tflops_for",
-    "precision",
-    "preferred_memory_format",
-    "reference_cifar_resnet",
-    "sweep",
-]
 
 MODES = ("infer", "train")
 
@@ -238,25 +211,11 @@ def make_step(
 ) -> Callable[[], Any]:
     """A zero-argument callable that runs one inference batch or one training step.
 
-    The model is moved to ``device`` (and channels_last); inputs are made once, on the device,
-    so the timed step excludes data loading. Training is forward, cross-entropy, backward and
-    an SGD step with momentum, as in the paper. The options are those of :class:`StepSettings`;
+    The model is moved to ``device`` (and channels_last) in place, and compiled if asked; inputs
+    are made once, on the device, so the timed step excludes data loading. Training is forward,
+    cross-entropy, backward and an SGD step with momentum, as in the paper. The options are
+    :class:`StepSettings`'s (``compile`` is a ``torch.compile`` mode or ``None`` for eager);
     :func:`build_step` takes them already checked.
-
-    Args:
-        model: the module to run (modified in place: moved, possibly compiled).
-        mode: ``"infer"`` (eval, inference_mode) or ``"train"``.
-        input_size: ``(C, H, W)``.
-        batch_size: images per step.
-        device: e.g. ``"cpu"``, ``"cuda"``.
-        dtype: ``"fp32"``, ``"tf32"``, ``"bf16"`` or ``"fp16"`` (autocast).
-        channels_last: NHWC memory format for the model and the input.
-        compile: a ``torch.compile`` mode (``"default"``, ``"reduce-overhead"``, ``"max-autotune"``)
-            or ``None`` for eager.
-        cuda_graphs: capture the step in a CUDA graph (CUDA only; eager models).
-
-    Returns:
-        The step callable.
     """
     settings = StepSettings(
         mode=mode,
@@ -326,11 +285,10 @@ def _graphed(step: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
 
 
 def _torch_benchmark() -> Any:
-    """``torch.utils.benchmark``, imported on first use.
+    """``torch.utils.benchmark``, imported on first use (it pulls in the slow ``torch.utils.cpp_extension``).
 
-    It pulls in ``torch.utils.cpp_extension``, which is slow to import and logs a "No CUDA
-    runtime is found" warning on CUDA builds of torch running without a GPU; that warning says
-    nothing about timing, so it is silenced for the import (and only for it).
+    That import logs a "No CUDA runtime is found" warning on CUDA builds of torch without a GPU;
+    it says nothing about timing, so it is silenced for the import (and only for it).
     """
     import logging
 
@@ -368,14 +326,10 @@ def measure(
 
     Args:
         model: the module (moved to ``device`` in place; pass a copy to keep the original).
-        input_size: ``(C, H, W)``; defaults to ``model.config.input_size`` for reszoo models.
-        batch_size: images per step; defaults to :func:`default_batch_size`.
-        mode: ``"infer"`` or ``"train"``.
+        input_size, batch_size, mode, dtype, channels_last, compile, cuda_graphs: as in
+            :class:`StepSettings`; ``input_size`` defaults to ``model.config.input_size`` for
+            reszoo models; ``compile`` happens during warm-up, outside the timing.
         device: defaults to :func:`reszoo.devices.default_device`.
-        dtype: ``"fp32"``, ``"tf32"``, ``"bf16"`` or ``"fp16"``.
-        channels_last: NHWC memory format.
-        compile: ``torch.compile`` mode or ``None``; compiled during warm-up, outside the timing.
-        cuda_graphs: capture the step in a CUDA graph.
         warmup: untimed steps first (cuDNN autotuning, allocator, compilation).
         min_run_time: seconds of timed steps (``Timer.blocked_autorange``).
         peak_tflops: the device's peak for ``dtype``; defaults to :data:`PEAK_TFLOPS`.
@@ -385,8 +339,7 @@ def measure(
         A :class:`BenchResult`; ``status="oom"`` when the batch does not fit.
 
     Raises:
-        InvalidArgumentError, ArgumentTypeError: an option outside its valid values (named with
-            them), before any work.
+        InvalidArgumentError, ArgumentTypeError: an option outside its valid values, before any work.
     """
     settings = StepSettings(
         mode=mode,

@@ -49,7 +49,7 @@ __all__ = ["FitResult", "run_fit"]
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns.
+    """What :func:`reszoo.train.fit` returns.
 
     Attributes:
         model: the trained model (unwrapped, on its training device).

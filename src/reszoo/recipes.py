@@ -156,6 +156,21 @@ class Recipe(PlainData):
                 raise type_error(name, value, f"one of {list(valid)}")
             if value not in valid:
                 raise value_error(name, value, f"one of {list(valid)}")
+        self._check_numbers()
+        for name in _BOOLS:
+            check_bool(name, getattr(self, name))
+        for name in _AUTO_BOOLS:
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise type_error(name, getattr(self, name), "None, True or False")
+        if self.data_root is not None and not isinstance(self.data_root, str):
+            raise type_error("data_root", self.data_root, "None or a folder path")
+        ms, expected = self.milestones, "strictly increasing positive integers"
+        if not isinstance(ms, tuple) or not all(is_int(m) for m in ms):
+            raise type_error("milestones", ms, expected)
+        if any(m < 1 for m in ms) or list(ms) != sorted(set(ms)):
+            raise value_error("milestones", ms, expected)
+
+    def _check_numbers(self) -> None:
         for name in _POSITIVE_INTS:
             check_int(name, getattr(self, name), minimum=1)
         for name in _NATURAL_INTS:
@@ -176,18 +191,6 @@ class Recipe(PlainData):
                 raise type_error(name, value, expected)
             if not (math.isfinite(value) and inside(value)):
                 raise value_error(name, value, expected)
-        for name in _BOOLS:
-            check_bool(name, getattr(self, name))
-        for name in _AUTO_BOOLS:
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
-                raise type_error(name, getattr(self, name), "None, True or False")
-        if self.data_root is not None and not isinstance(self.data_root, str):
-            raise type_error("data_root", self.data_root, "None or a folder path")
-        ms, expected = self.milestones, "strictly increasing positive integers"
-        if not isinstance(ms, tuple) or not all(is_int(m) for m in ms):
-            raise type_error("milestones", ms, expected)
-        if any(m < 1 for m in ms) or list(ms) != sorted(set(ms)):
-            raise value_error("milestones", ms, expected)
 
     def _check_combinations(self) -> None:
         if self.val_split and self.data not in ("cifar10", "cifar100"):

@@ -181,10 +181,10 @@ class ClassifierHead(nn.Module):
         self.fc = nn.Linear(in_features, num_classes)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return pool_and_classify(self, x, pre_logits)
+        return _pool_and_classify(self, x, pre_logits)
 
 
-def pool_and_classify(head: nn.Module, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+def _pool_and_classify(head: nn.Module, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
     """The head's computation on any module holding ``avgpool`` and ``fc``: a
     :class:`ClassifierHead`, or a :class:`ResNet`, which adopts the head's children as its own."""
     x = torch.flatten(head.avgpool(x), 1)
@@ -319,7 +319,7 @@ class ResNet(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pool and classify a feature map; ``pre_logits=True`` returns the pooled features."""
-        return pool_and_classify(self, x, pre_logits)
+        return _pool_and_classify(self, x, pre_logits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
