@@ -15,11 +15,8 @@ import json
 import statistics
 import time
 
-import torch
-
-import reszoo
-from reszoo import bench
-from reszoo.devices import preferred_memory_format
+# torch, torchvision and reszoo are imported where they are used, so that a mistyped argument is
+# refused at once.
 
 
 def ratio(times: dict[str, list[float]], a: str, b: str) -> float:
@@ -37,6 +34,8 @@ def paired_ratio(times: dict[str, list[float]], a: str, b: str) -> float:
 
 
 def summarise(times: dict[str, list[float]], batch: int) -> dict[str, dict[str, float]]:
+    from reszoo import bench
+
     out = {}
     for key, ts in times.items():
         median, iqr = bench.median_iqr(ts)
@@ -51,7 +50,11 @@ def summarise(times: dict[str, list[float]], batch: int) -> dict[str, dict[str, 
 
 
 def parity(rounds: int) -> dict:
-    import torchvision  # here, not at the top: a bad argument is refused without waiting for it
+    import torch
+    import torchvision
+
+    import reszoo
+    from reszoo import bench
 
     res = {}
     for mode, number in (("infer", 2), ("train", 1)):
@@ -79,7 +82,11 @@ def parity(rounds: int) -> dict:
 
 
 def fast(rounds: int) -> dict:
+    import torch
     import torchvision
+
+    import reszoo
+    from reszoo import bench
 
     torch.manual_seed(0)
     tv = torchvision.models.resnet50(weights=None).eval()
@@ -135,6 +142,12 @@ def fast(rounds: int) -> dict:
 
 
 def train56(rounds: int) -> dict:
+    import torch
+
+    import reszoo
+    from reszoo import bench
+    from reszoo.devices import preferred_memory_format
+
     torch.manual_seed(0)
     cl = preferred_memory_format("cpu") == torch.channels_last
     steps = {
@@ -171,6 +184,8 @@ def main() -> None:
     args = p.parse_args()
     if args.rounds < 2:
         p.error(f"--rounds must be at least 2 (a median and an interquartile range need two), received {args.rounds}")
+    from reszoo import bench
+
     doc = {
         "command": "python benchmarks/compare.py "
         + " ".join(

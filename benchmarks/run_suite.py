@@ -13,13 +13,9 @@ import argparse
 import datetime
 import pathlib
 import re
+from typing import Any
 
-import torch
-
-import reszoo
-from reszoo import bench, report
-from reszoo.devices import compile_modes, preferred_memory_format
-from reszoo.registry import default_config
+# torch and reszoo are imported where they are used, so that a mistyped argument is refused at once.
 
 HERE = pathlib.Path(__file__).parent
 
@@ -31,15 +27,21 @@ SETTINGS = {
 }
 
 
-def run(device: str, pattern: str | None, compile_mode: str | None, cuda_graphs: bool) -> list[bench.BenchResult]:
+def run(device: str, pattern: str | None, compile_mode: str | None, cuda_graphs: bool) -> list[Any]:
+    import torch
+
+    from reszoo import bench, report
+    from reszoo.devices import preferred_memory_format
+    from reszoo.registry import create_model, default_config, list_models
+
     s = SETTINGS[device]
     channels_last = preferred_memory_format(device) == torch.channels_last
     results = []
-    for name in reszoo.list_models(pattern):
+    for name in list_models(pattern):
         batch = s["batch"][0 if default_config(name).stem == "cifar" else 1]
         for mode in ("infer", "train"):
             r = bench.measure(
-                reszoo.create_model(name),
+                create_model(name),
                 batch_size=batch,
                 mode=mode,
                 device=device,
@@ -66,17 +68,24 @@ def main() -> None:
     p.add_argument("--cuda-graphs", action="store_true")
     p.add_argument("--out-dir", default=str(HERE / "results"))
     args = p.parse_args()
-    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     # Check everything before the first measurement, not after a device's suite has run.
+    if args.cuda_graphs and args.devices != ["cuda"]:
+        p.error(f"--cuda-graphs needs --devices cuda alone, received devices {args.devices or 'the default'}")
+    import torch
+
+    from reszoo import bench, report
+    from reszoo.devices import compile_modes
+    from reszoo.registry import list_models
+
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     if "cuda" in devices and not torch.cuda.is_available():
         p.error("--devices cuda needs a CUDA GPU; received --devices cuda on a machine without one")
-    if args.cuda_graphs and devices != ["cuda"]:
-        p.error(f"--cuda-graphs needs --devices cuda alone, received devices {devices}")
     if args.compile is not None and args.compile not in compile_modes():
         p.error(f"unknown --compile {args.compile!r}; valid choices: {', '.join(compile_modes())}")
-    if not reszoo.list_models(args.pattern):
-        p.error(f"--pattern {args.pattern!r} matches no model; valid names: {', '.join(reszoo.list_models())}")
+    if not list_models(args.pattern):
+        p.error(f"--pattern {args.pattern!r} matches no model; valid names: {', '.join(list_models())}")
     date = datetime.date.today().isoformat()
+    pathlib.Path(args.out_dir).mkdir(parents=True, exist_ok=True)
     for device in devices:
         env = bench.environment(device)
         results = run(device, args.pattern, args.compile, args.cuda_graphs)

@@ -19,10 +19,7 @@ def _counted(config: reszoo.ResNetConfig, input_size: tuple[int, int, int] | Non
     return count_params(model), flops // 2
 
 
-# resnet1202's 1,202 layers take seconds to build and count even on the meta device.
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "resnet1202" else n for n in reszoo.list_models()]
-)
+@pytest.mark.parametrize("name", reszoo.list_models())
 def test_closed_form_equals_the_counters_for_every_registered_model(name):
     config = reszoo.default_config(name)
     assert has_closed_form(config)

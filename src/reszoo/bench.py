@@ -124,7 +124,8 @@ class StepSettings:
     Args:
         mode: ``"infer"`` (eval, inference_mode) or ``"train"`` (forward, loss, backward, SGD step).
         input_size: ``(C, H, W)``.
-        device: a resolved ``torch.device`` (:func:`reszoo.devices.resolve_device`).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, a ``torch.device``, or ``None`` / ``"auto"`` for
+            the best present; held as the ``torch.device`` :func:`reszoo.devices.resolve_device` gives.
         batch_size: images per step; ``None`` for :func:`default_batch_size`.
         dtype: ``"fp32"``, ``"tf32"``, ``"bf16"`` or ``"fp16"`` (autocast).
         channels_last: NHWC memory format for the model and the input.
@@ -134,7 +135,7 @@ class StepSettings:
 
     mode: str
     input_size: tuple[int, ...]
-    device: torch.device
+    device: torch.device | str | None = None
     batch_size: int | None = None
     dtype: str = "fp32"
     channels_last: bool = False
@@ -142,6 +143,7 @@ class StepSettings:
     cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "device", resolve_device(self.device))
         check_choice("mode", self.mode, MODES)
         input_size = check_ints("input_size", self.input_size, length=3, minimum=1)
         object.__setattr__(self, "input_size", input_size)
@@ -220,7 +222,7 @@ def make_step(
     settings = StepSettings(
         mode=mode,
         input_size=input_size,
-        device=resolve_device(device),
+        device=device,
         batch_size=batch_size,
         dtype=dtype,
         channels_last=channels_last,
@@ -344,7 +346,7 @@ def measure(
     settings = StepSettings(
         mode=mode,
         input_size=_input_size(model) if input_size is None else input_size,
-        device=resolve_device(device),
+        device=device,
         batch_size=batch_size,
         dtype=dtype,
         channels_last=channels_last,
@@ -546,7 +548,7 @@ def compare(
     settings = StepSettings(
         mode=mode,
         input_size=default_config(name).input_size,
-        device=resolve_device(device),
+        device=device,
         batch_size=batch_size,
         dtype=dtype,
         channels_last=channels_last,

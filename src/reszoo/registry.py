@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from reszoo.checks import check_str, closest_names, type_error, unknown_name_error
+from reszoo.checks import check_bool, check_str, closest_names, type_error, unknown_name_error, value_error
 
 __all__ = [
     "closest_names",
@@ -101,8 +101,18 @@ def default_config(name: str) -> ResNetConfig:
     return _CONFIGS[name]
 
 
-def create_model(name: str, **overrides: Any) -> nn.Module:
+def create_model(
+    name: str, *, features_only: bool = False, out_indices: Sequence[int] | int | None = None, **overrides: Any
+) -> nn.Module:
     """Build a registered model, with config fields overridden by keyword.
+
+    Args:
+        name: a registered name (see :func:`list_models`).
+        features_only: return a backbone (:class:`reszoo.features.ResNetFeatures`) whose forward
+            gives the feature maps at ``out_indices`` and which carries ``feature_info``, as timm's
+            ``features_only``.
+        out_indices: with ``features_only``: 0 is the stem, ``i`` is ``layer{i}``; default all.
+        **overrides: config fields, e.g. ``num_classes=100`` or ``shortcut="B"``.
 
     Example:
         >>> import reszoo
@@ -110,4 +120,12 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
         >>> model.fc.out_features
         100
     """
-    return get_model_fn(name)(**overrides)
+    check_bool("features_only", features_only)
+    if out_indices is not None and not features_only:
+        raise value_error("out_indices", out_indices, "None unless features_only=True")
+    model = get_model_fn(name)(**overrides)
+    if features_only:
+        from reszoo.features import ResNetFeatures
+
+        return ResNetFeatures(model, out_indices)
+    return model

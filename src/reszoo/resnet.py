@@ -267,7 +267,7 @@ class ResNet(nn.Module):
 
         stem_cls = STEMS[cfg.stem] if isinstance(cfg.stem, str) else cfg.stem
         stem = stem_cls(cfg.in_chans, cfg.stem_width, norm_layer=norm_layer, act_layer=act_layer)
-        self._stem_names = _adopt(self, stem)
+        self.stem_names = _adopt(self, stem)
         self.stem_reduction = int(getattr(stem, "reduction", 1))
 
         stages, chs = make_stages(
@@ -311,7 +311,7 @@ class ResNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stem and all stages: the last feature map, before pooling."""
         self.check_input(x)
-        for name in self._stem_names:
+        for name in self.stem_names:
             x = getattr(self, name)(x)
         for name in self.stage_names:
             x = getattr(self, name)(x)
