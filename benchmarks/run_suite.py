@@ -30,7 +30,8 @@ SETTINGS = {
 def run(device: str, pattern: str | None, compile_mode: str | None, cuda_graphs: bool) -> list[Any]:
     import torch
 
-    from reszoo import bench, report
+    from reszoo import bench
+    from reszoo.bench import reporting as report
     from reszoo.devices import preferred_memory_format
     from reszoo.registry import create_model, default_config, list_models
 
@@ -73,7 +74,8 @@ def main() -> None:
         p.error(f"--cuda-graphs needs --devices cuda alone, received devices {args.devices or 'the default'}")
     import torch
 
-    from reszoo import bench, report
+    from reszoo import bench
+    from reszoo.bench import reporting as report
     from reszoo.devices import compile_modes
     from reszoo.registry import list_models
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import reszoo
-from reszoo import bench, report
+from reszoo import bench
+from reszoo.bench import reporting as report
 from reszoo.cli import main
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -65,7 +66,7 @@ def test_sweep_records_oom_and_goes_on(monkeypatch, tiny_model):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(model, settings)
 
-    monkeypatch.setattr(bench, "build_step", fake)
+    monkeypatch.setattr(bench.measuring, "build_step", fake)
     rs = bench.sweep(tiny_model, batch_sizes=[2, 8, 4], name="tiny", device="cpu", **FAST)
     assert [r.status for r in rs] == ["ok", "oom", "ok"]
     assert [r.batch_size for r in rs] == [2, 8, 4]

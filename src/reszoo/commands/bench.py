@@ -152,7 +152,7 @@ def _run_sweep(args: argparse.Namespace, names: list[str], modes: tuple[str, ...
 
 
 def _write(results: list, args: argparse.Namespace, env: dict[str, Any]) -> None:
-    from reszoo.report import plot, to_csv, to_json, to_table
+    from reszoo.bench import plot, to_csv, to_json, to_table
 
     print(to_table(results))
     if args.json:

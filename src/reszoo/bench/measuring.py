@@ -5,15 +5,9 @@ warm-up and compilation happen before the timed region. Compared variants are me
 round-robin in one process, so a busy machine slows all of them alike and ratios stay fair.
 The settings of a step are checked once, when its :class:`StepSettings` is made; the device
 policy (which device, layout, precision) is :mod:`reszoo.devices`'s, and tables, JSON, CSV and
-plots of the results are :mod:`reszoo.report`'s.
+plots of the results are :mod:`reszoo.bench.reporting`'s, side-by-side comparisons
+:mod:`reszoo.bench.comparing`'s.
 
-Example:
-    >>> import reszoo
-    >>> from reszoo import bench
-    >>> model = reszoo.ResNet(reszoo.ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4))
-    >>> r = bench.measure(model, input_size=(3, 32, 32), batch_size=2, min_run_time=0.01, warmup=1)
-    >>> r.status, r.images_per_s > 0
-    ('ok', True)
 """
 
 from __future__ import annotations
@@ -21,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
-import importlib
-import importlib.util
 import math
 import platform
 from collections.abc import Callable, Sequence
@@ -34,19 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from reszoo.checks import check_bool, check_choice, check_int, check_ints, check_positive, check_str, value_error
-
-# Device policy is reszoo.devices'; the names users reach as reszoo.bench.<name> are re-exported.
-from reszoo.devices import DEVICE_TYPES as DEVICE_TYPES
-from reszoo.devices import DTYPES as DTYPES
-from reszoo.devices import compile_modes as compile_modes
-from reszoo.devices import default_device as default_device
-from reszoo.devices import device_name as device_name
-from reszoo.devices import precision as precision
-from reszoo.devices import preferred_memory_format as preferred_memory_format
-from reszoo.devices import resolve_device
+from reszoo.devices import DTYPES, compile_modes, device_name, precision, resolve_device
 from reszoo.errors import InvalidArgumentError
-from reszoo.reference import reference_cifar_resnet as reference_cifar_resnet
-from reszoo.registry import create_model, default_config
 from reszoo.resnet import ResNet
 from reszoo.summary import config_counts, count_flops, count_params
 
@@ -64,16 +45,6 @@ PEAK_TFLOPS: dict[str, dict[str, float]] = {
     "RTX 4090": {"bf16": 165.2, "fp16": 165.2, "tf32": 82.6, "fp32": 82.6},
     "V100": {"bf16": 0.0, "fp16": 125.0, "tf32": 0.0, "fp32": 15.7},
 }
-
-# Reporting moved to reszoo.report; these names stay reachable as reszoo.bench.<name> (loaded on
-# first use, so the measuring core does not import its presentation layer).
-_REPORT_NAMES = ("plot", "summary_line", "to_csv", "to_json", "to_table")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _REPORT_NAMES:
-        return getattr(importlib.import_module("reszoo.report"), name)
-    raise AttributeError(f"module 'reszoo.bench' has no attribute {name!r}")
 
 
 def peak_tflops_for(device_name: str, dtype: str) -> float | None:
@@ -286,7 +257,7 @@ def _graphed(step: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
     return replay
 
 
-def _torch_benchmark() -> Any:
+def torch_benchmark() -> Any:
     """``torch.utils.benchmark``, imported on first use (it pulls in the slow ``torch.utils.cpp_extension``).
 
     That import logs a "No CUDA runtime is found" warning on CUDA builds of torch without a GPU;
@@ -357,7 +328,7 @@ def measure(
     check_positive("min_run_time", min_run_time)
     check_positive("peak_tflops", peak_tflops, optional=True)
     check_str("name", name, optional=True)
-    result = _new_result(model, name=name or type(model).__name__, settings=settings, peak_tflops=peak_tflops)
+    result = new_result(model, name=name or type(model).__name__, settings=settings, peak_tflops=peak_tflops)
     cuda = settings.device.type == "cuda"
     if cuda:
         # Fixed input shapes: let cuDNN try its algorithms once and keep the fastest.
@@ -373,7 +344,7 @@ def measure(
         if cuda:
             torch.cuda.empty_cache()
         return result
-    _fill(result, times)
+    fill_times(result, times)
     if cuda:
         result.peak_memory_mb = torch.cuda.max_memory_allocated(settings.device) / 2**20
     return result
@@ -391,15 +362,13 @@ def _timed(step: Callable[[], Any], *, warmup: int, min_run_time: float, label: 
     for _ in range(warmup):
         step()
     # Timer defaults to one thread; benchmark with what the user's process would use.
-    timer = _torch_benchmark().Timer(
+    timer = torch_benchmark().Timer(
         stmt="step()", globals={"step": step}, label=label, num_threads=torch.get_num_threads()
     )
     return list(timer.blocked_autorange(min_run_time=min_run_time).times)
 
 
-def _new_result(
-    model: nn.Module, *, name: str, settings: StepSettings, peak_tflops: float | None = None
-) -> BenchResult:
+def new_result(model: nn.Module, *, name: str, settings: StepSettings, peak_tflops: float | None = None) -> BenchResult:
     """A result not yet timed: the settings, parameters, FLOPs and peak of ``model``.
 
     ``peak_tflops`` defaults to :func:`peak_tflops_for` the device. A training step counts 3x the
@@ -425,12 +394,12 @@ def _new_result(
 
 def median_iqr(times: Sequence[float]) -> tuple[float, float]:
     """Median and interquartile range of per-step times, as ``torch.utils.benchmark`` computes them."""
-    tbench = _torch_benchmark()
+    tbench = torch_benchmark()
     m = tbench.Measurement(number_per_run=1, raw_times=list(times), task_spec=tbench.TaskSpec("step()", "pass"))
     return m.median, m.iqr
 
 
-def _fill(result: BenchResult, times: Sequence[float]) -> None:
+def fill_times(result: BenchResult, times: Sequence[float]) -> None:
     """Median, interquartile range and the derived rates from per-step times in seconds."""
     median, iqr = median_iqr(times)
     result.runs = len(times)
@@ -456,114 +425,3 @@ def sweep(
     if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence) or not batch_sizes:
         raise value_error("batch_sizes", batch_sizes, "a non-empty sequence of batch sizes")
     return [measure(model_fn(), batch_size=bs, name=name, **kwargs) for bs in batch_sizes]
-
-
-def _check_rounds(rounds: int, number: int, warmup: int) -> None:
-    check_int("rounds", rounds, minimum=1)
-    check_int("number", number, minimum=1)
-    check_int("warmup", warmup, minimum=0)
-
-
-def interleaved(
-    steps: dict[str, Callable[[], Any]], *, rounds: int = 10, number: int = 2, warmup: int = 2
-) -> dict[str, list[float]]:
-    """Time several step callables round-robin; returns per-step times in seconds for each.
-
-    Each round times every variant for ``number`` steps in turn (with ``torch.utils.benchmark``'s
-    synchronising timer), forwards on even rounds and backwards on odd ones, so a disturbance on
-    a shared machine falls on all variants, not on one.
-    """
-    _check_rounds(rounds, number, warmup)
-    return _round_robin(steps, rounds=rounds, number=number, warmup=warmup)
-
-
-def _round_robin(
-    steps: dict[str, Callable[[], Any]], *, rounds: int, number: int, warmup: int
-) -> dict[str, list[float]]:
-    """:func:`interleaved` with its options already checked."""
-    # The timer function of torch.utils.benchmark synchronises CUDA before reading the clock;
-    # Timer.timeit would add two untimed warm-up steps per call, doubling a round's cost.
-    timer = _torch_benchmark().utils.timer.timer
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    times: dict[str, list[float]] = {key: [] for key in steps}
-    order = list(steps)
-    for i in range(rounds):
-        # Alternate the order each round so that neither variant always runs first (right after
-        # the other's caches and allocations).
-        for key in order if i % 2 == 0 else order[::-1]:
-            step = steps[key]
-            start = timer()
-            for _ in range(number):
-                step()
-            times[key].append((timer() - start) / number)
-    return times
-
-
-def comparison_models(name: str) -> dict[str, Callable[[], nn.Module]]:
-    """Factories of ``name`` and its equivalents: torchvision (and timm if installed) for ImageNet
-    models, :func:`reszoo.reference.reference_cifar_resnet` for CIFAR option-A models.
-
-    Args:
-        name: a registered reszoo model name.
-
-    Returns:
-        ``{label: factory}``, reszoo first; timm's only when timm is installed.
-    """
-    cfg = default_config(name)
-    out: dict[str, Callable[[], nn.Module]] = {f"reszoo:{name}": lambda: create_model(name)}
-    if cfg.stem == "cifar" and cfg.shortcut == "A":
-        out[f"reference:{name}"] = lambda: reference_cifar_resnet(cfg.depth, cfg.num_classes)
-        return out
-    tvm = importlib.import_module("torchvision.models") if cfg.stem != "cifar" and cfg.shortcut == "B" else None
-    if tvm is None or not hasattr(tvm, name):
-        raise InvalidArgumentError(
-            "compare needs a model with an equivalent elsewhere: a CIFAR model with shortcut 'A' or "
-            f"torchvision's resnet18/34/50/101/152; received name={name!r} (shortcut {cfg.shortcut!r})."
-        )
-    out[f"torchvision:{name}"] = lambda: getattr(tvm, name)(weights=None)
-    if importlib.util.find_spec("timm") is not None:
-        out[f"timm:{name}"] = lambda: importlib.import_module("timm").create_model(name, pretrained=False)
-    return out
-
-
-def compare(
-    name: str,
-    *,
-    mode: str = "infer",
-    device: str | torch.device | None = None,
-    batch_size: int | None = None,
-    dtype: str = "fp32",
-    channels_last: bool = False,
-    rounds: int = 10,
-    number: int = 2,
-) -> list[BenchResult]:
-    """Benchmark reszoo's ``name`` against its equivalents, interleaved in one process.
-
-    Returns:
-        One result per implementation, reszoo first; ``extra["ratio_vs_reszoo"]`` holds
-        images/s of reszoo divided by that implementation's.
-    """
-    settings = StepSettings(
-        mode=mode,
-        input_size=default_config(name).input_size,
-        device=device,
-        batch_size=batch_size,
-        dtype=dtype,
-        channels_last=channels_last,
-    )
-    warmup = 2
-    _check_rounds(rounds, number, warmup)
-    factories = comparison_models(name)
-    torch.manual_seed(0)
-    models = {label: make() for label, make in factories.items()}
-    results = {label: _new_result(m, name=label, settings=settings) for label, m in models.items()}
-    steps = {label: build_step(m, settings) for label, m in models.items()}
-    times = _round_robin(steps, rounds=rounds, number=number, warmup=warmup)
-    for label, r in results.items():
-        _fill(r, times[label])
-    ours = results[f"reszoo:{name}"]
-    for r in results.values():
-        r.extra["ratio_vs_reszoo"] = ours.images_per_s / r.images_per_s
-    return list(results.values())

@@ -1,6 +1,6 @@
 """Reporting benchmark results: a text or markdown table, JSON, CSV, a plot and one-line summaries.
 
-The measuring is :mod:`reszoo.bench`'s; this module only presents its :class:`~reszoo.bench.BenchResult`
+The measuring is :mod:`reszoo.bench.measuring`'s; this module only presents its :class:`~reszoo.bench.BenchResult`
 rows, so the CLI, the benchmark scripts and users' notebooks print and save them the same way.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from reszoo.bench import BenchResult, environment
+from reszoo.bench.measuring import BenchResult, environment
 from reszoo.summary import format_table, human
 
 __all__ = ["plot", "summary_line", "to_csv", "to_json", "to_table"]

@@ -1,0 +1,81 @@
+"""Throughput benchmarks: images/s, time per batch with spread, memory, FLOPs, TFLOP/s.
+
+The package face; the work is done in three modules, each with one job:
+
+- :mod:`reszoo.bench.measuring`: one measurement (``measure``, ``sweep``, ``make_step``), the
+  environment a result depends on, and the device peak table.
+- :mod:`reszoo.bench.comparing`: several implementations timed round-robin in one process
+  (``interleaved``, ``compare``).
+- :mod:`reszoo.bench.reporting`: results as a table, JSON, CSV, a plot.
+
+Device policy (which device, layout, precision) is :mod:`reszoo.devices`'; its names are
+re-exported here because ``reszoo.bench.preferred_memory_format`` and friends are documented.
+
+Example:
+    >>> import reszoo
+    >>> from reszoo import bench
+    >>> model = reszoo.ResNet(reszoo.ResNetConfig(depths=(1, 1, 1), widths=(4, 8, 16), stem_width=4))
+    >>> r = bench.measure(model, input_size=(3, 32, 32), batch_size=2, min_run_time=0.01, warmup=1)
+    >>> r.status, r.images_per_s > 0
+    ('ok', True)
+"""
+
+from reszoo.bench.comparing import compare, comparison_models, interleaved
+from reszoo.bench.measuring import (
+    MODES,
+    PEAK_TFLOPS,
+    BenchResult,
+    StepSettings,
+    build_step,
+    default_batch_size,
+    environment,
+    forward_flops,
+    make_step,
+    measure,
+    median_iqr,
+    peak_tflops_for,
+    sweep,
+)
+from reszoo.bench.reporting import plot, summary_line, to_csv, to_json, to_table
+from reszoo.devices import (
+    DEVICE_TYPES,
+    DTYPES,
+    compile_modes,
+    default_device,
+    device_name,
+    precision,
+    preferred_memory_format,
+)
+from reszoo.reference import reference_cifar_resnet
+
+__all__ = [
+    "DEVICE_TYPES",
+    "DTYPES",
+    "MODES",
+    "PEAK_TFLOPS",
+    "BenchResult",
+    "StepSettings",
+    "build_step",
+    "compare",
+    "comparison_models",
+    "compile_modes",
+    "default_batch_size",
+    "default_device",
+    "device_name",
+    "environment",
+    "forward_flops",
+    "interleaved",
+    "make_step",
+    "measure",
+    "median_iqr",
+    "peak_tflops_for",
+    "plot",
+    "precision",
+    "preferred_memory_format",
+    "reference_cifar_resnet",
+    "summary_line",
+    "sweep",
+    "to_csv",
+    "to_json",
+    "to_table",
+]

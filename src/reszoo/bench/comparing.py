@@ -1,0 +1,132 @@
+"""Side by side: reszoo's models against their equivalents, timed round-robin in one process.
+
+A busy machine slows every variant alike when they take turns, so the ratios stay fair where
+absolute times would not.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from reszoo.bench.measuring import BenchResult, StepSettings, build_step, fill_times, new_result, torch_benchmark
+from reszoo.checks import check_int
+from reszoo.errors import InvalidArgumentError
+from reszoo.reference import reference_cifar_resnet
+from reszoo.registry import create_model, default_config
+
+
+def _check_rounds(rounds: int, number: int, warmup: int) -> None:
+    check_int("rounds", rounds, minimum=1)
+    check_int("number", number, minimum=1)
+    check_int("warmup", warmup, minimum=0)
+
+
+def interleaved(
+    steps: dict[str, Callable[[], Any]], *, rounds: int = 10, number: int = 2, warmup: int = 2
+) -> dict[str, list[float]]:
+    """Time several step callables round-robin; returns per-step times in seconds for each.
+
+    Each round times every variant for ``number`` steps in turn (with ``torch.utils.benchmark``'s
+    synchronising timer), forwards on even rounds and backwards on odd ones, so a disturbance on
+    a shared machine falls on all variants, not on one.
+    """
+    _check_rounds(rounds, number, warmup)
+    return _round_robin(steps, rounds=rounds, number=number, warmup=warmup)
+
+
+def _round_robin(
+    steps: dict[str, Callable[[], Any]], *, rounds: int, number: int, warmup: int
+) -> dict[str, list[float]]:
+    """:func:`interleaved` with its options already checked."""
+    # The timer function of torch.utils.benchmark synchronises CUDA before reading the clock;
+    # Timer.timeit would add two untimed warm-up steps per call, doubling a round's cost.
+    timer = torch_benchmark().utils.timer.timer
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {key: [] for key in steps}
+    order = list(steps)
+    for i in range(rounds):
+        # Alternate the order each round so that neither variant always runs first (right after
+        # the other's caches and allocations).
+        for key in order if i % 2 == 0 else order[::-1]:
+            step = steps[key]
+            start = timer()
+            for _ in range(number):
+                step()
+            times[key].append((timer() - start) / number)
+    return times
+
+
+def comparison_models(name: str) -> dict[str, Callable[[], nn.Module]]:
+    """Factories of ``name`` and its equivalents: torchvision (and timm if installed) for ImageNet
+    models, :func:`reszoo.reference.reference_cifar_resnet` for CIFAR option-A models.
+
+    Args:
+        name: a registered reszoo model name.
+
+    Returns:
+        ``{label: factory}``, reszoo first; timm's only when timm is installed.
+    """
+    cfg = default_config(name)
+    out: dict[str, Callable[[], nn.Module]] = {f"reszoo:{name}": lambda: create_model(name)}
+    if cfg.stem == "cifar" and cfg.shortcut == "A":
+        out[f"reference:{name}"] = lambda: reference_cifar_resnet(cfg.depth, cfg.num_classes)
+        return out
+    tvm = importlib.import_module("torchvision.models") if cfg.stem != "cifar" and cfg.shortcut == "B" else None
+    if tvm is None or not hasattr(tvm, name):
+        raise InvalidArgumentError(
+            "compare needs a model with an equivalent elsewhere: a CIFAR model with shortcut 'A' or "
+            f"torchvision's resnet18/34/50/101/152; received name={name!r} (shortcut {cfg.shortcut!r})."
+        )
+    out[f"torchvision:{name}"] = lambda: getattr(tvm, name)(weights=None)
+    if importlib.util.find_spec("timm") is not None:
+        out[f"timm:{name}"] = lambda: importlib.import_module("timm").create_model(name, pretrained=False)
+    return out
+
+
+def compare(
+    name: str,
+    *,
+    mode: str = "infer",
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    dtype: str = "fp32",
+    channels_last: bool = False,
+    rounds: int = 10,
+    number: int = 2,
+) -> list[BenchResult]:
+    """Benchmark reszoo's ``name`` against its equivalents, interleaved in one process.
+
+    Returns:
+        One result per implementation, reszoo first; ``extra["ratio_vs_reszoo"]`` holds
+        images/s of reszoo divided by that implementation's.
+    """
+    settings = StepSettings(
+        mode=mode,
+        input_size=default_config(name).input_size,
+        device=device,
+        batch_size=batch_size,
+        dtype=dtype,
+        channels_last=channels_last,
+    )
+    warmup = 2
+    _check_rounds(rounds, number, warmup)
+    factories = comparison_models(name)
+    torch.manual_seed(0)
+    models = {label: make() for label, make in factories.items()}
+    results = {label: new_result(m, name=label, settings=settings) for label, m in models.items()}
+    steps = {label: build_step(m, settings) for label, m in models.items()}
+    times = _round_robin(steps, rounds=rounds, number=number, warmup=warmup)
+    for label, r in results.items():
+        fill_times(r, times[label])
+    ours = results[f"reszoo:{name}"]
+    for r in results.values():
+        r.extra["ratio_vs_reszoo"] = ours.images_per_s / r.images_per_s
+    return list(results.values())
