@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from reszoo.errors import InvalidArgumentError
-from reszoo.layers import ActFactory, NormFactory
+from reszoo.layers import ActFactory, DropPath, NormFactory
 
 
 def conv3x3(in_chs: int, out_chs: int, stride: int = 1) -> nn.Conv2d:
@@ -24,13 +24,27 @@ def conv1x1(in_chs: int, out_chs: int, stride: int = 1) -> nn.Conv2d:
 
 
 class ResidualBlock(nn.Module):
-    """What both blocks share: the shortcut, the final add and activation."""
+    """What both blocks share: the shortcut, stochastic depth, the final add and activation.
+
+    Subclasses set ``self.downsample`` (the shortcut module, or ``None`` for a plain block) and
+    ``self.relu``. ``downsample`` is deliberately not annotated on the class: TorchScript reads
+    class annotations and cannot parse ``nn.Module | None``; it types the attribute from its value.
+
+    Args:
+        drop_path: probability of dropping the residual branch of a sample in training
+            (stochastic depth); 0 adds no module at all, so the paper's blocks stay unchanged.
+    """
 
     expansion: int = 1
-    downsample: nn.Module | None
     _last_norm: str  # attribute name of the branch's last norm
 
+    def __init__(self, *, drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else None
+
     def _finish(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_path is not None:  # on the branch only: the shortcut is never dropped
+            out = self.drop_path(out)
         if self.downsample is not None:
             # In place, as torchvision: the branch ends in a norm, which does not keep its output
             # for backward, so this saves one allocation and one pass over memory per block.
@@ -65,6 +79,7 @@ class BasicBlock(ResidualBlock):
         shortcut: the ready-made shortcut module, or ``None`` for a plain block.
         norm_layer: ``f(channels) -> nn.Module``.
         act_layer: ``f() -> nn.Module``.
+        drop_path: stochastic depth rate of this block (0: none).
     """
 
     expansion = 1
@@ -79,8 +94,9 @@ class BasicBlock(ResidualBlock):
         shortcut: nn.Module | None,
         norm_layer: NormFactory = nn.BatchNorm2d,
         act_layer: ActFactory = nn.ReLU,
+        drop_path: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__(drop_path=drop_path)
         self.conv1 = conv3x3(in_chs, out_chs, stride)
         self.bn1 = norm_layer(out_chs)
         self.relu = act_layer()
@@ -108,6 +124,7 @@ class Bottleneck(ResidualBlock):
         shortcut: the ready-made shortcut module, or ``None`` for a plain block.
         norm_layer: ``f(channels) -> nn.Module``.
         act_layer: ``f() -> nn.Module``.
+        drop_path: stochastic depth rate of this block (0: none).
     """
 
     expansion = 4
@@ -123,8 +140,9 @@ class Bottleneck(ResidualBlock):
         shortcut: nn.Module | None,
         norm_layer: NormFactory = nn.BatchNorm2d,
         act_layer: ActFactory = nn.ReLU,
+        drop_path: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__(drop_path=drop_path)
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = conv1x1(in_chs, out_chs, s1)
         self.bn1 = norm_layer(out_chs)

@@ -48,3 +48,32 @@ class NonFiniteLossError(ReszooError, RuntimeError):
 
 class RunFolderError(ReszooError, RuntimeError):
     """A run folder cannot be used: another process holds it, or it holds another run."""
+
+
+class FileWriteError(ReszooError, OSError):
+    """A file could not be written (disk full, no permission, read-only file system).
+
+    The message names the file and the cause; the file as it was before (a previous checkpoint,
+    say) is still in place. It is an ``OSError`` with the operating system's ``errno``.
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class TrainingInterrupted(ReszooError):
+    """A training run stopped on SIGINT (Ctrl-C) or SIGTERM after saving a checkpoint to resume from.
+
+    Attributes:
+        signum: the signal's number.
+        exit_code: what the ``reszoo`` command exits with: 128 + ``signum`` (130, 143), as a shell does.
+    """
+
+    def __init__(self, message: str, *, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class HubUnreachableError(ReszooError, ConnectionError):
+    """The Hugging Face Hub cannot be reached (offline, ``HF_HUB_OFFLINE`` set, no network); nothing was sent."""

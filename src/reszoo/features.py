@@ -16,13 +16,15 @@ Example:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from reszoo.checks import check_ints, type_error, value_error
+from reszoo.checks import check_bool, check_ints, type_error, value_error
+from reszoo.layers import checkpointed
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,55 @@ def check_out_indices(out_indices: Sequence[int] | None, count: int) -> tuple[in
     return tuple(sorted(resolved))
 
 
+def collect_features(
+    module: nn.Module,
+    x: torch.Tensor,
+    take: Sequence[int] = (),
+    *,
+    last: int | None = None,
+    checkpointing: bool = False,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run ``module``'s stem and stages on ``x``, keeping the feature maps whose index is in ``take``.
+
+    ``module`` is a :class:`reszoo.ResNet` or a :class:`ResNetFeatures`: anything with
+    ``stem_names``, ``stem_out`` (the stem child whose output is feature 0) and ``stage_names``.
+    The names are fixed when the module is built, so torch.fx, torch.jit.trace, torch.compile
+    and torch.export see a straight line of calls. ``last`` stops after stage ``last`` (0: after
+    the stem); ``checkpointing`` recomputes each stage in backward (:func:`reszoo.layers.checkpointed`).
+
+    Returns:
+        The output of the last stage run, and the kept feature maps in index order.
+    """
+    features = []
+    for name in module.stem_names:
+        x = getattr(module, name)(x)
+        if name == module.stem_out and 0 in take:
+            features.append(x)
+    for i, name in enumerate(module.stage_names[:last], start=1):
+        stage = getattr(module, name)
+        x = checkpointed(stage, x) if checkpointing and torch.is_grad_enabled() else stage(x)
+        if i in take:
+            features.append(x)
+    return x, features
+
+
+class FeatureSequential(nn.Sequential):
+    """A :class:`ResNetFeatures` as TorchScript compiles it: the same modules under the same names
+    (so the same state_dict keys), run in order, returning the outputs of the modules at ``take``."""
+
+    def __init__(self, layers: OrderedDict[str, nn.Module], take: list[int]) -> None:
+        super().__init__(layers)
+        self.take = take
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features: list[torch.Tensor] = []
+        for i, layer in enumerate(self):
+            x = layer(x)
+            if i in self.take:
+                features.append(x)
+        return features
+
+
 class ResNetFeatures(nn.Module):
     """A ResNet without its head that returns the feature maps at ``out_indices``.
 
@@ -106,24 +157,28 @@ class ResNetFeatures(nn.Module):
         self.out_indices = check_out_indices(out_indices, len(specs))
         self.feature_info = FeatureInfo(specs[i] for i in self.out_indices)
         self.config = model.config
+        self.grad_checkpointing = bool(getattr(model, "grad_checkpointing", False))
         last = self.out_indices[-1]
         stem = model.stem_names
         if last == 0:  # only the stem's activation: stop there
             stem = stem[: stem.index(specs[0].module) + 1]
         self.stem_names = stem
-        self._stem_out = specs[0].module
+        self.stem_out = specs[0].module
         self.stage_names = model.stage_names[:last]
         for name in (*self.stem_names, *self.stage_names):
             self.add_module(name, getattr(model, name))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = []
-        for name in self.stem_names:
-            x = getattr(self, name)(x)
-            if name == self._stem_out and 0 in self.out_indices:
-                features.append(x)
-        for i, name in enumerate(self.stage_names, start=1):
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                features.append(x)
-        return features
+        return collect_features(self, x, self.out_indices, checkpointing=self.grad_checkpointing)[1]
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each stage in backward instead of keeping its activations (see ``ResNet``)."""
+        self.grad_checkpointing = check_bool("enable", enable)
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        # torch.jit.script compiles this twin: TorchScript cannot call getattr(self, name) with a
+        # name from a list. Same modules, same state_dict keys, same outputs.
+        names = (*self.stem_names, *self.stage_names)
+        positions = {self.stem_out: 0, **{name: i for i, name in enumerate(self.stage_names, start=1)}}
+        take = [k for k, name in enumerate(names) if positions.get(name, -1) in self.out_indices]
+        return FeatureSequential(OrderedDict((name, getattr(self, name)) for name in names), take)

@@ -7,17 +7,23 @@ chosen and the process group started:
    resuming, the batch streams (the dataset is read here, before any file is written), the
    DDP / ``torch.compile`` wrappers. What is fixed for the run goes in :class:`_Run`; what changes
    as it goes (iteration, plateau, errors, running sums) in the one small :class:`_State`.
-2. ``reszoo.runfolder.start_folder``: ``recipe.json``, ``run.json``, the history trimmed to the
+2. ``reszoo.runfolder.claim_folder`` (the folder's lock, held to the end) and
+   ``reszoo.runfolder.start_folder``: ``recipe.json``, ``run.json``, the history trimmed to the
    checkpoint (rank 0 of a run with a folder).
 3. :func:`_train`: per iteration :func:`_step`, and at log, evaluation and checkpoint iterations
-   :func:`_report` (log record, non-finite check, evaluation and plateau, checkpoint).
+   :func:`_report` (log record, non-finite check, evaluation and plateau, checkpoint). SIGINT
+   (Ctrl-C) and SIGTERM stop a run with a folder at the next step boundary, after a checkpoint
+   (:class:`~reszoo.interrupts.StopRequest`; :class:`~reszoo.errors.TrainingInterrupted` says how
+   to resume).
 4. :func:`_finish`: rank 0's BatchNorm statistics to every rank, replica digests compared,
    ``model/`` and ``summary.json`` written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,13 +36,17 @@ from torch import nn
 
 from reszoo.batches import Batch, Batches, make_batches
 from reszoo.devices import preferred_memory_format
-from reszoo.errors import InvalidArgumentError, NonFiniteLossError
+from reszoo.errors import InvalidArgumentError, NonFiniteLossError, TrainingInterrupted
+from reszoo.fileio import write_error
+from reszoo.interrupts import StopRequest
 from reszoo.recipes import Recipe, learning_rate
 from reszoo.runfolder import (
     CHECKPOINT_NAME,
     HISTORY_NAME,
     MODEL_DIR,
     SUMMARY_NAME,
+    checkpoint_identity,
+    claim_folder,
     load_checkpoint,
     save_checkpoint,
     start_folder,
@@ -87,13 +97,19 @@ def run_fit(
     or None) and ``model_overrides`` (the names of the config fields that were overridden).
     """
     run, state = _set_up(model, recipe, out=out, resume=resume, rank=rank, world=world, device=device)
+    claim = contextlib.nullcontext()
     if run.writes:
         assert run.out is not None
-        start_folder(
-            run.out, recipe=recipe, config=model.config, run_info=run_info, world=world, iteration=state.iteration
-        )
-    _train(run, state, progress=progress, on_step=on_step)
-    return _finish(run, state)
+        claim = claim_folder(run.out, resume=resume, checkpoint=state.checkpoint)
+    with claim:
+        if run.writes:
+            assert run.out is not None
+            start_folder(
+                run.out, recipe=recipe, config=model.config, run_info=run_info, world=world, iteration=state.iteration
+            )
+        with StopRequest(enabled=run.out is not None) as stop:
+            _train(run, state, progress=progress, on_step=on_step, stop=stop, name=run_info["model"])
+        return _finish(run, state)
 
 
 # -- set-up ------------------------------------------------------------------------------------
@@ -138,6 +154,8 @@ class _State:
     # are read only at reports, so a GPU is never made to wait for the host every iteration.
     stats: torch.Tensor = field(default_factory=lambda: torch.zeros(4))
     since: tuple[float, int] = (0.0, 0)  # (clock, iteration) of the last report
+    checkpoint: tuple[int, ...] | None = None  # the identity of the checkpoint file resumed from
+    saved: int = -1  # the iteration of the last checkpoint written
 
 
 def _set_up(
@@ -178,21 +196,28 @@ def _set_up(
 def _restore(
     state: _State, model: nn.Module, optimizer: torch.optim.Optimizer, out: Path, recipe: Recipe, device: torch.device
 ) -> None:
+    state.checkpoint = checkpoint_identity(out / CHECKPOINT_NAME)
     ckpt = load_checkpoint(out)
-    done = int(ckpt["iteration"])
+    done = ckpt["iteration"]
     if recipe.iterations < done:
         raise InvalidArgumentError(
             f"iterations must be >= {done} to resume the run in {out}, which has done {done}; "
             f"received iterations={recipe.iterations}."
         )
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    state.iteration = done
+    try:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+    except (RuntimeError, ValueError, TypeError, KeyError) as err:  # another model's, or a damaged one
+        raise InvalidArgumentError(
+            f"{out / CHECKPOINT_NAME} does not fit this model and recipe; it was written for another run "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:300]})."
+        ) from None
+    state.iteration = state.saved = done
     state.plateau = dict(ckpt["plateau"])
     state.errors.update(ckpt.get("errors", {}))
-    torch.set_rng_state(ckpt["rng"]["torch"])
-    if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
-        torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
 
 
 # -- the loop ----------------------------------------------------------------------------------
@@ -205,7 +230,8 @@ class _Output:
         self.file = None
         if run.writes:
             assert run.out is not None
-            self.file = open(run.out / HISTORY_NAME, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+            self.path = run.out / HISTORY_NAME
+            self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
         self.bar = None
         if progress and run.rank == 0:
             from tqdm.auto import tqdm
@@ -214,8 +240,11 @@ class _Output:
 
     def record(self, rec: dict[str, Any], errors: dict[str, float | None]) -> None:
         if self.file is not None:
-            self.file.write(json.dumps(rec) + "\n")
-            self.file.flush()
+            try:
+                self.file.write(json.dumps(rec) + "\n")
+                self.file.flush()
+            except OSError as err:  # a full disk: say which file (the checkpoint on disk is still good)
+                raise write_error(self.path, err, existed=True) or err from None
         if self.bar is not None:
             post = {"loss": f"{rec['train_loss']:.3f}", "err": f"{rec['train_error']:.3f}"}
             if errors["test_error"] is not None:
@@ -235,7 +264,15 @@ class _Output:
             self.file.close()
 
 
-def _train(run: _Run, state: _State, *, progress: bool, on_step: Callable[[int], None] | None) -> None:
+def _train(
+    run: _Run,
+    state: _State,
+    *,
+    progress: bool,
+    on_step: Callable[[int], None] | None,
+    stop: StopRequest,
+    name: str | None,
+) -> None:
     recipe = run.recipe
     output = _Output(run, start=state.iteration, progress=progress)
     state.stats = _accumulator(4, run.device)
@@ -252,8 +289,29 @@ def _train(run: _Run, state: _State, *, progress: bool, on_step: Callable[[int],
             output.advance()
             if on_step is not None:
                 on_step(it)
+            signum = stop.agreed(iteration=it, every=recipe.log_every, world=run.world, device=run.device)
+            if signum and it < recipe.iterations:
+                _stop(run, state, signum, name)
     finally:
         output.close()
+
+
+def _stop(run: _Run, state: _State, signum: int, name: str | None) -> None:
+    if run.writes and state.saved != state.iteration:
+        _save(run, state)
+    if run.world > 1:
+        torch.distributed.barrier()  # rank 0's checkpoint is on disk before any rank leaves
+    where = run.out / CHECKPOINT_NAME if run.out is not None else None
+    again = (
+        f"reszoo train {name} --resume {run.out}"
+        if name
+        else f"reszoo.train.fit(model, recipe, out={str(run.out)!r}, resume=True)"
+    )
+    raise TrainingInterrupted(
+        f"{signal.Signals(signum).name}: stopped at iteration {state.iteration} of {run.recipe.iterations}; "
+        f"the checkpoint is saved in {where}. Resume with: {again}",
+        signum=signum,
+    )
 
 
 def _step(run: _Run, state: _State, batch: Batch) -> None:
@@ -357,6 +415,7 @@ def _save(run: _Run, state: _State) -> None:
         "recipe": run.recipe.to_dict(),
     }
     save_checkpoint(run.out / CHECKPOINT_NAME, checkpoint)
+    state.saved = state.iteration
 
 
 def _accumulator(size: int, device: torch.device) -> torch.Tensor:

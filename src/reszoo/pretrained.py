@@ -34,8 +34,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from reszoo.adapt import adapt_input_conv, input_conv
 from reszoo.cache import converted_state_dict, ensure_converted, read_safetensors, verify_file
-from reszoo.checks import check_bool, check_int, check_path, check_str, type_error
+from reszoo.checks import check_bool, check_int, check_path, check_str, closest_names, type_error
 from reszoo.convert import StateDict, convert_state_dict, fit_state_dict, read_checkpoint
 from reszoo.devices import resolve_device
 from reszoo.errors import InvalidArgumentError, MissingInputError, WeightsIntegrityError
@@ -50,18 +51,31 @@ from reszoo.hub import (
     read_saved,
     save_pretrained,
 )
-from reszoo.resnet import ResNet
+from reszoo.registry import default_config
+from reszoo.resnet import ResNet, ResNetConfig
 from reszoo.weights import (
+    DEFAULT_WEIGHTS,
     HubSource,
     LocalSource,
     Source,
     UrlSource,
     Weights,
+    default_weights,
     find_by_repo,
     get_weights,
+    list_pretrained,
 )
 
-__all__ = ["Resolved", "convert_checkpoint", "download", "load_pretrained", "resolve"]
+__all__ = [
+    "Resolved",
+    "adapt_input_conv",
+    "convert_checkpoint",
+    "download",
+    "load_pretrained",
+    "pretrained_model",
+    "resolve",
+    "resolve_pretrained",
+]
 
 _NAME = "a weight name (see reszoo.list_pretrained()), 'hf-hub:owner/repo[@revision]' or a directory"
 _HEAD_KEYS = ("fc.weight", "fc.bias")
@@ -168,11 +182,14 @@ class _Network:
         self._make = make
         self.model: nn.Module | None = None
 
-    def fit(self, state_dict: StateDict, source: str) -> StateDict:
+    def built(self) -> nn.Module:
         if self.model is None:
             with torch.device("meta"):
                 self.model = self._make()
-        return fit_state_dict(state_dict, self.model, source=source)
+        return self.model
+
+    def fit(self, state_dict: StateDict, source: str) -> StateDict:
+        return fit_state_dict(state_dict, self.built(), source=source)
 
     def materialise(self, fitted: StateDict, w: Weights, *, device: torch.device | None) -> nn.Module:
         """Load the fitted weights by assignment (no copy, no init); eval mode, on ``device``."""
@@ -186,6 +203,25 @@ class _Network:
         model.eval()
         model.pretrained_weights = w
         return model
+
+    def fill(
+        self, fitted: StateDict, w: Weights, *, device: torch.device | None, overrides: dict[str, Any]
+    ) -> nn.Module:
+        """The weights' own network or, with ``overrides``, the one they ask for, filled by the same tensors.
+
+        The weights are fitted (and cached) against their own network; a changed ``in_chans`` adapts
+        the first convolution (:func:`adapt_input_conv`). Other changes must keep every key and shape.
+        """
+        config = self.model.config
+        wanted = config.replace(**overrides) if overrides else config
+        if wanted == config:
+            return self.materialise(fitted, w, device=device)
+        target = _Network(lambda: ResNet(wanted))
+        key, conv = input_conv(target.built())
+        if key in fitted and fitted[key].shape[1] != conv.in_channels:
+            fitted = {**fitted, key: adapt_input_conv(conv.in_channels, fitted[key])}
+        changed = ", ".join(f"{k}={v!r}" for k, v in overrides.items() if getattr(config, k) != v)
+        return target.materialise(target.fit(fitted, f"Weights {w.name!r} with {changed}"), w, device=device)
 
 
 def _read_local(w: Weights, path: str, *, device: torch.device | None, check_hash: bool) -> StateDict:
@@ -202,7 +238,9 @@ def _read_local(w: Weights, path: str, *, device: torch.device | None, check_has
     return convert_state_dict(w.converter, read_checkpoint(path))
 
 
-def _load_folder(location: HubSource | LocalSource, *, device: torch.device | None) -> nn.Module:
+def _load_folder(
+    location: HubSource | LocalSource, *, device: torch.device | None, overrides: dict[str, Any], arch: str | None
+) -> nn.Module:
     """A model from a reszoo folder: config.json rebuilds the network, model.safetensors fills it."""
     if isinstance(location, HubSource):
         c_path, w_path = hub_files(location.repo_id, location.revision)
@@ -212,15 +250,28 @@ def _load_folder(location: HubSource | LocalSource, *, device: torch.device | No
         c_path, w_path = folder_files(location.path)
         state_dict = read_safetensors(w_path, device=device)
     config, w = read_saved(c_path, location)
+    if arch is not None:
+        _check_folder_arch(arch, config, w)
     net = _Network(lambda: ResNet(config))
-    return net.materialise(net.fit(state_dict, f"Weights {w_path}"), w, device=device)
+    return net.fill(net.fit(state_dict, f"Weights {w_path}"), w, device=device, overrides=overrides)
 
 
-def _load(resolved: Resolved, *, device: torch.device | None, check_hash: bool = True) -> nn.Module:
-    """The model a resolved name describes, with its weights; built and fitted once."""
+def _load(
+    resolved: Resolved,
+    *,
+    device: torch.device | None,
+    check_hash: bool = True,
+    overrides: dict[str, Any] | None = None,
+    arch: str | None = None,
+) -> nn.Module:
+    """The model a resolved name describes (with ``overrides``), with its weights; built and fitted once.
+
+    ``arch``: the registered name a folder must hold (``create_model``'s check).
+    """
     w, location = resolved
+    overrides = overrides or {}
     if w is None:
-        return _load_folder(location, device=device)
+        return _load_folder(location, device=device, overrides=overrides, arch=arch)
     net = _Network(w.build_model)
     if isinstance(location, UrlSource):
         fitted = converted_state_dict(w, fit=net.fit, device=device)
@@ -231,7 +282,7 @@ def _load(resolved: Resolved, *, device: torch.device | None, check_hash: bool =
     else:
         state_dict = _read_local(w, location.path, device=device, check_hash=check_hash)
         fitted = net.fit(state_dict, f"Checkpoint {location.path!r} for {w.name!r}")
-    return net.materialise(fitted, w, device=device)
+    return net.fill(fitted, w, device=device, overrides=overrides)
 
 
 def _new_head_warning(w: Weights, num_classes: int) -> str:
@@ -301,6 +352,93 @@ def load_pretrained(
         model.reset_classifier(num_classes)
         model.eval()
     return model
+
+
+def pretrained_model(arch: str, pretrained: bool | str | os.PathLike[str], **overrides: Any) -> nn.Module:
+    """``create_model(arch, pretrained=...)``: the registered ``arch`` with pretrained weights.
+
+    Args:
+        arch: a registered model name.
+        pretrained: ``True`` for the architecture's default entry (``reszoo.weights.DEFAULT_WEIGHTS``),
+            or what :func:`load_pretrained` takes: a weight name or alias for ``arch``,
+            ``"hf-hub:owner/repo"``, or a folder written by :func:`reszoo.save_pretrained`.
+        **overrides: config fields. ``num_classes`` other than the weights' keeps the backbone and
+            re-initialises the classifier (with a warning; ``0``: no classifier, quietly), ``in_chans``
+            other than 3 adapts the first convolution (:func:`adapt_input_conv`); any other field must
+            leave the weights' keys and shapes as they are (``drop_path_rate=0.1`` does).
+
+    Returns:
+        The model in training mode, as ``create_model`` returns one (``load_pretrained`` returns
+        eval mode); ``model.pretrained_weights`` is its :class:`~reszoo.weights.Weights` record.
+    """
+    resolved = resolve_pretrained(arch, pretrained)
+    num_classes = overrides.pop("num_classes", None)
+    check_int("num_classes", num_classes, minimum=0, optional=True)
+    if resolved.entry is not None:  # every override is checked before anything is downloaded
+        default_config(arch).replace(**resolved.entry.overrides).replace(**overrides)
+    model = _load(resolved, device=None, overrides=overrides, arch=arch)
+    w = model.pretrained_weights
+    if num_classes is not None and num_classes != w.num_classes:
+        if num_classes:
+            warnings.warn(_new_head_warning(w, num_classes), UserWarning, stacklevel=3)
+        model.reset_classifier(num_classes)
+    return model.train()
+
+
+def resolve_pretrained(arch: str, pretrained: Any) -> Resolved:
+    """What ``create_model(arch, pretrained=...)`` loads, checked to be weights for ``arch``; nothing is read.
+
+    Raises:
+        InvalidArgumentError: an unknown name, or weights for another architecture; the message
+            lists the weight names for ``arch``.
+        ArgumentTypeError: ``pretrained`` is neither a bool, a str nor a path.
+    """
+    if pretrained is True:
+        return resolve(default_weights(arch).name)
+    if not isinstance(pretrained, (str, os.PathLike)):
+        raise type_error("pretrained", pretrained, _PRETRAINED)
+    text = os.fspath(pretrained)
+    catalog = list_pretrained(include_aliases=True)
+    is_name = isinstance(pretrained, str) and not text.startswith(HF_PREFIX) and not _looks_like_path(text)
+    if is_name and text not in catalog and not os.path.isdir(os.path.expanduser(text)):
+        close = closest_names(text, catalog)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise InvalidArgumentError(f"Unknown pretrained={text!r}.{hint} {_choices(arch)}")
+    if not is_name and not text.startswith(HF_PREFIX) and not os.path.isdir(os.path.expanduser(text)):
+        raise MissingInputError(f"pretrained={text!r} is not a folder ({os.path.abspath(text)}). {_choices(arch)}")
+    resolved = resolve(pretrained)
+    if resolved.entry is not None and resolved.entry.arch != arch:
+        raise InvalidArgumentError(
+            f"pretrained={text!r} holds weights for {resolved.entry.arch}, not {arch}. {_choices(arch)}"
+        )
+    return resolved
+
+
+_PRETRAINED = "True, False, a weight name, 'hf-hub:owner/repo' or a folder written by save_pretrained"
+# The fields that make an architecture what its name says; weights may differ in the others
+# (classes, input channels, shortcut option B or C, activation, ...), as the catalog's own entries do.
+_ARCH_FIELDS = ("stem", "stem_width", "block", "depths", "widths", "strides", "stride_in_1x1")
+
+
+def _choices(arch: str) -> str:
+    """The valid ``pretrained=`` values for ``arch``, for messages."""
+    entries = [get_weights(n) for n in list_pretrained() if get_weights(n).arch == arch]
+    aliases = [a for w in entries for a in w.aliases]
+    own = f"True ({DEFAULT_WEIGHTS[arch]}), " if arch in DEFAULT_WEIGHTS else ""
+    own += "".join(f"{w.name}, " for w in entries) + (f"(aliases: {', '.join(aliases)}), " if aliases else "")
+    return f"Valid for {arch}: {own}'hf-hub:owner/repo' or a folder written by save_pretrained."
+
+
+def _check_folder_arch(arch: str, config: ResNetConfig, w: Weights) -> None:
+    """A folder's network must be ``arch`` (up to the fields weights may change), or create_model would lie."""
+    default = default_config(arch)
+    same = all(getattr(config, f) == getattr(default, f) for f in _ARCH_FIELDS)
+    if not same or (config.shortcut == "none") != (default.shortcut == "none"):
+        raise InvalidArgumentError(
+            f"pretrained={w.source.url!r} holds a {w.arch} network (depths={config.depths}, "
+            f"widths={config.widths}, shortcut={config.shortcut!r}), not {arch}; load it with "
+            "reszoo.load_pretrained(folder) instead."
+        )
 
 
 def download(name: str, *, force: bool = False) -> Path:

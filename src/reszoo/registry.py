@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -102,12 +103,23 @@ def default_config(name: str) -> ResNetConfig:
 
 
 def create_model(
-    name: str, *, features_only: bool = False, out_indices: Sequence[int] | int | None = None, **overrides: Any
+    name: str,
+    *,
+    pretrained: bool | str | os.PathLike[str] | None = False,
+    features_only: bool = False,
+    out_indices: Sequence[int] | int | None = None,
+    **overrides: Any,
 ) -> nn.Module:
     """Build a registered model, with config fields overridden by keyword.
 
     Args:
         name: a registered name (see :func:`list_models`).
+        pretrained: ``True`` loads the architecture's default weights (``reszoo.weights.DEFAULT_WEIGHTS``);
+            a weight name or alias for it (``"resnet56-cifar10-b"``, see ``reszoo list --pretrained``),
+            ``"hf-hub:owner/repo"`` or a folder written by ``save_pretrained`` loads those;
+            ``False``/``None`` builds a freshly initialised model. With weights, ``num_classes``
+            other than theirs re-initialises the classifier (with a warning) and ``in_chans``
+            other than 3 adapts the first convolution, as timm does.
         features_only: return a backbone (:class:`reszoo.features.ResNetFeatures`) whose forward
             gives the feature maps at ``out_indices`` and which carries ``feature_info``, as timm's
             ``features_only``.
@@ -123,7 +135,14 @@ def create_model(
     check_bool("features_only", features_only)
     if out_indices is not None and not features_only:
         raise value_error("out_indices", out_indices, "None unless features_only=True")
-    model = get_model_fn(name)(**overrides)
+    fn = get_model_fn(name)
+    if pretrained is None or pretrained is False:
+        model = fn(**overrides)
+    else:
+        # Loading weights is a tool over the core (downloads, caches, the Hub): imported only when asked.
+        from reszoo.pretrained import pretrained_model
+
+        model = pretrained_model(name, pretrained, **overrides)
     if features_only:
         from reszoo.features import ResNetFeatures
 

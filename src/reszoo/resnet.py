@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.fx
 from torch import nn
 
 from reszoo.blocks import BLOCKS, ResidualBlock
-from reszoo.checks import check_choice, check_int, check_ints, type_error, value_error
+from reszoo.checks import check_bool, check_choice, check_int, check_ints, type_error, value_error
 from reszoo.errors import InvalidArgumentError
+from reszoo.features import FeatureInfo, check_out_indices, collect_features, feature_specs
 from reszoo.layers import ACT_LAYERS, NORM_LAYERS, ActFactory, NormFactory, get_act_layer, get_norm_layer
 from reszoo.plaindata import PlainData
 from reszoo.shortcuts import SHORTCUT_OPTIONS, make_shortcut
@@ -43,7 +46,8 @@ class ResNetConfig(PlainData):
             (project always) or ``"none"`` (plain network).
         stride_in_1x1: bottleneck only: stride on the first 1x1 (the paper) instead of the 3x3
             (torchvision, "v1.5").
-        num_classes: outputs of the classifier.
+        num_classes: outputs of the classifier; 0 builds no classifier (``fc`` is ``nn.Identity``)
+            and the model returns the pooled features, as timm's ``num_classes=0``.
         in_chans: image channels.
         image_size: the default (square) input size, used by summaries and benchmarks.
         zero_init_residual: start every residual branch at zero (its last norm's scale is 0).
@@ -55,6 +59,12 @@ class ResNetConfig(PlainData):
             implementations use, so our fresh models start from the same distribution as the
             models people compare against. ``"fan_in"`` is the forward-pass form (eq. 10). The
             paper shows both converge.
+        drop_path_rate: stochastic depth (Huang et al. 2016, "Deep Networks with Stochastic
+            Depth"): block ``l`` of ``L`` drops its residual branch with probability
+            ``drop_path_rate * l / L`` in training, the paper's linear decay of survival (timm
+            starts from 0 at the first block instead). 0, the default, keeps the paper's ResNets
+            exactly; 0.1 to 0.2 is usual for deep nets. The shortcut is never dropped, so plain
+            networks (``shortcut="none"``) refuse it.
     """
 
     stem: str | Callable[..., nn.Module] = "cifar"
@@ -72,6 +82,7 @@ class ResNetConfig(PlainData):
     norm: str | NormFactory = "batchnorm"
     act: str | ActFactory = "relu"
     init_mode: str = "fan_out"
+    drop_path_rate: float = 0.0
 
     kind = "config"  # messages say "Unknown config field(s)"
 
@@ -80,8 +91,11 @@ class ResNetConfig(PlainData):
         self._validate()
 
     def _validate(self) -> None:
-        for name in ("num_classes", "in_chans", "stem_width", "image_size"):
+        check_int("num_classes", self.num_classes, minimum=0)
+        for name in ("in_chans", "stem_width", "image_size"):
             check_int(name, getattr(self, name), minimum=1)
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            raise value_error("drop_path_rate", self.drop_path_rate, "a number in [0, 1)")
         if not self.depths:
             raise value_error("depths", self.depths, "a tuple of blocks per stage, at least one stage")
         check_ints("depths", self.depths, minimum=1)
@@ -101,6 +115,12 @@ class ResNetConfig(PlainData):
             raise InvalidArgumentError(
                 "zero_init_residual=True with shortcut='none' would make every plain block output "
                 "zero; use zero_init_residual=False for plain networks."
+            )
+        if self.drop_path_rate > 0 and self.shortcut == "none":
+            raise InvalidArgumentError(
+                f"drop_path_rate={self.drop_path_rate} with shortcut='none' would drop whole layers of a "
+                "plain network (stochastic depth drops residual branches and keeps the shortcut); "
+                "use drop_path_rate=0 for plain networks."
             )
 
     # -- derived facts -------------------------------------------------------------------
@@ -145,20 +165,28 @@ def make_stages(
     norm_layer: NormFactory = nn.BatchNorm2d,
     act_layer: ActFactory = nn.ReLU,
     stride_in_1x1: bool = False,
+    drop_path_rate: float = 0.0,
 ) -> tuple[list[nn.Sequential], int]:
     """Build the residual stages (a pure function: no state is carried between calls).
+
+    ``drop_path_rate`` rises linearly over the blocks of the whole network, ``rate * l / L`` for
+    block ``l`` of ``L`` (Huang et al. 2016); at 0 the blocks are built without the argument, so
+    block classes that do not take ``drop_path`` still work.
 
     Returns:
         The stages, each an ``nn.Sequential`` of blocks, and the channels of the last one.
     """
     extra = {"stride_in_1x1": stride_in_1x1} if block.expansion > 1 else {}
+    total, index = sum(depths), 0
     stages = []
     for depth, width, stride in zip(depths, widths, strides, strict=True):
         blocks = []
         out_chs = width * block.expansion
         for i in range(depth):
-            s = stride if i == 0 else 1
+            s, index = (stride if i == 0 else 1), index + 1
             sc = make_shortcut(shortcut, in_chs=in_chs, out_chs=out_chs, stride=s, norm_layer=norm_layer)
+            if drop_path_rate > 0:
+                extra["drop_path"] = drop_path_rate * index / total
             blocks.append(
                 block(in_chs, width, stride=s, shortcut=sc, norm_layer=norm_layer, act_layer=act_layer, **extra)
             )
@@ -167,18 +195,23 @@ def make_stages(
     return stages, in_chs
 
 
+def make_classifier(in_features: int, num_classes: int, **factory: Any) -> nn.Module:
+    """``nn.Linear(in_features, num_classes)``, or ``nn.Identity()`` for ``num_classes=0`` (no head)."""
+    return nn.Linear(in_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
+
+
 class ClassifierHead(nn.Module):
     """Global average pool, flatten, fully connected.
 
     Args:
         in_features: channels of the incoming feature map.
-        num_classes: outputs.
+        num_classes: outputs; 0 keeps the pooled features (``fc`` is ``nn.Identity``).
     """
 
     def __init__(self, in_features: int, num_classes: int) -> None:
         super().__init__()
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_features, num_classes)
+        self.fc = make_classifier(in_features, num_classes)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return _pool_and_classify(self, x, pre_logits)
@@ -241,11 +274,40 @@ def check_config(config: Any) -> ResNetConfig:
     return config
 
 
+@torch.fx.wrap
+def check_input(x: torch.Tensor, in_chans: int, min_size: int) -> torch.Tensor:
+    """``x`` if a ResNet taking ``in_chans`` channels and a total stride ``min_size`` can run on it;
+    otherwise an InvalidArgumentError (a ValueError) that names the problem, before any layer runs.
+
+    The check is for people calling the model eagerly. Compilers and tracers skip it: torch.jit
+    (script and trace), torch.compile and torch.export, where a shape test would become a guard,
+    a constant or a graph break. ``torch.fx.wrap`` keeps it out of the traced graph's internals:
+    torch.fx and torchvision's ``create_feature_extractor`` record it as one call, which still
+    checks when the traced module runs eagerly.
+    """
+    if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return x
+    if x.ndim != 4:
+        raise InvalidArgumentError(f"Expected a batch of shape (N, C, H, W), received shape {tuple(x.shape)}.")
+    if x.shape[1] != in_chans:
+        raise InvalidArgumentError(
+            f"Expected {in_chans} input channels (in_chans), received {x.shape[1]} "
+            f"in shape {tuple(x.shape)}; build the model with in_chans={x.shape[1]} if that is intended."
+        )
+    if x.shape[-2] < min_size or x.shape[-1] < min_size:
+        raise InvalidArgumentError(
+            f"Input {tuple(x.shape[-2:])} is smaller than the network's total stride "
+            f"{min_size}; height and width must be at least {min_size}."
+        )
+    return x
+
+
 class ResNet(nn.Module):
     """A ResNet assembled from a :class:`ResNetConfig`.
 
     Attribute and state_dict names are torchvision's: ``conv1``, ``bn1``, ``relu``,
     ``maxpool`` (ImageNet stem), ``layer1`` ... ``layerN``, ``avgpool``, ``fc``.
+    ``feature_info`` describes the feature maps :meth:`forward_intermediates` can return.
 
     Args:
         config: the architecture; defaults to ``ResNetConfig()`` (CIFAR ResNet-20).
@@ -280,6 +342,7 @@ class ResNet(nn.Module):
             norm_layer=norm_layer,
             act_layer=act_layer,
             stride_in_1x1=cfg.stride_in_1x1,
+            drop_path_rate=cfg.drop_path_rate,
         )
         self.stage_names = tuple(f"layer{i + 1}" for i in range(len(stages)))
         for name, stage in zip(self.stage_names, stages, strict=True):
@@ -287,6 +350,9 @@ class ResNet(nn.Module):
         self.num_features = chs
         _adopt(self, ClassifierHead(chs, cfg.num_classes))
         self.total_stride = self.stem_reduction * math.prod(cfg.stage_strides)
+        self.feature_info: FeatureInfo = feature_specs(self)
+        self.stem_out = self.feature_info[0].module  # the stem child whose output is feature 0
+        self.grad_checkpointing = False
         init_weights(self, mode=cfg.init_mode, zero_init_residual=cfg.zero_init_residual)
 
     @property
@@ -295,27 +361,12 @@ class ResNet(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise an InvalidArgumentError (a ValueError) naming the problem with a batch this network cannot take."""
-        if x.ndim != 4:
-            raise InvalidArgumentError(f"Expected a batch of shape (N, C, H, W), received shape {tuple(x.shape)}.")
-        if x.shape[1] != self.config.in_chans:
-            raise InvalidArgumentError(
-                f"Expected {self.config.in_chans} input channels (in_chans), received {x.shape[1]} "
-                f"in shape {tuple(x.shape)}; build the model with in_chans={x.shape[1]} if that is intended."
-            )
-        if x.shape[-2] < self.total_stride or x.shape[-1] < self.total_stride:
-            raise InvalidArgumentError(
-                f"Input {tuple(x.shape[-2:])} is smaller than the network's total stride "
-                f"{self.total_stride}; height and width must be at least {self.total_stride}."
-            )
+        check_input(x, self.config.in_chans, self.total_stride)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stem and all stages: the last feature map, before pooling."""
-        self.check_input(x)
-        for name in self.stem_names:
-            x = getattr(self, name)(x)
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-        return x
+        x = check_input(x, self.config.in_chans, self.total_stride)
+        return collect_features(self, x, checkpointing=self.grad_checkpointing)[0]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pool and classify a feature map; ``pre_logits=True`` returns the pooled features."""
@@ -324,12 +375,77 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The feature maps at ``indices`` on the way through the network, as timm's method.
+
+        Args:
+            x: a batch (N, C, H, W).
+            indices: feature indices as in ``feature_info`` (0 the stem's activation, ``i`` the
+                output of ``layer{i}``; negative ones count from the end); an int ``n`` takes
+                the last ``n``; ``None`` takes all.
+            norm: accepted for timm's signature; a ResNet has no final norm, so it changes nothing.
+            stop_early: stop after the last stage asked for (the returned final map is then that
+                stage's output).
+            output_fmt: ``"NCHW"``, the only layout a ResNet gives.
+            intermediates_only: return only the list.
+
+        Returns:
+            ``(final feature map, [feature maps])``, or the list alone with ``intermediates_only``.
+            The final map is :meth:`forward_features`'s output; :meth:`forward_head` classifies it.
+        """
+        take = check_out_indices(indices, len(self.feature_info))
+        check_bool("norm", norm)
+        check_bool("stop_early", stop_early)
+        check_choice("output_fmt", output_fmt, ("NCHW",))
+        check_bool("intermediates_only", intermediates_only)
+        x = check_input(x, self.config.in_chans, self.total_stride)
+        last = take[-1] if stop_early or intermediates_only else None  # intermediates_only: the rest is unused
+        x, features = collect_features(self, x, take, last=last, checkpointing=self.grad_checkpointing)
+        return features if intermediates_only else (x, features)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each stage's activations in backward instead of keeping them (timm's name).
+
+        Training then keeps only each stage's input and output for backward, at the cost of a
+        second forward pass of every stage (about a third more compute). Gradients and batch-norm
+        running statistics are the same as without it; docs/ecosystem.md gives the memory saved.
+        Only training with gradients is affected; torch.jit.script ignores it.
+        """
+        self.grad_checkpointing = check_bool("enable", enable)
+
     def get_classifier(self) -> nn.Module:
         return self.fc
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier with a freshly initialised one of ``num_classes`` outputs."""
-        # For features without a classifier, forward_head(x, pre_logits=True) is the way.
-        check_int("num_classes", num_classes, minimum=1)
-        self.fc = nn.Linear(self.num_features, num_classes, device=self.fc.weight.device, dtype=self.fc.weight.dtype)
+        """Replace the classifier with a freshly initialised one of ``num_classes`` outputs;
+        0 removes it (``fc`` becomes ``nn.Identity``: the model returns pooled features)."""
+        check_int("num_classes", num_classes, minimum=0)
+        param = next(self.parameters())
+        self.fc = make_classifier(self.num_features, num_classes, device=param.device, dtype=param.dtype)
         self.config = self.config.replace(num_classes=num_classes)
+
+    def as_sequential(self) -> nn.Sequential:
+        """The network as one ``nn.Sequential`` of the same modules, under the same names.
+
+        Its state_dict keys are the model's own (``conv1.weight``, ``layer1.0.bn1.running_mean``,
+        ..., ``fc.bias``; the added ``flatten`` has none) and its forward gives the same outputs,
+        without the eager input check and gradient checkpointing. ``torch.jit.script`` compiles
+        this form (through ``__prepare_scriptable__``), because TorchScript cannot call
+        ``getattr(self, name)`` with a name taken from a list.
+        """
+        names = (*self.stem_names, *self.stage_names, "avgpool")
+        layers = OrderedDict((name, getattr(self, name)) for name in names)
+        layers["flatten"] = nn.Flatten(1)
+        layers["fc"] = self.fc
+        return nn.Sequential(layers)
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        return self.as_sequential()

@@ -73,9 +73,16 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike[str], checkpoint: dict[str, Any]) -> None:
-    """Write a training checkpoint (plain tensors and dicts) atomically; the previous one survives a crash."""
-    with atomic_path(path, fsync=True) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, tmp)
+    """Write a training checkpoint (plain tensors and dicts) atomically; the previous one survives a crash.
+
+    Raises:
+        FileWriteError: the disk is full or the folder not writable (the message names the file
+            and the cause; the previous checkpoint is unchanged).
+    """
+    with atomic_path(path, fsync=True) as tmp, open(tmp, "wb") as f:
+        # Through a Python file, so a full disk is the OSError it is (torch.save given a path
+        # reports it as "enforce fail at inline_container.cc").
+        torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, f)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

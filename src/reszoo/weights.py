@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from reszoo.checks import check_str, unknown_name_error
 from reszoo.constants import CIFAR10_CLASSES, CIFAR100_CLASSES, DATASETS, IMAGENET_MEAN, IMAGENET_STD
+from reszoo.errors import InvalidArgumentError
 from reszoo.registry import sort_key as arch_sort_key
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CIFAR10_CLASSES",
     "CIFAR100_CLASSES",
+    "DEFAULT_WEIGHTS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "WEIGHTS",
@@ -39,6 +41,7 @@ __all__ = [
     "Source",
     "UrlSource",
     "Weights",
+    "default_weights",
     "find_by_repo",
     "get_weights",
     "list_pretrained",
@@ -372,6 +375,13 @@ _ENTRIES: tuple[Weights, ...] = (
 
 WEIGHTS: dict[str, Weights] = {w.name: w for w in _ENTRIES}
 _ALIASES: dict[str, str] = {alias: w.name for w in _ENTRIES for alias in w.aliases}
+# What `pretrained=True` loads: the paper's own recipe where there is a choice. akamaster's option-A
+# CIFAR-10 nets are the registered resnet20..1202 as the paper defines them; torchvision's V1 ImageNet
+# weights are what torchvision's own `pretrained=True` loaded (V2 is better but another recipe).
+DEFAULT_WEIGHTS: dict[str, str] = {
+    **{f"resnet{d}": f"resnet{d}-cifar10" for d in (20, 32, 44, 56, 110, 1202)},
+    **{f"resnet{d}": f"resnet{d}-imagenet" for d in (18, 34, 50, 101, 152)},
+}
 
 
 def _sort_key(name: str) -> tuple[str, tuple[str, int, str], str]:
@@ -437,6 +447,18 @@ def get_weights(name: str) -> Weights:
     names = list_pretrained()  # the canonical names first, then the aliases
     names += [n for n in list_pretrained(include_aliases=True) if n not in WEIGHTS]
     raise unknown_name_error("pretrained weights", str(name), names)
+
+
+def default_weights(arch: str) -> Weights:
+    """The entry ``create_model(arch, pretrained=True)`` loads (see ``DEFAULT_WEIGHTS``).
+
+    Raises:
+        InvalidArgumentError: ``arch`` has no pretrained weights; the message lists those that do.
+    """
+    if arch not in DEFAULT_WEIGHTS:
+        archs = ", ".join(sorted(DEFAULT_WEIGHTS, key=arch_sort_key))
+        raise InvalidArgumentError(f"No pretrained weights for {arch!r}; pretrained=True works for: {archs}.")
+    return WEIGHTS[DEFAULT_WEIGHTS[arch]]
 
 
 def find_by_repo(repo_id: str) -> Weights | None:

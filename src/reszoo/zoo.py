@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from reszoo.checks import check_int, value_error
-from reszoo.registry import register_model
+from reszoo.registry import create_model, default_config, register_model
 from reszoo.resnet import ResNet, ResNetConfig
 
 # The paper's Table 1: block and blocks per stage for each ImageNet depth.
@@ -40,6 +41,16 @@ def imagenet_config(depth: int, *, shortcut: str = "B") -> ResNetConfig:
     )  # fmt: skip
 
 
+Pretrained = bool | str | os.PathLike[str] | None
+
+
+def _create(name: str, pretrained: Pretrained, overrides: dict[str, Any]) -> ResNet:
+    """The registered ``name`` with ``overrides``; with ``pretrained``, its weights (``create_model``'s path)."""
+    if pretrained is None or pretrained is False:
+        return ResNet(default_config(name), **overrides)
+    return create_model(name, pretrained=pretrained, **overrides)
+
+
 def cifar_resnet(depth: int, **overrides: Any) -> ResNet:
     """A CIFAR ResNet of any depth 6n+2, e.g. ``cifar_resnet(74, num_classes=100)``."""
     return ResNet(cifar_config(depth), **overrides)
@@ -52,110 +63,110 @@ def imagenet_resnet(depth: int, **overrides: Any) -> ResNet:
 
 # -- CIFAR, option A (no shortcut parameters), as in the paper ------------------------------
 @register_model(config=cifar_config(20))
-def resnet20(**overrides: Any) -> ResNet:
+def resnet20(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """ResNet-20 for CIFAR (n=3): 269,722 parameters, paper error 8.75%."""
-    return cifar_resnet(20, **overrides)
+    return _create("resnet20", pretrained, overrides)
 
 
 @register_model(config=cifar_config(32))
-def resnet32(**overrides: Any) -> ResNet:
+def resnet32(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """ResNet-32 for CIFAR (n=5): 464,154 parameters, paper error 7.51%."""
-    return cifar_resnet(32, **overrides)
+    return _create("resnet32", pretrained, overrides)
 
 
 @register_model(config=cifar_config(44))
-def resnet44(**overrides: Any) -> ResNet:
+def resnet44(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """ResNet-44 for CIFAR (n=7): 658,586 parameters, paper error 7.17%."""
-    return cifar_resnet(44, **overrides)
+    return _create("resnet44", pretrained, overrides)
 
 
 @register_model(config=cifar_config(56))
-def resnet56(**overrides: Any) -> ResNet:
+def resnet56(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """ResNet-56 for CIFAR (n=9): 853,018 parameters, paper error 6.97%."""
-    return cifar_resnet(56, **overrides)
+    return _create("resnet56", pretrained, overrides)
 
 
 @register_model(config=cifar_config(110))
-def resnet110(**overrides: Any) -> ResNet:
+def resnet110(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """ResNet-110 for CIFAR (n=18): 1,727,962 parameters, paper error 6.43%."""
-    return cifar_resnet(110, **overrides)
+    return _create("resnet110", pretrained, overrides)
 
 
 @register_model(config=cifar_config(1202))
-def resnet1202(**overrides: Any) -> ResNet:
+def resnet1202(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """ResNet-1202 for CIFAR (n=200): 19,421,274 parameters, paper error 7.93%."""
-    return cifar_resnet(1202, **overrides)
+    return _create("resnet1202", pretrained, overrides)
 
 
 # -- CIFAR plain networks: same layers, no shortcuts (the degradation problem, Fig. 6) -------
 @register_model(config=cifar_config(20, shortcut="none"))
-def plain20(**overrides: Any) -> ResNet:
+def plain20(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """Plain-20 for CIFAR: ResNet-20 without shortcuts."""
-    return ResNet(cifar_config(20, shortcut="none"), **overrides)
+    return _create("plain20", pretrained, overrides)
 
 
 @register_model(config=cifar_config(32, shortcut="none"))
-def plain32(**overrides: Any) -> ResNet:
+def plain32(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """Plain-32 for CIFAR: ResNet-32 without shortcuts."""
-    return ResNet(cifar_config(32, shortcut="none"), **overrides)
+    return _create("plain32", pretrained, overrides)
 
 
 @register_model(config=cifar_config(44, shortcut="none"))
-def plain44(**overrides: Any) -> ResNet:
+def plain44(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """Plain-44 for CIFAR: ResNet-44 without shortcuts."""
-    return ResNet(cifar_config(44, shortcut="none"), **overrides)
+    return _create("plain44", pretrained, overrides)
 
 
 @register_model(config=cifar_config(56, shortcut="none"))
-def plain56(**overrides: Any) -> ResNet:
+def plain56(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """Plain-56 for CIFAR: ResNet-56 without shortcuts."""
-    return ResNet(cifar_config(56, shortcut="none"), **overrides)
+    return _create("plain56", pretrained, overrides)
 
 
 @register_model(config=cifar_config(110, shortcut="none"))
-def plain110(**overrides: Any) -> ResNet:
+def plain110(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """Plain-110 for CIFAR: ResNet-110 without shortcuts."""
-    return ResNet(cifar_config(110, shortcut="none"), **overrides)
+    return _create("plain110", pretrained, overrides)
 
 
 # -- ImageNet, option B (projection where the shape changes), torchvision-compatible ----------
 @register_model(config=imagenet_config(18))
-def resnet18(**overrides: Any) -> ResNet:
+def resnet18(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """ResNet-18 for ImageNet: 11,689,512 parameters, torchvision-compatible."""
-    return imagenet_resnet(18, **overrides)
+    return _create("resnet18", pretrained, overrides)
 
 
 @register_model(config=imagenet_config(34))
-def resnet34(**overrides: Any) -> ResNet:
+def resnet34(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """ResNet-34 for ImageNet: 21,797,672 parameters, torchvision-compatible."""
-    return imagenet_resnet(34, **overrides)
+    return _create("resnet34", pretrained, overrides)
 
 
 @register_model(config=imagenet_config(50))
-def resnet50(**overrides: Any) -> ResNet:
+def resnet50(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """ResNet-50 for ImageNet (v1.5: stride on the 3x3): 25,557,032 parameters."""
-    return imagenet_resnet(50, **overrides)
+    return _create("resnet50", pretrained, overrides)
 
 
 @register_model(config=imagenet_config(101))
-def resnet101(**overrides: Any) -> ResNet:
+def resnet101(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """ResNet-101 for ImageNet (v1.5): 44,549,160 parameters."""
-    return imagenet_resnet(101, **overrides)
+    return _create("resnet101", pretrained, overrides)
 
 
 @register_model(config=imagenet_config(152))
-def resnet152(**overrides: Any) -> ResNet:
+def resnet152(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
     """ResNet-152 for ImageNet (v1.5): 60,192,808 parameters."""
-    return imagenet_resnet(152, **overrides)
+    return _create("resnet152", pretrained, overrides)
 
 
 @register_model(config=imagenet_config(18, shortcut="none"))
-def plain18(**overrides: Any) -> ResNet:
-    """Plain-18 for ImageNet: ResNet-18 without shortcuts (the paper's Table 2)."""
-    return ResNet(imagenet_config(18, shortcut="none"), **overrides)
+def plain18(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
+    """Plain-18 for ImageNet: ResNet-18 without shortcuts (the paper"s Table 2)."""
+    return _create("plain18", pretrained, overrides)
 
 
 @register_model(config=imagenet_config(34, shortcut="none"))
-def plain34(**overrides: Any) -> ResNet:
-    """Plain-34 for ImageNet: ResNet-34 without shortcuts (the paper's Table 2)."""
-    return ResNet(imagenet_config(34, shortcut="none"), **overrides)
+def plain34(*, pretrained: Pretrained = False, **overrides: Any) -> ResNet:
+    """Plain-34 for ImageNet: ResNet-34 without shortcuts (the paper"s Table 2)."""
+    return _create("plain34", pretrained, overrides)
