@@ -14,12 +14,12 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "reszoo"
 
 # The layers of docs/architecture.md, bottom first. A module may import its own layer or below.
 LAYERS: list[set[str]] = [
-    {"_version", "errors", "checks", "constants", "devices", "fileio", "plaindata"},
+    {"_version", "errors", "checks", "constants", "devices", "fileio", "plaindata", "interrupts"},
     {"layers", "stems", "shortcuts", "blocks", "resnet", "registry", "zoo", "summary", "features"},
-    {"weights", "convert", "transforms", "augment", "data", "recipes", "reference"},
-    {"cache", "batches", "runfolder", "bench.measuring"},
+    {"weights", "convert", "adapt", "transforms", "augment", "data", "recipes", "reference"},
+    {"cache", "batches", "runfolder", "bench.machine", "bench.measuring"},
     {"hub", "loop", "optimize", "bench.comparing", "bench.reporting", "bench"},
-    {"pretrained", "train"},
+    {"pretrained", "train", "export"},
     {"experiment"},
     {"cli", "__main__", "commands", *(f"commands.{p.stem}" for p in (SRC / "commands").glob("*.py"))},
 ]
@@ -27,6 +27,9 @@ LAYERS: list[set[str]] = [
 UPWARD_ALLOWED = {
     # reszoo.hub.load_pretrained & co. were documented in 0.1; a module __getattr__ keeps them working.
     ("hub", "pretrained"),
+    # create_model(name, pretrained=True) is the timm/torchvision one-liner; the loading it asks for
+    # (downloads, cache, Hub) is a tool over the core, imported only when weights are asked for.
+    ("registry", "pretrained"),
 }
 
 

@@ -7,7 +7,9 @@ top, and the library inside their handlers, so ``reszoo --help`` costs little mo
 Error policy: the library's own errors (:class:`reszoo.errors.ReszooError`) and the operating
 system's (a missing file, a permission, a full disk) print as one line on stderr; a wrong
 argument exits with 2, a failure at run time with 1. Anything else is a bug and keeps its
-traceback. Output piped into ``head`` ends quietly.
+traceback. Output piped into ``head`` ends quietly. A run stopped by Ctrl-C or SIGTERM
+(:class:`reszoo.errors.TrainingInterrupted`, after its checkpoint) says how to resume and exits
+with 130 or 143, as a shell reports those signals; Ctrl-C anywhere else exits with 130 quietly.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from reszoo._version import __version__
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
+EXIT_SIGINT = 130  # 128 + SIGINT, what a shell reports for a process stopped by Ctrl-C
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,8 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def exit_code(err: BaseException) -> int | None:
     """The exit code for an expected failure, or ``None`` for a bug (which keeps its traceback)."""
-    from reszoo.errors import ReszooError, UsageError
+    from reszoo.errors import ReszooError, TrainingInterrupted, UsageError
 
+    if isinstance(err, TrainingInterrupted):
+        return err.exit_code
     if isinstance(err, UsageError):
         return EXIT_USAGE
     if isinstance(err, (ReszooError, OSError)):
@@ -58,11 +63,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        print(f"\nreszoo {args.command}: interrupted", file=sys.stderr)
+        return EXIT_SIGINT
     except Exception as err:
         code = exit_code(err)
         if code is None:
             raise
-        print(f"reszoo {args.command}: error: {err}", file=sys.stderr)
+        label = "stopped" if code > EXIT_USAGE else "error"
+        print(f"reszoo {args.command}: {label}: {err}", file=sys.stderr)
         return code
 
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.fx
 from torch import nn
 
 from reszoo.checks import check_bool, check_ints, type_error, value_error
@@ -68,22 +69,30 @@ def feature_specs(model: nn.Module) -> FeatureInfo:
     return FeatureInfo(specs)
 
 
-def check_out_indices(out_indices: Sequence[int] | None, count: int) -> tuple[int, ...]:
-    """Valid, sorted, unique feature indices in ``[-count, count)``; negative ones count from the end."""
+def check_out_indices(
+    out_indices: Sequence[int] | int | None, count: int, *, name: str = "out_indices"
+) -> tuple[int, ...]:
+    """Valid, sorted, unique feature indices in ``[-count, count)``; negative ones count from the end.
+
+    ``None`` means all; an int ``n`` (timm's convention) the last ``n``. ``name`` is the argument
+    the caller knows (``out_indices``, or ``indices`` for ``forward_intermediates``).
+    """
     if out_indices is None:
         return tuple(range(count))
     if isinstance(out_indices, int) and not isinstance(out_indices, bool):
-        out_indices = tuple(range(count))[-out_indices:]  # timm: an int n means the last n
-    indices = check_ints("out_indices", out_indices)
+        if not 1 <= out_indices <= count:
+            raise value_error(name, out_indices, f"a count of last feature maps in 1..{count}, or a list of indices")
+        return tuple(range(count))[-out_indices:]
+    indices = check_ints(name, out_indices)
     if not indices:
-        raise value_error("out_indices", out_indices, f"at least one index in 0..{count - 1}")
+        raise value_error(name, out_indices, f"at least one index in 0..{count - 1}")
     resolved = []
     for i in indices:
         if not -count <= i < count:
-            raise value_error("out_indices", out_indices, f"indices in 0..{count - 1} (or negative from the end)")
+            raise value_error(name, out_indices, f"indices in 0..{count - 1} (or negative from the end)")
         resolved.append(i % count)
     if len(set(resolved)) != len(resolved):
-        raise value_error("out_indices", out_indices, "indices without repeats")
+        raise value_error(name, out_indices, "indices without repeats")
     return tuple(sorted(resolved))
 
 
@@ -106,6 +115,9 @@ def collect_features(
     Returns:
         The output of the last stage run, and the kept feature maps in index order.
     """
+    # Recorders (torch.fx, torch.jit.trace) capture the plain forward; compilers keep checkpointing.
+    checkpointing = checkpointing and torch.is_grad_enabled() and not torch.jit.is_tracing()
+    checkpointing = checkpointing and not isinstance(x, torch.fx.Proxy)
     features = []
     for name in module.stem_names:
         x = getattr(module, name)(x)
@@ -113,7 +125,7 @@ def collect_features(
             features.append(x)
     for i, name in enumerate(module.stage_names[:last], start=1):
         stage = getattr(module, name)
-        x = checkpointed(stage, x) if checkpointing and torch.is_grad_enabled() else stage(x)
+        x = checkpointed(stage, x) if checkpointing else stage(x)
         if i in take:
             features.append(x)
     return x, features

@@ -165,6 +165,16 @@ def _flock(fd: int, *, exclusive: bool) -> bool:
     return True
 
 
+def in_use_error(folder: str | os.PathLike[str], pid: int | None) -> RunFolderError:
+    """The error for a folder whose lock another process holds: names the folder, the process and the lock."""
+    other = f"process {pid}" if pid and pid > 0 else "another process"
+    lock = Path(folder) / LOCK_NAME
+    return RunFolderError(
+        f"{os.fspath(folder)} is in use by {other} (lock file {lock}); wait for it to finish or stop it, "
+        "or use another folder."
+    )
+
+
 def lock_holder(folder: str | os.PathLike[str]) -> int | None:
     """The id of the live process that holds ``folder``'s lock (:func:`lock_folder`), or None; writes nothing."""
     path = Path(folder) / LOCK_NAME
@@ -219,11 +229,7 @@ def _acquire(path: Path) -> int:
             if busy < 3:  # a lock_holder probe holds the lock for microseconds: look again
                 time.sleep(0.05)
                 continue
-            other = f"process {pid}" if pid else "another process"
-            raise RunFolderError(
-                f"{path.parent} is in use by {other} (lock file {path}); wait for it to finish or stop it, "
-                "or use another folder."
-            )
+            raise in_use_error(path.parent, pid)
         try:
             # The owner we waited on may have removed the file as we opened it: lock the file now there.
             if os.path.samestat(os.fstat(fd), os.stat(path)):

@@ -48,6 +48,7 @@ from reszoo.constants import HUB_DATASET_IDS
 from reszoo.convert import StateDict, convert_state_dict, fit_state_dict, read_checkpoint
 from reszoo.errors import (
     ArgumentTypeError,
+    HubUnreachableError,
     InvalidArgumentError,
     MissingInputError,
     WeightsIntegrityError,
@@ -486,6 +487,10 @@ def push_to_hub(
 
     Returns:
         The URL of the commit (or pull request).
+
+    Raises:
+        HubUnreachableError: offline (``HF_HUB_OFFLINE``) or the Hub cannot be reached; nothing
+            was created or uploaded.
     """
     from huggingface_hub import HfApi
 
@@ -495,19 +500,40 @@ def push_to_hub(
     if private is not None and not isinstance(private, bool):
         raise type_error("private", private, "True, False or None")
     check_bool("create_pr", create_pr)
+    for key, value in (("token", token), ("revision", revision), ("commit_message", commit_message)):
+        check_str(key, value, optional=True)
     w = _check_weights(model, weights)
     with tempfile.TemporaryDirectory(prefix="reszoo-push-") as tmp:
         # Written (and the model checked) before the repo is created: a bad model creates nothing.
         save_pretrained(model, tmp, weights=w)
         Path(tmp, "README.md").write_text(model_card(model, repo_id, weights=w), encoding="utf-8")
         api = HfApi(endpoint=_endpoint(), token=token, library_name="reszoo", library_version=__version__)
-        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        info = api.upload_folder(
-            repo_id=repo_id,
-            folder_path=tmp,
-            repo_type="model",
-            revision=revision,
-            create_pr=create_pr,
-            commit_message=commit_message or f"Upload {w.name if w else 'model'} with reszoo",
-        )
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            info = api.upload_folder(
+                repo_id=repo_id,
+                folder_path=tmp,
+                repo_type="model",
+                revision=revision,
+                create_pr=create_pr,
+                commit_message=commit_message or f"Upload {w.name if w else 'model'} with reszoo",
+            )
+        except Exception as err:
+            if not _unreachable(err):
+                raise
+            why = "HF_HUB_OFFLINE is set" if is_offline() else f"{type(err).__name__}: {err}"
+            raise HubUnreachableError(
+                f"Cannot push to {repo_id}: the Hugging Face Hub at {_endpoint() or 'https://huggingface.co'} "
+                f"cannot be reached ({why}). Nothing was uploaded; try again when online."
+            ) from None
     return str(getattr(info, "pr_url", None) or getattr(info, "commit_url", info))
+
+
+def _unreachable(err: BaseException) -> bool:
+    """True for "no connection": offline mode, or a transport error of the HTTP client (httpx, requests)."""
+    if isinstance(err, (ConnectionError, TimeoutError)):  # huggingface_hub's OfflineModeIsEnabled is one
+        return True
+    names = {c.__name__ for c in type(err).__mro__}
+    modules = {c.__module__.split(".")[0] for c in type(err).__mro__}
+    client = bool(modules & {"httpx", "httpx2", "httpcore", "requests", "urllib3"})
+    return client and bool(names & {"TransportError", "ConnectionError", "Timeout", "TimeoutException"})

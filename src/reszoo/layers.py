@@ -124,6 +124,10 @@ def checkpointed(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     masks when the forward is recomputed. The recomputation leaves norm statistics alone
     (:func:`frozen_running_stats`), so gradients and running statistics equal those without it.
     """
+    if torch.compiler.is_compiling():
+        # Compiled, the recomputation is part of the backward graph, which does not repeat the
+        # forward's buffer updates (and dynamo takes no custom context_fn).
+        return torch.utils.checkpoint.checkpoint(module, x, use_reentrant=False)
     return torch.utils.checkpoint.checkpoint(
         module,
         x,

@@ -308,7 +308,7 @@ def _stop(run: _Run, state: _State, signum: int, name: str | None) -> None:
         else f"reszoo.train.fit(model, recipe, out={str(run.out)!r}, resume=True)"
     )
     raise TrainingInterrupted(
-        f"{signal.Signals(signum).name}: stopped at iteration {state.iteration} of {run.recipe.iterations}; "
+        f"{signal.Signals(signum).name} at iteration {state.iteration} of {run.recipe.iterations}; "
         f"the checkpoint is saved in {where}. Resume with: {again}",
         signum=signum,
     )

@@ -401,7 +401,7 @@ class ResNet(nn.Module):
             ``(final feature map, [feature maps])``, or the list alone with ``intermediates_only``.
             The final map is :meth:`forward_features`'s output; :meth:`forward_head` classifies it.
         """
-        take = check_out_indices(indices, len(self.feature_info))
+        take = check_out_indices(indices, len(self.feature_info), name="indices")
         check_bool("norm", norm)
         check_bool("stop_early", stop_early)
         check_choice("output_fmt", output_fmt, ("NCHW",))

@@ -6,8 +6,10 @@ process killed at any moment leaves each file whole, old or new. ``history.jsonl
 log appended to (a record per write, flushed); a torn last line is dropped on resume.
 
 The rules of a run folder live here too: :func:`check_folder` (before anything is written),
+:func:`claim_folder` (one writer at a time: the folder's lock, ``reszoo.fileio.lock_folder``),
 :func:`start_folder` (what a start or resume writes) and :func:`resume_settings` (what a
-resume by model name reads back).
+resume by model name reads back). A write that fails (a full disk, no permission) raises
+``reszoo.errors.FileWriteError`` naming the file, and the previous file stays as it was.
 
 A run folder holds:
 
@@ -21,10 +23,12 @@ A run folder holds:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
-import pickle
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +36,8 @@ import torch
 from torch import nn
 
 from reszoo._version import __version__
-from reszoo.errors import InvalidArgumentError, MissingInputError, RunFolderError
-from reszoo.fileio import atomic_path, tensors_digest
+from reszoo.errors import FileWriteError, InvalidArgumentError, MissingInputError, RunFolderError
+from reszoo.fileio import atomic_path, in_use_error, lock_folder, lock_holder, tensors_digest
 from reszoo.recipes import Recipe
 from reszoo.resnet import ResNetConfig
 
@@ -54,6 +58,8 @@ __all__ = [
     "RUN_NAME",
     "SUMMARY_NAME",
     "check_folder",
+    "checkpoint_identity",
+    "claim_folder",
     "load_checkpoint",
     "read_run",
     "resume_settings",
@@ -107,11 +113,36 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     # Only our own plain-data checkpoints are read, and never with pickle's full powers.
     try:
         ckpt = torch.load(p, weights_only=True, map_location="cpu")
-    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:  # torn, truncated or not a torch file
-        raise InvalidArgumentError(f"{p} could not be read as a reszoo training checkpoint: {err}") from None
+    except OSError:
+        raise
+    except Exception as err:  # torn, truncated, not a torch file: the loader's errors are of many types
+        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+        raise InvalidArgumentError(
+            f"{p} could not be read as a reszoo training checkpoint ({type(err).__name__}: {first})."
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise InvalidArgumentError(f"{p} is not a reszoo training checkpoint (format {CHECKPOINT_FORMAT}).")
+    bad = [key for key, kind in _CHECKPOINT_KEYS.items() if not isinstance(ckpt.get(key), kind)]
+    if isinstance(ckpt.get("iteration"), bool) or (isinstance(ckpt.get("iteration"), int) and ckpt["iteration"] < 0):
+        bad.append("iteration")
+    if not bad and not isinstance(ckpt["rng"].get("torch"), torch.Tensor):
+        bad.append("rng")
+    if bad:
+        raise InvalidArgumentError(f"{p} is a damaged reszoo training checkpoint: bad or missing {sorted(set(bad))}.")
     return ckpt
+
+
+# What a checkpoint holds (reszoo.loop writes it), checked on reading.
+_CHECKPOINT_KEYS = {"iteration": int, "model": dict, "optimizer": dict, "plateau": dict, "rng": dict}
+
+
+def checkpoint_identity(path: str | os.PathLike[str]) -> tuple[int, ...] | None:
+    """Which file is at ``path`` now (device, inode, size, modification time), or None: a rewrite changes it."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def state_digest(model: nn.Module) -> str:
@@ -180,12 +211,29 @@ def check_folder(out: Path, model: nn.Module, *, resume: bool) -> None:
     """Refuse a run folder that cannot take this run, before anything is written.
 
     Raises:
-        InvalidArgumentError: ``out`` is a file; it already holds a run (``checkpoint.pt``) and
-            ``resume`` is False; or the model cannot be saved at the end (not a reszoo ResNet, or a
-            config holding callables).
+        InvalidArgumentError: ``out`` or a folder above it is a file; it already holds a run
+            (``checkpoint.pt``) and ``resume`` is False; or the model cannot be saved at the end
+            (not a reszoo ResNet, or a config holding callables).
+        RunFolderError: another process is writing the folder (it holds its lock).
+        FileWriteError: the folder cannot be written (no permission).
     """
     if out.exists() and not out.is_dir():
         raise InvalidArgumentError(f"out must be a folder; received out={os.fspath(out)!r}, which is a file.")
+    existing = next(p for p in (out, *out.parents) if p.exists())  # "." or "/" at the latest
+    if existing != out and not existing.is_dir():
+        raise InvalidArgumentError(
+            f"out must be a folder path; received out={os.fspath(out)!r}, but {os.fspath(existing)!r} is a file."
+        )
+    holder = lock_holder(out)
+    if holder is not None:
+        raise in_use_error(out, holder)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FileWriteError(
+            errno.EACCES,
+            f"Cannot write the run folder {os.fspath(out)}: {os.fspath(existing)} is not writable (permission "
+            "denied); fix its permissions or choose another --out.",
+            os.fspath(existing),
+        )
     if not resume and (out / CHECKPOINT_NAME).exists():
         raise InvalidArgumentError(
             f"{out} already holds a run; use --resume {out} (resume=True) to continue it, or another --out."
@@ -259,3 +307,33 @@ def resume_settings(
         )
     recipe = Recipe.from_dict({**saved["recipe"], **recipe_overrides})
     return recipe, {**saved["model_overrides"], **model_overrides}
+
+
+@contextlib.contextmanager
+def claim_folder(out: Path, *, resume: bool, checkpoint: tuple[int, ...] | None) -> Iterator[None]:
+    """Hold ``out``'s lock for a run, and check under it that no other process wrote a run meanwhile.
+
+    Args:
+        out: the run folder (created).
+        resume: the run continues the folder's checkpoint.
+        checkpoint: :func:`checkpoint_identity` of the checkpoint the run was set up from (None
+            for a new run).
+
+    Raises:
+        RunFolderError: another process holds the folder, or wrote its checkpoint since this run
+            read it.
+        InvalidArgumentError: a new run, and another process has since started one here.
+    """
+    with lock_folder(out):
+        now = checkpoint_identity(out / CHECKPOINT_NAME)
+        if not resume and now is not None:
+            raise InvalidArgumentError(
+                f"{out} already holds a run (another process started it as this one set up); "
+                f"use --resume {out} (resume=True) to continue it, or another --out."
+            )
+        if resume and now != checkpoint:
+            raise RunFolderError(
+                f"{out / CHECKPOINT_NAME} changed while this run was setting up (another process wrote it); "
+                "start the resume again."
+            )
+        yield

@@ -51,7 +51,11 @@ class ZeroPadShortcut(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride > 1:
-            x = x[:, :, :: self.stride, :: self.stride]
+            # x[:, :, ::stride, ::stride], exactly (the mean of one value is the value), written as a
+            # 1x1 pool so that its output size has the convolution's formula, (H - 1) // stride + 1.
+            # torch.export with a dynamic H cannot prove the slice's ceil(H / stride) equal to it,
+            # and would then refuse odd sizes; the pool's backward is as cheap as the slice's.
+            x = F.avg_pool2d(x, kernel_size=1, stride=self.stride)
         if self.pad_before or self.pad_after:
             x = F.pad(x, (0, 0, 0, 0, self.pad_before, self.pad_after))
         return x

@@ -1,9 +1,10 @@
 """Throughput benchmarks: images/s, time per batch with spread, memory, FLOPs, TFLOP/s.
 
-The package face; the work is done in three modules, each with one job:
+The package face; the work is done in four modules, each with one job:
 
-- :mod:`reszoo.bench.measuring`: one measurement (``measure``, ``sweep``, ``make_step``), the
-  environment a result depends on, and the device peak table.
+- :mod:`reszoo.bench.measuring`: one measurement (``measure``, ``sweep``, ``make_step``).
+- :mod:`reszoo.bench.machine`: the environment a result depends on (versions, threads against
+  cores, the load before the run), what a device computes fast, and the device peak table.
 - :mod:`reszoo.bench.comparing`: several implementations timed round-robin in one process
   (``interleaved``, ``compare``).
 - :mod:`reszoo.bench.reporting`: results as a table, JSON, CSV, a plot.
@@ -21,19 +22,19 @@ Example:
 """
 
 from reszoo.bench.comparing import compare, comparison_models, interleaved
+from reszoo.bench.machine import PEAK_TFLOPS, environment, environment_warnings, peak_tflops_for
 from reszoo.bench.measuring import (
+    MAX_SPREAD,
+    MIN_RUNS,
     MODES,
-    PEAK_TFLOPS,
     BenchResult,
     StepSettings,
     build_step,
     default_batch_size,
-    environment,
     forward_flops,
     make_step,
     measure,
     median_iqr,
-    peak_tflops_for,
     sweep,
 )
 from reszoo.bench.reporting import plot, summary_line, to_csv, to_json, to_table
@@ -51,6 +52,8 @@ from reszoo.reference import reference_cifar_resnet
 __all__ = [
     "DEVICE_TYPES",
     "DTYPES",
+    "MAX_SPREAD",
+    "MIN_RUNS",
     "MODES",
     "PEAK_TFLOPS",
     "BenchResult",
@@ -63,6 +66,7 @@ __all__ = [
     "default_device",
     "device_name",
     "environment",
+    "environment_warnings",
     "forward_flops",
     "interleaved",
     "make_step",

@@ -3,20 +3,23 @@
 Timing uses ``torch.utils.benchmark.Timer`` (it synchronises CUDA around each block of runs);
 warm-up and compilation happen before the timed region. Compared variants are measured
 round-robin in one process, so a busy machine slows all of them alike and ratios stay fair.
+
+A result says when it should not be trusted: fewer than :data:`MIN_RUNS` timed runs, or a spread
+(interquartile range over median) above :data:`MAX_SPREAD`, adds a line to its ``warnings``; so
+does a dtype the device has no fast kernels for (fp16 or bf16 autocast on a CPU without them).
+A dtype that means nothing on a device (tf32 off NVIDIA Ampere or newer) is refused.
+:func:`environment` records what the machine was doing before the run (load average, threads
+against cores) and :func:`environment_warnings` says when that will distort the figures.
 The settings of a step are checked once, when its :class:`StepSettings` is made; the device
 policy (which device, layout, precision) is :mod:`reszoo.devices`'s, and tables, JSON, CSV and
 plots of the results are :mod:`reszoo.bench.reporting`'s, side-by-side comparisons
-:mod:`reszoo.bench.comparing`'s.
-
+:mod:`reszoo.bench.comparing`'s, the machine's state and peaks :mod:`reszoo.bench.machine`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import datetime
 import math
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -25,34 +28,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reszoo.checks import check_bool, check_choice, check_int, check_ints, check_positive, check_str, value_error
+from reszoo.bench.machine import dtype_warning, has_tf32, peak_tflops_for
+from reszoo.checks import (
+    check_bool,
+    check_callable,
+    check_choice,
+    check_int,
+    check_ints,
+    check_positive,
+    check_str,
+    type_error,
+    value_error,
+)
 from reszoo.devices import DTYPES, compile_modes, device_name, precision, resolve_device
 from reszoo.errors import InvalidArgumentError
 from reszoo.resnet import ResNet
 from reszoo.summary import config_counts, count_flops, count_params
 
 MODES = ("infer", "train")
-
-# Dense (no sparsity) tensor-core peaks in TFLOP/s from NVIDIA's data sheets; "fp32" is the
-# non-tensor-core rate. Matched by substring of the device name, first match wins, so the
-# more specific names come first. Update or pass ``peak_tflops=`` for other devices.
-PEAK_TFLOPS: dict[str, dict[str, float]] = {
-    "H200": {"bf16": 989.0, "fp16": 989.0, "tf32": 495.0, "fp32": 67.0},
-    "H100 PCIe": {"bf16": 756.0, "fp16": 756.0, "tf32": 378.0, "fp32": 51.0},
-    "H100": {"bf16": 989.0, "fp16": 989.0, "tf32": 495.0, "fp32": 67.0},
-    "A100": {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5},
-    "L40S": {"bf16": 362.0, "fp16": 362.0, "tf32": 183.0, "fp32": 91.6},
-    "RTX 4090": {"bf16": 165.2, "fp16": 165.2, "tf32": 82.6, "fp32": 82.6},
-    "V100": {"bf16": 0.0, "fp16": 125.0, "tf32": 0.0, "fp32": 15.7},
-}
-
-
-def peak_tflops_for(device_name: str, dtype: str) -> float | None:
-    """Peak TFLOP/s of a device for a dtype from :data:`PEAK_TFLOPS`, or ``None`` if unknown."""
-    for key, table in PEAK_TFLOPS.items():
-        if key in device_name:
-            return table.get(dtype) or None
-    return None
+# Below this many timed runs a median and an interquartile range say little.
+MIN_RUNS = 5
+# An interquartile range above this fraction of the median: the machine was not steady.
+MAX_SPREAD = 0.2
 
 
 @dataclass
@@ -80,6 +77,9 @@ class BenchResult:
     peak_tflops: float | None = None
     peak_fraction: float | None = None
     error: str | None = None
+    # Why this row should be read with care ("few runs: ...", "noisy: ...", "slow dtype: ..."): the
+    # text before the colon is the table's note.
+    warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -114,6 +114,8 @@ class StepSettings:
     cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
+        if self.device is not None and not isinstance(self.device, (str, torch.device)):
+            raise type_error("device", self.device, "None, 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device")
         object.__setattr__(self, "device", resolve_device(self.device))
         check_choice("mode", self.mode, MODES)
         input_size = check_ints("input_size", self.input_size, length=3, minimum=1)
@@ -122,6 +124,11 @@ class StepSettings:
             object.__setattr__(self, "batch_size", default_batch_size(self.device.type, input_size))
         check_int("batch_size", self.batch_size, minimum=1)
         check_choice("dtype", self.dtype, DTYPES)
+        if self.dtype == "tf32" and not has_tf32(self.device):
+            raise InvalidArgumentError(
+                f"dtype='tf32' is the TensorFloat-32 mode of NVIDIA GPUs from Ampere (compute capability 8.0) "
+                f"on; on device={str(self.device)!r} it would be plain fp32, so it is refused; use dtype='fp32'."
+            )
         check_bool("channels_last", self.channels_last)
         check_bool("cuda_graphs", self.cuda_graphs)
         if self.compile is not None:
@@ -132,27 +139,6 @@ class StepSettings:
             raise InvalidArgumentError(
                 "Use compile='reduce-overhead' for CUDA graphs with torch.compile, not both options."
             )
-
-
-def environment(device: str | torch.device = "cpu") -> dict[str, Any]:
-    """What a result depends on: device name, library versions, threads, date."""
-    device = torch.device(device)
-    env: dict[str, Any] = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device_type": device.type,
-        "device_name": device_name(device),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-    with contextlib.suppress(ImportError):
-        import torchvision
-
-        env["torchvision"] = torchvision.__version__
-    return env
 
 
 def default_batch_size(device_type: str, input_size: Sequence[int]) -> int:
@@ -376,6 +362,7 @@ def new_result(model: nn.Module, *, name: str, settings: StepSettings, peak_tflo
     """
     s = settings
     dev_name = device_name(s.device)
+    slow = dtype_warning(s.dtype, s.device)
     return BenchResult(
         model=name,
         mode=s.mode,
@@ -389,6 +376,7 @@ def new_result(model: nn.Module, *, name: str, settings: StepSettings, peak_tflo
         params=count_params(model),
         flops_per_image=forward_flops(model, s.input_size) * (3 if s.mode == "train" else 1),
         peak_tflops=peak_tflops if peak_tflops is not None else peak_tflops_for(dev_name, s.dtype),
+        warnings=[slow] if slow else [],
     )
 
 
@@ -400,9 +388,23 @@ def median_iqr(times: Sequence[float]) -> tuple[float, float]:
 
 
 def fill_times(result: BenchResult, times: Sequence[float]) -> None:
-    """Median, interquartile range and the derived rates from per-step times in seconds."""
+    """Median, interquartile range and the derived rates from per-step times in seconds.
+
+    Adds a warning to ``result.warnings`` for fewer than :data:`MIN_RUNS` runs or a spread above
+    :data:`MAX_SPREAD`.
+    """
     median, iqr = median_iqr(times)
     result.runs = len(times)
+    if len(times) < MIN_RUNS:
+        result.warnings.append(
+            f"few runs: only {len(times)} timed run{'s' * (len(times) != 1)} (< {MIN_RUNS}), so the median and "
+            "spread say little; give it a longer min_run_time (--min-run-time)"
+        )
+    elif iqr / median > MAX_SPREAD:
+        result.warnings.append(
+            f"noisy: the spread (IQR / median) is {iqr / median:.0%} (> {MAX_SPREAD:.0%}); the machine was not "
+            "steady (other work, frequency changes): measure again"
+        )
     result.time_median_ms = median * 1e3
     result.time_iqr_ms = iqr * 1e3
     result.images_per_s = result.batch_size / median
@@ -416,12 +418,22 @@ def sweep(
     *,
     batch_sizes: Sequence[int | None],
     name: str,
+    on_result: Callable[[BenchResult], Any] | None = None,
     **kwargs: Any,
 ) -> list[BenchResult]:
     """:func:`measure` a fresh model at each batch size; an out-of-memory size is recorded, not fatal.
 
-    ``None`` in ``batch_sizes`` is :func:`default_batch_size`; ``kwargs`` go to :func:`measure`.
+    ``None`` in ``batch_sizes`` is :func:`default_batch_size`; ``on_result`` is called with each
+    result as soon as it is measured (to show progress or save it); ``kwargs`` go to :func:`measure`.
     """
     if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence) or not batch_sizes:
         raise value_error("batch_sizes", batch_sizes, "a non-empty sequence of batch sizes")
-    return [measure(model_fn(), batch_size=bs, name=name, **kwargs) for bs in batch_sizes]
+    check_callable("model_fn", model_fn)
+    check_str("name", name)
+    check_callable("on_result", on_result, optional=True)
+    results = []
+    for bs in batch_sizes:
+        results.append(measure(model_fn(), batch_size=bs, name=name, **kwargs))
+        if on_result is not None:
+            on_result(results[-1])
+    return results

@@ -2,6 +2,9 @@
 
 The measuring is :mod:`reszoo.bench.measuring`'s; this module only presents its :class:`~reszoo.bench.BenchResult`
 rows, so the CLI, the benchmark scripts and users' notebooks print and save them the same way.
+A row's ``warnings`` (too few runs, a large spread, a slow dtype) appear in the table's ``note``
+column and in full in the JSON and CSV. Files are replaced atomically, so a sweep can rewrite
+them after every row and an interrupted sweep leaves the rows it measured.
 """
 
 from __future__ import annotations
@@ -12,17 +15,29 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from reszoo.bench.measuring import BenchResult, environment
+from reszoo.bench.machine import environment
+from reszoo.bench.measuring import BenchResult
+from reszoo.fileio import atomic_path
 from reszoo.summary import format_table, human
 
-__all__ = ["plot", "summary_line", "to_csv", "to_json", "to_table"]
+__all__ = ["notes", "plot", "summary_line", "to_csv", "to_json", "to_table"]
 
 
 def to_table(results: Sequence[BenchResult], *, markdown: bool = False) -> str:
     """A readable table of results (one row each)."""
     headers = ["model", "mode", "batch", "dtype", "layout", "compile", "img/s", "ms/batch (IQR)", "GFLOP/img"]
-    headers += ["TFLOP/s", "% peak", "peak MB"]
+    headers += ["TFLOP/s", "% peak", "peak MB", "note"]
     return format_table(headers, [_row(r) for r in results], markdown=markdown)
+
+
+def _note(r: BenchResult) -> str:
+    # The label before the colon of each warning: "few runs", "noisy", "slow dtype".
+    return ", ".join(w.split(":")[0] for w in r.warnings) or "-"
+
+
+def notes(results: Sequence[BenchResult]) -> list[str]:
+    """The full text of every row's warnings, one line each, naming the row (printed under the table)."""
+    return [f"{r.model} {r.mode} bs={r.batch_size} {r.dtype}: {w}" for r in results for w in r.warnings]
 
 
 def _row(r: BenchResult) -> list[str]:
@@ -35,32 +50,41 @@ def _row(r: BenchResult) -> list[str]:
         "NHWC" if r.channels_last else "NCHW",
         r.compile or "eager",
         f"{r.images_per_s:,.1f}" if ok else r.status.upper(),
-        f"{r.time_median_ms:.2f} ({r.time_iqr_ms:.2f})" if ok else "-",
+        _time(r) if ok else "-",
         f"{r.flops_per_image / 1e9:.3f}",
         f"{r.tflops:.3f}" if ok else "-",
         f"{100 * r.peak_fraction:.1f}" if r.peak_fraction is not None and ok else "-",
         f"{r.peak_memory_mb:,.0f}" if r.peak_memory_mb is not None else "-",
+        _note(r),
     ]
 
 
+def _time(r: BenchResult) -> str:
+    # One run has no spread: say so rather than print "(0.00)".
+    spread = f"{r.time_iqr_ms:.2f}" if r.runs > 1 else f"{r.runs} run"
+    return f"{r.time_median_ms:.2f} ({spread})"
+
+
 def to_json(results: Sequence[BenchResult], path: str | None = None, *, env: dict[str, Any] | None = None) -> str:
-    """``{"environment": {...}, "results": [...]}`` as JSON text, also written to ``path`` if given."""
+    """``{"environment": {...}, "results": [...]}`` as JSON text, also written to ``path`` (atomically) if given."""
     text = json.dumps({"environment": env or environment("cpu"), "results": [r.as_dict() for r in results]}, indent=2)
     if path:
-        with open(path, "w") as f:
-            f.write(text + "\n")
+        with atomic_path(path) as tmp:
+            tmp.write_text(text + "\n", encoding="utf-8")
     return text
 
 
 def to_csv(results: Sequence[BenchResult], path: str) -> None:
-    """One CSV row per result with every :class:`~reszoo.bench.BenchResult` field except ``extra``."""
+    """One CSV row per result with every :class:`~reszoo.bench.BenchResult` field except ``extra``
+    (written atomically; ``warnings`` joined by ``"; "``)."""
     names = [f.name for f in fields(BenchResult) if f.name != "extra"]
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=names, extrasaction="ignore")
         writer.writeheader()
         for r in results:
             row = r.as_dict()
             row["input_size"] = "x".join(map(str, r.input_size))
+            row["warnings"] = "; ".join(r.warnings)
             writer.writerow(row)
 
 

@@ -85,7 +85,7 @@ def _check_args(args: argparse.Namespace) -> None:
 def run_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from reszoo.bench import MODES, environment
+    from reszoo.bench import MODES, environment, environment_warnings
     from reszoo.devices import preferred_memory_format, resolve_device
     from reszoo.registry import list_models, unknown_name_error
 
@@ -93,6 +93,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if not names:
         raise unknown_name_error("model", args.pattern, list_models())
     _check_args(args)
+    _check_outputs(args)
     device = resolve_device(args.device)
     # Defaults per device: bf16 autocast on CUDA (tensor cores), fp32 elsewhere; the layout
     # that devices.preferred_memory_format measured faster.
@@ -102,12 +103,42 @@ def run_bench(args: argparse.Namespace) -> int:
     settings = {"device": device, "dtype": args.dtype or ("bf16" if device.type == "cuda" else "fp32")}
     settings["channels_last"] = channels_last
     modes = MODES if args.mode == "both" else (args.mode,)
-    env = environment(device)
-    print(f"device: {env['device_name']}  torch {env['torch']}  threads {env['threads']}")
-    run = _run_compare if args.compare else _run_sweep
-    results = run(args, names, modes, settings)
+    env = environment(device)  # before measuring: the load average says what else the machine does
+    print(f"device: {env['device_name']}  torch {env['torch']}  threads {env['threads']}  cores {env['cores']}")
+    _warn(environment_warnings(env))
+    if args.compare:
+        results = _run_compare(args, names, modes, settings)
+    else:
+        results = _run_sweep(args, names, modes, settings, env=env)
     _write(results, args, env)
     return 0
+
+
+def _warn(lines: list[str]) -> None:
+    import sys
+
+    for line in lines:
+        print(f"warning: {line}", file=sys.stderr)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """--json, --csv and --plot must name files in existing folders: refused before anything is measured."""
+    from pathlib import Path
+
+    from reszoo.errors import InvalidArgumentError
+
+    for option in ("json", "csv", "plot"):
+        value = getattr(args, option)
+        if value is None:
+            continue
+        path = Path(value)
+        if path.is_dir():
+            raise InvalidArgumentError(f"--{option} takes a file path; received --{option} {value}, which is a folder.")
+        if not path.parent.is_dir():
+            raise InvalidArgumentError(
+                f"--{option} must be in an existing folder; received --{option} {value}, and {path.parent} "
+                "is not a folder."
+            )
 
 
 def _run_compare(args: argparse.Namespace, names: list[str], modes: tuple[str, ...], settings: dict) -> list:
@@ -125,36 +156,62 @@ def _run_compare(args: argparse.Namespace, names: list[str], modes: tuple[str, .
     return results
 
 
-def _run_sweep(args: argparse.Namespace, names: list[str], modes: tuple[str, ...], settings: dict) -> list:
-    """Each model at each batch size (the device's default when none is given)."""
-    from reszoo.bench import sweep
+def _run_sweep(
+    args: argparse.Namespace, names: list[str], modes: tuple[str, ...], settings: dict, *, env: dict[str, Any]
+) -> list:
+    """Each model at each batch size (the device's default when none is given).
+
+    A progress bar on stderr counts the measurements, and --json / --csv are rewritten after each
+    one, so a long sweep shows where it is and an interrupted one keeps the rows it measured.
+    """
+    from tqdm.auto import tqdm
+
+    from reszoo.bench import sweep, to_csv, to_json
     from reszoo.registry import create_model
 
     min_run_time = args.min_run_time
     if min_run_time is None:
         min_run_time = 1.0 if settings["device"].type == "cpu" else 2.0
-    results = []
-    for name in names:
-        for mode in modes:
-            results += sweep(
-                lambda name=name: create_model(name),
-                batch_sizes=args.batch_size or [None],
-                name=name,
-                mode=mode,
-                input_size=args.input_size,
-                compile=args.compile,
-                cuda_graphs=args.cuda_graphs,
-                min_run_time=min_run_time,
-                peak_tflops=args.peak_tflops,
-                **settings,
-            )
+    batch_sizes = args.batch_size or [None]
+    results: list = []
+    bar = tqdm(total=len(names) * len(modes) * len(batch_sizes), unit="run", disable=None, leave=False)
+
+    def done(result: Any) -> None:
+        results.append(result)
+        bar.update(1)
+        if args.json:
+            to_json(results, args.json, env=env)
+        if args.csv:
+            to_csv(results, args.csv)
+
+    try:
+        for name in names:
+            for mode in modes:
+                bar.set_description(f"{name} {mode}")
+                sweep(
+                    lambda name=name: create_model(name),
+                    batch_sizes=batch_sizes,
+                    name=name,
+                    mode=mode,
+                    input_size=args.input_size,
+                    compile=args.compile,
+                    cuda_graphs=args.cuda_graphs,
+                    min_run_time=min_run_time,
+                    peak_tflops=args.peak_tflops,
+                    on_result=done,
+                    **settings,
+                )
+    finally:
+        bar.close()
     return results
 
 
 def _write(results: list, args: argparse.Namespace, env: dict[str, Any]) -> None:
     from reszoo.bench import plot, to_csv, to_json, to_table
+    from reszoo.bench.reporting import notes
 
     print(to_table(results))
+    _warn(notes(results))
     if args.json:
         to_json(results, args.json, env=env)
     if args.csv:

@@ -1,0 +1,136 @@
+"""The machine a measurement runs on: versions, threads and cores, how busy the CPU is, what a
+device computes fast (tf32, fp16, bf16), and the peak table that turns TFLOP/s into a fraction.
+
+:mod:`reszoo.bench.measuring` asks here; results carry what is found (``BenchResult.warnings``,
+the JSON's ``environment``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import platform
+from typing import Any
+
+import torch
+
+from reszoo.devices import device_name
+
+__all__ = [
+    "PEAK_TFLOPS",
+    "dtype_warning",
+    "environment",
+    "environment_warnings",
+    "has_tf32",
+    "peak_tflops_for",
+    "usable_cores",
+]
+
+# Dense (no sparsity) tensor-core peaks in TFLOP/s from NVIDIA's data sheets; "fp32" is the
+# non-tensor-core rate. Matched by substring of the device name, first match wins, so the
+# more specific names come first. Update or pass ``peak_tflops=`` for other devices.
+PEAK_TFLOPS: dict[str, dict[str, float]] = {
+    "H200": {"bf16": 989.0, "fp16": 989.0, "tf32": 495.0, "fp32": 67.0},
+    "H100 PCIe": {"bf16": 756.0, "fp16": 756.0, "tf32": 378.0, "fp32": 51.0},
+    "H100": {"bf16": 989.0, "fp16": 989.0, "tf32": 495.0, "fp32": 67.0},
+    "A100": {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5},
+    "L40S": {"bf16": 362.0, "fp16": 362.0, "tf32": 183.0, "fp32": 91.6},
+    "RTX 4090": {"bf16": 165.2, "fp16": 165.2, "tf32": 82.6, "fp32": 82.6},
+    "V100": {"bf16": 0.0, "fp16": 125.0, "tf32": 0.0, "fp32": 15.7},
+}
+
+
+def peak_tflops_for(device_name: str, dtype: str) -> float | None:
+    """Peak TFLOP/s of a device for a dtype from :data:`PEAK_TFLOPS`, or ``None`` if unknown."""
+    for key, table in PEAK_TFLOPS.items():
+        if key in device_name:
+            return table.get(dtype) or None
+    return None
+
+
+def has_tf32(device: torch.device) -> bool:
+    """True on an NVIDIA GPU of compute capability 8.0 (Ampere) or newer, where tf32 is a mode of its own."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def dtype_warning(dtype: str, device: torch.device) -> str | None:
+    """A warning for autocast to a dtype this device computes slowly (no hardware for it), or None.
+
+    fp16 on a CPU runs many times slower than fp32 unless the CPU has AMX-FP16; bf16 needs
+    AVX512-BF16 or AMX. The result is measured as asked, with this line in its ``warnings``.
+    """
+    if device.type != "cpu" or dtype not in ("fp16", "bf16"):
+        return None
+    cpu = torch.cpu
+    fast = {
+        "fp16": getattr(cpu, "_is_amx_fp16_supported", lambda: False)(),
+        "bf16": getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+        or getattr(cpu, "_is_amx_tile_supported", lambda: False)(),
+    }
+    if fast[dtype]:
+        return None
+    units = {"fp16": "AMX-FP16", "bf16": "AVX512-BF16 or AMX"}[dtype]
+    return (
+        f"slow dtype: {dtype} autocast on a CPU without {units} is emulated and typically many times "
+        "slower than fp32; this row measures that, not the CPU's best"
+    )
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def environment(device: str | torch.device = "cpu") -> dict[str, Any]:
+    """What a result depends on: device name, library versions, threads, date, and how busy the CPU was.
+
+    ``load_average`` is the 1-minute load average when this is called (call it before measuring);
+    ``busy`` is True when it exceeds half the usable ``cores`` (at least 1), i.e. other work
+    competes for the CPU. ``oversubscribed`` is True when torch's threads times the processes of
+    a launch (``LOCAL_WORLD_SIZE``) exceed the cores. :func:`environment_warnings` words both.
+    """
+    device = torch.device(device)
+    cores, threads = usable_cores(), torch.get_num_threads()
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("WORLD_SIZE") or 1)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    env: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device_type": device.type,
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "threads": threads,
+        "processes": processes,
+        "cores": cores,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "load_average": load,
+        "busy": load is not None and load > max(1.0, cores / 2),
+        "oversubscribed": threads * processes > cores,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    with contextlib.suppress(ImportError):
+        import torchvision
+
+        env["torchvision"] = torchvision.__version__
+    return env
+
+
+def environment_warnings(env: dict[str, Any]) -> list[str]:
+    """One line for each way the machine's state (from :func:`environment`) will distort the figures."""
+    lines = []
+    if env.get("busy"):
+        lines.append(
+            f"the CPU is busy: load average {env['load_average']:.1f} on {env['cores']} cores before the run; "
+            "other work will slow and scatter these figures"
+        )
+    if env.get("oversubscribed"):
+        lines.append(
+            f"{env['threads']} torch threads x {env['processes']} processes > {env['cores']} cores: threads will "
+            "contend; set torch.set_num_threads / OMP_NUM_THREADS to cores / processes"
+        )
+    return lines
