@@ -322,3 +322,164 @@ def test_compare_script_rejects_bad_arguments(argv, match):
     done = _script("compare", argv)
     assert done.returncode == 2, done.stderr
     assert match in done.stderr
+
+
+# -- honest output (issue 16): few runs, spread, dtypes, a busy or oversubscribed CPU, long sweeps --
+
+
+def _row(**kw):
+    return bench.BenchResult("tiny", "infer", "cpu", 2, (3, 8, 8), "fp32", False, None, False, **kw)
+
+
+@pytest.mark.parametrize(
+    ("times", "note"),
+    [
+        ([0.010] * 4, "few runs: only 4 timed runs (< 5)"),
+        ([0.010], "few runs: only 1 timed run (< 5)"),
+        ([0.010, 0.010, 0.010, 0.020, 0.020, 0.020], "noisy: the spread (IQR / median) is 67% (> 20%)"),
+        ([0.010, 0.0101, 0.0099, 0.010, 0.0102], None),
+    ],
+)
+def test_rows_say_when_they_should_not_be_trusted(tmp_path, times, note):
+    r = _row()
+    bench.measuring.fill_times(r, times)
+    assert r.runs == len(times)
+    if note is None:
+        assert r.warnings == [] and report.to_table([r]).splitlines()[2].rstrip().endswith("-")
+        return
+    (warning,) = r.warnings
+    assert warning.startswith(note)
+    row = report.to_table([r]).splitlines()[2]
+    assert row.rstrip().endswith(note.split(":")[0]) and "note" in report.to_table([r]).splitlines()[0]
+    if len(times) == 1:
+        assert "(1 run)" in row and "(0.00)" not in row  # one run has no spread to show
+    report.to_json([r], str(tmp_path / "r.json"), env={})
+    assert json.loads((tmp_path / "r.json").read_text())["results"][0]["warnings"] == [warning]
+    report.to_csv([r], str(tmp_path / "r.csv"))
+    assert next(csv.DictReader((tmp_path / "r.csv").open()))["warnings"] == warning
+    assert report.notes([r]) == [f"tiny infer bs=2 fp32: {warning}"]
+
+
+def test_tf32_off_an_nvidia_gpu_is_refused(tiny_model, capsys):
+    with pytest.raises(ValueError, match=r"dtype='tf32' is the TensorFloat-32 mode .* on device='cpu' it would be"):
+        bench.measure(tiny_model(), device="cpu", dtype="tf32", **FAST)
+    assert main(["bench", "resnet20", "--device", "cpu", "--dtype", "tf32"]) == 2
+    assert "plain fp32, so it is refused" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("dtype", "probe"), [("fp16", "_is_amx_fp16_supported"), ("bf16", "_is_avx512_bf16_supported")]
+)
+def test_a_dtype_without_cpu_hardware_is_measured_with_a_warning(monkeypatch, tiny_model, dtype, probe):
+    monkeypatch.setattr(torch.cpu, probe, lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    r = bench.measure(tiny_model(), batch_size=2, device="cpu", dtype=dtype, **FAST)
+    assert r.status == "ok" and r.dtype == dtype
+    assert any(w.startswith(f"slow dtype: {dtype} autocast on a CPU without") for w in r.warnings)
+    monkeypatch.setattr(torch.cpu, probe, lambda: True)
+    assert bench.measuring.dtype_warning(dtype, torch.device("cpu")) is None
+    assert bench.measuring.dtype_warning(dtype, torch.device("meta")) is None
+
+
+def test_environment_reports_load_threads_and_cores(monkeypatch):
+    from reszoo.bench import machine
+
+    monkeypatch.setattr(machine.os, "getloadavg", lambda: (0.2, 0.2, 0.2), raising=False)
+    monkeypatch.setattr(machine, "usable_cores", lambda: 4)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    env = bench.environment("cpu")
+    assert (env["cores"], env["threads"], env["processes"], env["load_average"]) == (4, 4, 1, 0.2)
+    assert env["busy"] is False and env["oversubscribed"] is False and bench.environment_warnings(env) == []
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    monkeypatch.setattr(machine.os, "getloadavg", lambda: (3.5, 1.0, 1.0), raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    env = bench.environment("cpu")
+    assert env["busy"] is True and env["oversubscribed"] is True
+    busy, over = bench.environment_warnings(env)
+    assert busy.startswith("the CPU is busy: load average 3.5 on 4 cores before the run")
+    assert over.startswith("4 torch threads x 2 processes > 4 cores: threads will contend")
+
+
+def test_cli_warns_about_a_busy_cpu(monkeypatch, capsys):
+    from reszoo.bench import machine
+
+    monkeypatch.setattr(machine.os, "getloadavg", lambda: (99.0, 1.0, 1.0), raising=False)
+    assert main(["bench", "resnet20", "--device", "cpu", "--batch-size", "1", "--min-run-time", "0.01"]) == 0
+    assert "warning: the CPU is busy: load average 99.0" in capsys.readouterr().err
+
+
+class _Bar:
+    """tqdm's place in a test: records what a sweep reports."""
+
+    made: list = []
+
+    def __init__(self, total, **kwargs):
+        self.total, self.kwargs, self.n, self.descriptions = total, kwargs, 0, []
+        _Bar.made.append(self)
+
+    def update(self, n):
+        self.n += n
+
+    def set_description(self, text):
+        self.descriptions.append(text)
+
+    def close(self):
+        pass
+
+
+def test_a_sweep_shows_progress_and_keeps_its_rows_when_interrupted(tmp_path, monkeypatch, capsys):
+    import tqdm.auto
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", _Bar)
+    real = bench.measuring.measure
+    calls = []
+
+    def measure(*args, **kwargs):
+        calls.append(kwargs["batch_size"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C during the third measurement
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bench.measuring, "measure", measure)
+    js, cs = tmp_path / "r.json", tmp_path / "r.csv"
+    argv = [
+        "bench",
+        "resnet20",
+        "--device",
+        "cpu",
+        "--mode",
+        "both",
+        "--batch-size",
+        "1",
+        "2",
+        "--min-run-time",
+        "0.01",
+    ]
+    assert main([*argv, "--json", str(js), "--csv", str(cs)]) == 130
+    assert capsys.readouterr().err.strip().endswith("reszoo bench: interrupted")
+    bar = _Bar.made[-1]
+    assert (bar.total, bar.n, bar.kwargs["disable"]) == (4, 2, None)  # 1 model x 2 modes x 2 batch sizes
+    assert bar.descriptions == ["resnet20 infer", "resnet20 train"]
+    rows = json.loads(js.read_text())["results"]
+    assert [(r["mode"], r["batch_size"]) for r in rows] == [("infer", 1), ("infer", 2)]
+    assert len(list(csv.DictReader(cs.open()))) == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "match"),
+    [
+        ("--json", "{tmp}", "--json takes a file path; received --json {tmp}, which is a folder"),
+        ("--csv", "{tmp}/no/such/r.csv", "--csv must be in an existing folder"),
+        ("--plot", "{tmp}", "is a folder"),
+    ],
+)
+def test_cli_bench_output_paths_are_checked_before_measuring(tmp_path, monkeypatch, capsys, option, value, match):
+    if option == "--plot":
+        pytest.importorskip("matplotlib", reason="--plot is checked for matplotlib first")
+    monkeypatch.setattr(bench.measuring, "measure", lambda *a, **k: pytest.fail("measured"))
+    value = value.format(tmp=tmp_path)
+    assert main(["bench", "resnet20", "--device", "cpu", option, value]) == 2
+    err = capsys.readouterr().err
+    assert match.format(tmp=tmp_path) in err and len(err.strip().splitlines()) == 1

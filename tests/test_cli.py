@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from reszoo.cli import main
+from reszoo.errors import FileWriteError, HubUnreachableError, TrainingInterrupted
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,3 +95,73 @@ def test_help_imports_nothing_heavy():
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "usage: reszoo" in done.stdout and "reszoo.commands" in imported
     assert not sorted(m for m in imported if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+# -- the error policy for the failures of issue 16 -------------------------------------------------
+
+
+def _raising(err):
+    def run(args):
+        raise err
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("err", "code", "line"),
+    [
+        (KeyboardInterrupt(), 130, "reszoo list: interrupted"),
+        (
+            TrainingInterrupted("SIGTERM at iteration 3 of 9; ...", signum=15),
+            143,
+            "reszoo list: stopped: SIGTERM at iteration 3 of 9; ...",
+        ),
+        (
+            FileWriteError(28, "Cannot write x/checkpoint.pt: No space left", "x"),
+            1,
+            "reszoo list: error: Cannot write x/checkpoint.pt: No space left",
+        ),
+        (
+            HubUnreachableError("Cannot push to me/x: offline."),
+            1,
+            "reszoo list: error: Cannot push to me/x: offline.",
+        ),
+        (PermissionError(13, "Permission denied", "/x"), 1, "reszoo list: error: [Errno 13] Permission denied: '/x'"),
+    ],
+    ids=["ctrl-c", "sigterm", "disk-full", "offline", "permission"],
+)
+def test_expected_failures_are_one_line_with_their_exit_code(monkeypatch, capsys, err, code, line):
+    from reszoo.commands import models
+
+    monkeypatch.setattr(models, "run_list", _raising(err))
+    assert main(["list"]) == code
+    captured = capsys.readouterr()
+    assert captured.err.strip() == line and "Traceback" not in captured.err
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    from reszoo.commands import models
+
+    monkeypatch.setattr(models, "run_list", _raising(ZeroDivisionError("a bug")))
+    with pytest.raises(ZeroDivisionError):
+        main(["list"])
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("how", ["HF_HUB_OFFLINE", "refused"])
+def test_push_to_hub_offline_is_one_clear_error(monkeypatch, how, tiny_model):
+    """What ``reszoo convert --push-to-hub`` meets with no network (a refused port stands for one)."""
+    import reszoo
+
+    if how == "HF_HUB_OFFLINE":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        reason = "HF_HUB_OFFLINE is set"
+    else:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+        reason = "Connect"
+    with pytest.raises(HubUnreachableError) as exc:
+        reszoo.push_to_hub(tiny_model(), "me/tiny", token="hf_test")
+    message = str(exc.value)
+    assert message.startswith("Cannot push to me/tiny: the Hugging Face Hub at ") and reason in message
+    assert "Nothing was uploaded" in message and isinstance(exc.value, ConnectionError)

@@ -18,13 +18,11 @@ import contextlib
 import errno
 import io
 import json
-import math
 import os
 import shutil
 import sys
 import tempfile
 import types
-import typing
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
@@ -462,15 +460,17 @@ def copy_of(folder: Path) -> Any:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def outcome(read: Any, damaged_file: Path) -> Any:
-    """Run ``read``: a result, or a clean reszoo error; the damaged file is never removed or changed."""
+def outcome(read: Any, damaged_file: Path, *, writes: bool = False) -> Any:
+    """Run ``read``: a result, or a clean reszoo error; the damaged file is never removed or changed
+    (by a reader; a call that ``writes`` may replace it when it succeeds)."""
     before = damaged_file.read_bytes()
     try:
         result = read()
     except ReszooError as err:
         assert_clean(err, kinds=(Exception,))
         result = err
-    assert damaged_file.read_bytes() == before, f"{damaged_file.name} was changed or removed"
+    if isinstance(result, ReszooError) or not writes:
+        assert damaged_file.read_bytes() == before, f"{damaged_file.name} was changed or removed"
     return result
 
 
@@ -550,7 +550,6 @@ CHECKPOINT_FIELDS = st.sampled_from(["iteration", "model", "optimizer", "plateau
 @FUZZ
 @given(key=CHECKPOINT_FIELDS, value=st.one_of(JSON_VALUES, st.just(torch.zeros(3)), st.just("drop")))
 def test_checkpoint_with_wrong_contents(originals, key, value):
-    from reszoo.runfolder import load_checkpoint
 
     ckpt = torch.load(originals.run / "checkpoint.pt", weights_only=True)
     if value == "drop":
@@ -562,7 +561,8 @@ def test_checkpoint_with_wrong_contents(originals, key, value):
         torch.save(ckpt, run / "checkpoint.pt")
         recipe = Recipe(data="synthetic", batch_size=4, iterations=2, synthetic_eval_images=8)
         model = ResNet(ResNetConfig(**TINY_OVERRIDES))
-        got = outcome(lambda: train.fit(model, recipe, out=run, resume=True, progress=False), run / "recipe.json")
+        fit = lambda: train.fit(model, recipe, out=run, resume=True, progress=False)  # noqa: E731
+        got = outcome(fit, run / "recipe.json", writes=True)
         assert isinstance(got, (ReszooError, train.FitResult))
 
 
@@ -585,3 +585,277 @@ def test_damaged_legacy_checkpoint(originals, data):
         got = outcome(read, path)
         if not isinstance(got, ReszooError):  # no checksum in a legacy file: a flipped weight loads as it is
             assert set(model.state_dict()) == set(ResNet(ResNetConfig(**TINY_OVERRIDES)).state_dict())
+
+
+# -- 3. random command lines -------------------------------------------------------------------
+
+BAD_TEXT = ["-1", "0", "nan", "inf", "1e309", "x", "", " ", "true", "2,", ",", "3.5", "-", "é", "1,x", "none"]
+
+
+def _opts(*specs: tuple[str, list[str]]) -> Any:
+    """Lists of options drawn from ``specs`` (flag, good values), each value good or bad."""
+    option = st.sampled_from(specs).flatmap(
+        lambda spec: (
+            st.tuples(st.just(spec[0]), st.sampled_from(spec[1] + BAD_TEXT)) if spec[1] else st.tuples(st.just(spec[0]))
+        )
+    )
+    return st.lists(option, max_size=4).map(lambda opts: [part for opt in opts for part in opt])
+
+
+@st.composite
+def command_lines(draw, paths: Any) -> list[str]:
+    """A command line of a real subcommand, with options drawn good or bad; runs are tiny when valid."""
+    out = draw(st.sampled_from([paths.fresh(), paths.afile, paths.afile + "/sub", paths.emptydir, paths.fresh()]))
+    command = draw(st.sampled_from(["list", "info", "train", "experiment", "bench", "download", "convert", "export"]))
+    if command == "list":
+        base = ["list", draw(st.sampled_from(["resnet2*", "plain2*", "vgg*", "", "[", "*50"]))]
+        return base + draw(_opts(("--format", ["table", "json", "csv", "markdown", "yaml"]), ("--pretrained", [])))
+    if command == "info":
+        return ["info", draw(st.sampled_from(["resnet20", "resnet57", "", "resnet*", "hf-hub:x/y"]))]
+    if command in ("train", "experiment"):
+        tiny = [*TINY_ARGS, "--data", "synthetic", "--iterations", "1", "--batch-size", "4", "--no-progress"]
+        tiny += ["--synthetic-eval-images", "8", "--eval-every", "0"]
+        if command == "train":
+            base = ["train", draw(st.sampled_from(["resnet20", "resnet21", "plain20", ""])), *tiny, "--out", out]
+        else:
+            base = ["experiment", "degradation", "--out", out, "--depths", draw(st.sampled_from(["8", "8,9", "x", ""]))]
+            base += tiny[2:]  # experiment sets depths itself
+        return base + draw(
+            _opts(
+                ("--lr", ["0.01"]),
+                ("--momentum", ["0.5"]),
+                ("--iterations", ["2"]),
+                ("--batch-size", ["2"]),
+                ("--milestones", ["1", "1,2"]),
+                ("--schedule", ["step", "plateau", "cosine"]),
+                ("--device", ["cpu", "tpu", "cuda:9"]),
+                ("--seed", ["3"]),
+                ("--resume", [paths.emptydir, paths.afile, "/nonexistent/run"]),
+                ("-M", ["num_classes=10", "zero_init_residual=maybe", "depths=", "colour=red", "=3", "widths=4,8"]),
+                ("--gamma", ["0.5", "2"]),
+                ("--weight-decay", ["0"]),
+                ("--warmup-iters", ["1"]),
+                ("--checkpoint-every", ["1"]),
+                ("--amp", []),
+                ("--nesterov", []),
+                ("--data", ["cifar10", "mnist"]),
+                ("--root", [paths.emptydir]),
+            )
+        )
+    if command == "bench":
+        base = ["bench", draw(st.sampled_from(["resnet20", "vgg*", ""]))]
+        base += ["--device", "cpu", "--min-run-time", "0.01", "--batch-size", "2"]
+        return base + draw(
+            _opts(
+                ("--mode", ["infer", "train", "both"]),
+                ("--batch-size", ["1"]),
+                ("--dtype", ["fp32", "tf32", "fp8"]),
+                ("--channels-last", []),
+                ("--compile", ["fastest"]),
+                ("--json", [paths.fresh() + ".json", paths.emptydir, "/nonexistent/r.json"]),
+                ("--csv", [paths.fresh() + ".csv", paths.emptydir]),
+                ("--min-run-time", ["0.01"]),
+                ("--peak-tflops", ["1"]),
+                ("--compare", ["nothing"]),
+                ("--input-size", []),
+            )
+        )
+    if command == "download":
+        return ["download", draw(st.sampled_from(["resnet20-cifar10", "nothing-such", "", "hf-hub:a/b"]))]
+    if command == "convert":
+        base = ["convert", draw(st.sampled_from(["resnet20-cifar10", "nothing-such", ""])), out]
+        return base + draw(_opts(("--checkpoint", [paths.afile, "/nonexistent/x.th"]), ("--no-check-hash", [])))
+    base = ["export", draw(st.sampled_from(["resnet57", "", "vgg"])), out]
+    return base + draw(_opts(("--format", ["onnx", "tflite"]), ("--opset", ["7"]), ("--dynamic-batch", [])))
+
+
+@pytest.fixture(scope="module")
+def cli_paths(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fuzz-cli")
+    (root / "afile").write_text("not a folder")
+    (root / "empty").mkdir()
+    counter = iter(range(10**6))
+    return types.SimpleNamespace(
+        root=root,
+        afile=str(root / "afile"),
+        emptydir=str(root / "empty"),
+        fresh=lambda: str(root / f"new{next(counter)}"),
+    )
+
+
+def run_cli(argv: list[str], capsys: Any) -> tuple[int, str]:
+    """``main(argv)``: exit 0, 1 or 2; a failure is one ``reszoo ...: error:`` line, never a traceback."""
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse: usage lines, then one error line
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code in (0, 1, 2), (argv, code, err)
+    assert "Traceback" not in err, (argv, err)
+    if code:
+        errors = [line for line in err.splitlines() if line.startswith("reszoo") and ": error: " in line]
+        assert len(errors) == 1, (argv, err)
+    return code, err
+
+
+@pytest.mark.timeout(600)
+@settings(FUZZ, max_examples=60)
+@given(data=st.data())
+def test_random_command_lines(data, cli_paths, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("RESZOO_CACHE", str(cli_paths.root / "cache"))
+    argv = data.draw(command_lines(cli_paths))
+    tried("command line", argv)
+    run_cli(argv, capsys)
+
+
+# -- 4. writes interrupted at random points ----------------------------------------------------
+
+WRITE_ERRNOS = [errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EROFS]
+
+
+class _Faulty:
+    """A file that takes ``budget`` more bytes, then fails as a full (or broken) disk does."""
+
+    def __init__(self, file: Any, budget: int, code: int) -> None:
+        self._file, self._budget, self._code = file, budget, code
+
+    def write(self, data: Any) -> int:
+        if len(data) > self._budget:
+            self._file.write(data[: self._budget])
+            self._budget = 0
+            raise OSError(self._code, os.strerror(self._code))
+        self._budget -= len(data)
+        return self._file.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+    def __enter__(self) -> _Faulty:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+
+@contextlib.contextmanager
+def fault(monkeypatch: Any, *, point: str, budget: int, code: int) -> Any:
+    """Make the next atomic write fail: after ``budget`` bytes ("write"), at fsync, or at the rename."""
+    from reszoo import fileio
+
+    real_open = builtins.open
+
+    def faulty_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        f = real_open(file, mode, *args, **kwargs)
+        name = os.path.basename(os.fspath(file)) if isinstance(file, (str, os.PathLike)) else ""
+        if point == "write" and "w" in mode and name.startswith(".") and name.endswith(".tmp"):
+            return _Faulty(f, budget, code)
+        return f
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise OSError(code, os.strerror(code))
+
+    with monkeypatch.context() as m:
+        m.setattr(builtins, "open", faulty_open)
+        m.setattr(io, "open", faulty_open)
+        if point == "fsync":
+            m.setattr(fileio.os, "fsync", fail)
+        if point == "replace":
+            m.setattr(fileio.os, "replace", fail)
+        yield
+
+
+def _write(writer: str, folder: Path, version: int) -> list[Path]:
+    """Write ``version`` (0: the old content, 1: the new) with one of reszoo's writers; the files it writes."""
+    from reszoo.bench import reporting
+    from reszoo.runfolder import save_checkpoint, write_json
+
+    torch.manual_seed(version)
+    model = ResNet(ResNetConfig(**TINY_OVERRIDES))
+    row = bench.BenchResult("tiny", "infer", "cpu", 2, (3, 8, 8), "fp32", False, None, False, runs=version)
+    if writer == "run.json":
+        write_json(folder / "run.json", {"version": version, "rows": list(range(500))})
+        return [folder / "run.json"]
+    if writer == "checkpoint.pt":
+        ckpt = {"iteration": version, "model": model.state_dict(), "optimizer": {}, "errors": {}}
+        save_checkpoint(folder / "checkpoint.pt", ckpt | {"plateau": {"best": 1.0, "bad": 0, "drops": 0}})
+        return [folder / "checkpoint.pt"]
+    if writer == "saved model":
+        hub.save_pretrained(model, folder / "model")
+        return [folder / "model" / "model.safetensors", folder / "model" / "config.json"]
+    if writer == "bench.json":
+        reporting.to_json([row] * 50, str(folder / "bench.json"), env={"version": version})
+        return [folder / "bench.json"]
+    reporting.to_csv([row] * 50, str(folder / "bench.csv"))
+    return [folder / "bench.csv"]
+
+
+WRITERS = ["run.json", "checkpoint.pt", "saved model", "bench.json", "bench.csv"]
+
+
+@pytest.fixture(scope="module")
+def new_contents(tmp_path_factory):
+    """What each writer writes as version 1, written once without faults."""
+    out = {}
+    for writer in WRITERS:
+        folder = tmp_path_factory.mktemp("new")
+        out[writer] = [_content(f) for f in _write(writer, folder, 1)]
+    return out
+
+
+def _content(path: Path) -> Any:
+    """A file's content: its bytes, or its tensors' digest for safetensors (whose header order varies)."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        from reszoo.fileio import tensors_digest
+
+        return tensors_digest(load_file(path))
+    return path.read_bytes()
+
+
+@FUZZ
+@given(
+    writer=st.sampled_from(WRITERS),
+    point=st.sampled_from(["write", "write", "write", "fsync", "replace"]),
+    budget=st.integers(0, 100_000),
+    code=st.sampled_from(WRITE_ERRNOS),
+)
+def test_interrupted_writes_keep_the_old_file(tmp_path_factory, monkeypatch, new_contents, writer, point, budget, code):
+    folder = tmp_path_factory.mktemp("write")
+    files = _write(writer, folder, 0)
+    old = [_content(f) for f in files]
+    tried("interrupted write", (writer, point, budget, errno.errorcode[code]))
+    with fault(monkeypatch, point=point, budget=budget, code=code):
+        try:
+            _write(writer, folder, 1)
+        except FileWriteError as err:
+            assert err.errno == code and "unchanged" in str(err)
+            named = [f for f in files if str(f) in str(err)]
+            assert len(named) == 1, f"the error names none of {files}: {err}"
+            assert _content(named[0]) == old[files.index(named[0])], "the previous file was damaged"
+        else:  # the fault came after the last byte (or at the fsync of a writer that does not sync)
+            assert point != "replace"
+    for f, before, after in zip(files, old, new_contents[writer], strict=True):
+        assert _content(f) in (before, after), f"{f.name} is neither the old file nor the new one"
+    assert not list(folder.rglob("*.tmp")), "a temporary file was left"
+
+
+def test_a_rust_writer_failing_on_a_full_disk_names_the_file(tmp_path, monkeypatch):
+    """safetensors reports the OS error only in its message: "... (os error 28)"."""
+    import safetensors.torch
+
+    model = ResNet(ResNetConfig(**TINY_OVERRIDES))
+    hub.save_pretrained(model, tmp_path)
+    old = (tmp_path / "model.safetensors").read_bytes()
+
+    def full(tensors: Any, filename: str, metadata: Any = None) -> None:
+        Path(filename).write_bytes(b"partial")
+        raise Exception("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    tried("interrupted write", ("model.safetensors", "rust", errno.ENOSPC))
+    with pytest.raises(FileWriteError, match=r"Cannot write .*model.safetensors: No space left on device") as exc:
+        hub.save_pretrained(model, tmp_path)
+    assert exc.value.errno == errno.ENOSPC
+    assert (tmp_path / "model.safetensors").read_bytes() == old

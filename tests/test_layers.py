@@ -95,11 +95,12 @@ def _train_step(model: nn.Module, x: torch.Tensor, seed: int = 0) -> tuple[torch
     return out.detach(), grads, {k: v.clone() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.parametrize("every", ["stage", "block"])
 @pytest.mark.parametrize("overrides", [{}, {"drop_path_rate": 0.3}, {"shortcut": "B", "num_classes": 0}])
-def test_checkpointing_changes_nothing_but_memory(tiny_model, overrides):
-    plain, checkpointed = tiny_model(**overrides), tiny_model(**overrides)
+def test_checkpointing_changes_nothing_but_memory(tiny_model, overrides, every):
+    plain, checkpointed = tiny_model(**overrides, depths=(2, 1, 1)), tiny_model(**overrides, depths=(2, 1, 1))
     checkpointed.load_state_dict(plain.state_dict())
-    checkpointed.set_grad_checkpointing()
+    checkpointed.set_grad_checkpointing(every=every)
     x = torch.randn(4, 3, 16, 16)
     for step in range(2):
         out_a, grads_a, state_a = _train_step(plain, x, seed=step)
@@ -132,12 +133,27 @@ def test_checkpointing_recomputes_each_stage_in_backward(tiny_model):
     assert not model.grad_checkpointing
     with pytest.raises(ArgumentTypeError, match=r"enable='yes'"):
         model.set_grad_checkpointing("yes")
+    with pytest.raises(InvalidArgumentError, match=r"every 'layer'.*stage, block"):
+        model.set_grad_checkpointing(every="layer")
+
+
+def test_checkpointing_every_block_recomputes_one_block_at_a_time(tiny_model):
+    model = tiny_model(depths=(2, 2, 2))
+    blocks = [b for name in model.stage_names for b in getattr(model, name)]
+    calls = []
+    for i, block in enumerate(blocks):
+        block.register_forward_pre_hook(lambda m, args, i=i: calls.append(i))
+    model.set_grad_checkpointing(every="block")
+    model(torch.randn(2, 3, 16, 16)).sum().backward()
+    # Forward in order, then each block again just before its own backward: last block first.
+    assert calls == list(range(6)) + list(reversed(range(6)))
 
 
 def test_backbones_checkpoint_too(tiny_model):
     model = tiny_model()
+    model.set_grad_checkpointing(every="block")
     backbone = reszoo.features.ResNetFeatures(model, out_indices=(1, 3))
-    backbone.set_grad_checkpointing()
+    assert backbone.grad_checkpointing and backbone.checkpoint_every == "block"  # taken from the model
     x = torch.randn(2, 3, 16, 16)
     torch.manual_seed(0)
     with_ckpt = backbone(x)

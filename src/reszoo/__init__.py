@@ -112,7 +112,7 @@ __all__ = [
 # Heavy parts load on first use (PEP 562), so `import reszoo` and `reszoo --help` cost little
 # beyond importing torch: the trainer, the benchmark, the Hub client and torchvision wait until
 # they are asked for. `from reszoo import train` works as for any submodule.
-_LAZY_MODULES = ("bench", "data", "train", "transforms")
+_LAZY_MODULES = ("bench", "data", "export", "train", "transforms")
 _LAZY_ATTRS = {
     "optimize_for_inference": "reszoo.optimize",
     "load_pretrained": "reszoo.pretrained",

@@ -77,3 +77,7 @@ class TrainingInterrupted(ReszooError):
 
 class HubUnreachableError(ReszooError, ConnectionError):
     """The Hugging Face Hub cannot be reached (offline, ``HF_HUB_OFFLINE`` set, no network); nothing was sent."""
+
+
+class ExportCheckError(ReszooError, RuntimeError):
+    """An exported artefact did not load or did not match the eager model; the output was not written."""

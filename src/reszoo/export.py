@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from reszoo.checks import check_bool, check_choice, check_int, check_ints, check_path, type_error
-from reszoo.errors import InvalidArgumentError, ReszooError
+from reszoo.errors import ExportCheckError, InvalidArgumentError
 from reszoo.registry import create_model
 
 __all__ = ["ATOL", "FORMATS", "RTOL", "ExportCheckError", "ExportResult", "export_model", "format_for", "onnx_modules"]
@@ -55,10 +55,6 @@ ATOL = 1e-4
 RTOL = 1e-5
 _FILE_NAMES = {"onnx": "model.onnx", "pt2": "model.pt2", "torchscript": "model.pt"}
 _Made = tuple[str, int | None]
-
-
-class ExportCheckError(ReszooError, RuntimeError):
-    """The exported artefact did not load or did not match the eager model; ``out`` was not written."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import torch
 import torch.fx
 from torch import nn
 
-from reszoo.checks import check_bool, check_ints, type_error, value_error
+from reszoo.checks import check_bool, check_choice, check_ints, type_error, value_error
 from reszoo.layers import checkpointed
 
 
@@ -102,7 +102,6 @@ def collect_features(
     take: Sequence[int] = (),
     *,
     last: int | None = None,
-    checkpointing: bool = False,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Run ``module``'s stem and stages on ``x``, keeping the feature maps whose index is in ``take``.
 
@@ -110,14 +109,16 @@ def collect_features(
     ``stem_names``, ``stem_out`` (the stem child whose output is feature 0) and ``stage_names``.
     The names are fixed when the module is built, so torch.fx, torch.jit.trace, torch.compile
     and torch.export see a straight line of calls. ``last`` stops after stage ``last`` (0: after
-    the stem); ``checkpointing`` recomputes each stage in backward (:func:`reszoo.layers.checkpointed`).
+    the stem). With ``module.grad_checkpointing`` set (:func:`set_checkpointing`), each stage, or
+    each block, is recomputed in backward (:func:`reszoo.layers.checkpointed`).
 
     Returns:
         The output of the last stage run, and the kept feature maps in index order.
     """
     # Recorders (torch.fx, torch.jit.trace) capture the plain forward; compilers keep checkpointing.
-    checkpointing = checkpointing and torch.is_grad_enabled() and not torch.jit.is_tracing()
-    checkpointing = checkpointing and not isinstance(x, torch.fx.Proxy)
+    every = module.checkpoint_every if module.grad_checkpointing and torch.is_grad_enabled() else None
+    if torch.jit.is_tracing() or isinstance(x, torch.fx.Proxy):
+        every = None
     features = []
     for name in module.stem_names:
         x = getattr(module, name)(x)
@@ -125,10 +126,29 @@ def collect_features(
             features.append(x)
     for i, name in enumerate(module.stage_names[:last], start=1):
         stage = getattr(module, name)
-        x = checkpointed(stage, x) if checkpointing else stage(x)
+        if every == "block":
+            for block in stage:
+                x = checkpointed(block, x)
+        else:
+            x = checkpointed(stage, x) if every == "stage" else stage(x)
         if i in take:
             features.append(x)
     return x, features
+
+
+CHECKPOINT_UNITS = ("stage", "block")
+
+
+def set_checkpointing(module: nn.Module, enable: bool = True, every: str = "stage") -> None:
+    """Turn activation checkpointing of ``module``'s stages on or off (``set_grad_checkpointing``).
+
+    ``every="stage"`` keeps each stage's input for backward and recomputes the stage;
+    ``every="block"`` keeps each block's input and recomputes one block at a time (timm's way):
+    less memory still, the same extra compute (every block's forward runs twice either way).
+    docs/ecosystem.md gives both, measured.
+    """
+    module.grad_checkpointing = check_bool("enable", enable)
+    module.checkpoint_every = check_choice("every", every, CHECKPOINT_UNITS)
 
 
 class FeatureSequential(nn.Sequential):
@@ -169,7 +189,9 @@ class ResNetFeatures(nn.Module):
         self.out_indices = check_out_indices(out_indices, len(specs))
         self.feature_info = FeatureInfo(specs[i] for i in self.out_indices)
         self.config = model.config
-        self.grad_checkpointing = bool(getattr(model, "grad_checkpointing", False))
+        set_checkpointing(
+            self, getattr(model, "grad_checkpointing", False), getattr(model, "checkpoint_every", "stage")
+        )
         last = self.out_indices[-1]
         stem = model.stem_names
         if last == 0:  # only the stem's activation: stop there
@@ -181,11 +203,11 @@ class ResNetFeatures(nn.Module):
             self.add_module(name, getattr(model, name))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return collect_features(self, x, self.out_indices, checkpointing=self.grad_checkpointing)[1]
+        return collect_features(self, x, self.out_indices)[1]
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each stage in backward instead of keeping its activations (see ``ResNet``)."""
-        self.grad_checkpointing = check_bool("enable", enable)
+    def set_grad_checkpointing(self, enable: bool = True, every: str = "stage") -> None:
+        """Recompute each stage (or block) in backward instead of keeping its activations (see ``ResNet``)."""
+        set_checkpointing(self, enable, every)
 
     def __prepare_scriptable__(self) -> nn.Module:
         # torch.jit.script compiles this twin: TorchScript cannot call getattr(self, name) with a

@@ -38,6 +38,22 @@ _HINTS = {
 _RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
+def _write_errno(err: BaseException | None) -> int | None:
+    # The cause may sit under the error raised last: torch.save, given a file whose write fails,
+    # raises a RuntimeError while closing its archive, with the OSError as its context.
+    for _ in range(8):
+        if err is None:
+            return None
+        code = err.errno if isinstance(err, OSError) else None
+        if code is None and not isinstance(err, OSError):
+            match = _RUST_OS_ERROR.search(str(err))
+            code = int(match.group(1)) if match else None
+        if code in WRITE_ERRNOS:
+            return code
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def write_error(
     path: str | os.PathLike[str], err: BaseException, *, existed: bool | None = None
 ) -> FileWriteError | None:
@@ -51,11 +67,8 @@ def write_error(
     """
     if isinstance(err, FileWriteError):
         return err
-    code = err.errno if isinstance(err, OSError) else None
-    if code is None and not isinstance(err, OSError):
-        match = _RUST_OS_ERROR.search(str(err))
-        code = int(match.group(1)) if match else None
-    if code not in WRITE_ERRNOS:
+    code = _write_errno(err)
+    if code is None:
         return None
     path = os.fspath(path)
     if existed is None:

@@ -15,7 +15,7 @@ from torch import nn
 from reszoo.blocks import BLOCKS, ResidualBlock
 from reszoo.checks import check_bool, check_choice, check_int, check_ints, type_error, value_error
 from reszoo.errors import InvalidArgumentError
-from reszoo.features import FeatureInfo, check_out_indices, collect_features, feature_specs
+from reszoo.features import FeatureInfo, check_out_indices, collect_features, feature_specs, set_checkpointing
 from reszoo.layers import ACT_LAYERS, NORM_LAYERS, ActFactory, NormFactory, get_act_layer, get_norm_layer
 from reszoo.plaindata import PlainData
 from reszoo.shortcuts import SHORTCUT_OPTIONS, make_shortcut
@@ -352,7 +352,7 @@ class ResNet(nn.Module):
         self.total_stride = self.stem_reduction * math.prod(cfg.stage_strides)
         self.feature_info: FeatureInfo = feature_specs(self)
         self.stem_out = self.feature_info[0].module  # the stem child whose output is feature 0
-        self.grad_checkpointing = False
+        set_checkpointing(self, False)
         init_weights(self, mode=cfg.init_mode, zero_init_residual=cfg.zero_init_residual)
 
     @property
@@ -366,7 +366,7 @@ class ResNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stem and all stages: the last feature map, before pooling."""
         x = check_input(x, self.config.in_chans, self.total_stride)
-        return collect_features(self, x, checkpointing=self.grad_checkpointing)[0]
+        return collect_features(self, x)[0]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pool and classify a feature map; ``pre_logits=True`` returns the pooled features."""
@@ -408,18 +408,24 @@ class ResNet(nn.Module):
         check_bool("intermediates_only", intermediates_only)
         x = check_input(x, self.config.in_chans, self.total_stride)
         last = take[-1] if stop_early or intermediates_only else None  # intermediates_only: the rest is unused
-        x, features = collect_features(self, x, take, last=last, checkpointing=self.grad_checkpointing)
+        x, features = collect_features(self, x, take, last=last)
         return features if intermediates_only else (x, features)
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each stage's activations in backward instead of keeping them (timm's name).
+    def set_grad_checkpointing(self, enable: bool = True, every: str = "stage") -> None:
+        """Recompute activations in backward instead of keeping them (timm's method name).
 
-        Training then keeps only each stage's input and output for backward, at the cost of a
-        second forward pass of every stage (about a third more compute). Gradients and batch-norm
-        running statistics are the same as without it; docs/ecosystem.md gives the memory saved.
-        Only training with gradients is affected; torch.jit.script ignores it.
+        Args:
+            enable: on or off.
+            every: ``"stage"`` keeps each stage's input for backward and recomputes the stage;
+                ``"block"`` keeps each block's input and recomputes one block at a time (as timm):
+                less memory still, for the same extra compute, a second forward of every block
+                (about a third more per step).
+
+        Gradients and batch-norm running statistics are the same as without it (docs/ecosystem.md
+        gives the memory saved). Only steps with gradients are affected; the graphs torch.fx,
+        torch.jit.trace and torch.jit.script record hold the plain forward.
         """
-        self.grad_checkpointing = check_bool("enable", enable)
+        set_checkpointing(self, enable, every)
 
     def get_classifier(self) -> nn.Module:
         return self.fc

@@ -113,27 +113,36 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     # Only our own plain-data checkpoints are read, and never with pickle's full powers.
     try:
         ckpt = torch.load(p, weights_only=True, map_location="cpu")
-    except OSError:
+    except PermissionError:
         raise
     except Exception as err:  # torn, truncated, not a torch file: the loader's errors are of many types
         first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
         raise InvalidArgumentError(
             f"{p} could not be read as a reszoo training checkpoint ({type(err).__name__}: {first})."
         ) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(ckpt, dict) or type(ckpt.get("format")) is not int or ckpt["format"] != CHECKPOINT_FORMAT:
         raise InvalidArgumentError(f"{p} is not a reszoo training checkpoint (format {CHECKPOINT_FORMAT}).")
-    bad = [key for key, kind in _CHECKPOINT_KEYS.items() if not isinstance(ckpt.get(key), kind)]
-    if isinstance(ckpt.get("iteration"), bool) or (isinstance(ckpt.get("iteration"), int) and ckpt["iteration"] < 0):
-        bad.append("iteration")
-    if not bad and not isinstance(ckpt["rng"].get("torch"), torch.Tensor):
-        bad.append("rng")
+    bad = [key for key, valid in _CHECKPOINT_FIELDS.items() if key not in ckpt or not valid(ckpt[key])]
     if bad:
-        raise InvalidArgumentError(f"{p} is a damaged reszoo training checkpoint: bad or missing {sorted(set(bad))}.")
+        raise InvalidArgumentError(f"{p} is a damaged reszoo training checkpoint: bad or missing {bad}.")
     return ckpt
 
 
+def _numbers(value: Any, keys: dict[str, type | tuple[type, ...]]) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(value.get(k), t) and not isinstance(value.get(k), bool) for k, t in keys.items()
+    )
+
+
 # What a checkpoint holds (reszoo.loop writes it), checked on reading.
-_CHECKPOINT_KEYS = {"iteration": int, "model": dict, "optimizer": dict, "plateau": dict, "rng": dict}
+_CHECKPOINT_FIELDS = {
+    "iteration": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    "model": lambda v: isinstance(v, dict),
+    "optimizer": lambda v: isinstance(v, dict),
+    "plateau": lambda v: _numbers(v, {"best": (int, float), "bad": int, "drops": int}),
+    "errors": lambda v: isinstance(v, dict) and all(x is None or isinstance(x, float) for x in v.values()),
+    "rng": lambda v: isinstance(v, dict) and isinstance(v.get("torch"), torch.Tensor),
+}
 
 
 def checkpoint_identity(path: str | os.PathLike[str]) -> tuple[int, ...] | None:

@@ -1,4 +1,9 @@
-"""The named architectures of He et al. 2015: three-line factories over :class:`ResNetConfig`."""
+"""The named architectures of He et al. 2015: three-line factories over :class:`ResNetConfig`.
+
+Every factory takes config overrides and ``pretrained=`` (as :func:`reszoo.create_model`):
+``resnet56(pretrained=True)`` loads the default weights for resnet56, ``pretrained="resnet56-cifar10-b"``
+another entry, a ``save_pretrained`` folder or ``"hf-hub:owner/repo"`` those.
+"""
 
 from __future__ import annotations
 
