@@ -14,12 +14,12 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "reszoo"
 
 # The layers of docs/architecture.md, bottom first. A module may import its own layer or below.
 LAYERS: list[set[str]] = [
-    {"_version", "errors", "checks", "constants", "devices", "fileio", "plaindata", "interrupts"},
+    {"_version", "errors", "checks", "constants", "devices", "fileio", "plaindata", "interrupts", "cpuinfo"},
     {"layers", "stems", "shortcuts", "blocks", "resnet", "registry", "zoo", "summary", "features"},
     {"weights", "convert", "adapt", "transforms", "augment", "data", "recipes", "reference"},
     {"cache", "batches", "runfolder", "bench.machine", "bench.measuring"},
-    {"hub", "loop", "optimize", "bench.comparing", "bench.reporting", "bench"},
-    {"pretrained", "train", "export"},
+    {"hub", "loop", "freezing", "bench.reporting"},
+    {"pretrained", "train", "export", "ort", "quantize", "optimize", "bench.comparing", "bench"},
     {"experiment"},
     {"cli", "__main__", "commands", *(f"commands.{p.stem}" for p in (SRC / "commands").glob("*.py"))},
 ]

@@ -128,7 +128,9 @@ def test_compare_bad_options(kwargs, match):
 
 def test_sweep_and_interleaved_bad_options(tiny_model):
     with pytest.raises(
-        ValueError, match=r"batch_sizes must be a non-empty sequence of batch sizes; received batch_sizes=\[\]"
+        ValueError,
+        match=r"batch_sizes must be a non-empty sequence of batch sizes \(integers, or None for the "
+        r"default\); received batch_sizes=\[\]",
     ):
         bench.sweep(tiny_model, batch_sizes=[], name="tiny", device="cpu", **FAST)
     with pytest.raises(ValueError, match="rounds must be an integer >= 1; received rounds=0"):

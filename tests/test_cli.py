@@ -151,8 +151,12 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
 @pytest.mark.parametrize("how", ["HF_HUB_OFFLINE", "refused"])
 def test_push_to_hub_offline_is_one_clear_error(monkeypatch, how, tiny_model):
     """What ``reszoo convert --push-to-hub`` meets with no network (a refused port stands for one)."""
+    from huggingface_hub import constants
+
     import reszoo
 
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import: set both, whichever came first.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", how == "HF_HUB_OFFLINE")
     if how == "HF_HUB_OFFLINE":
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
         reason = "HF_HUB_OFFLINE is set"

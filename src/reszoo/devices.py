@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 from collections.abc import Iterator
 
 import torch
 
+from reszoo.accelerator import accelerator, fp32_math
 from reszoo.checks import check_choice, type_error, unknown_name_error, value_error
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
@@ -22,26 +22,38 @@ AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 def default_device() -> str:
     """The best device present: ``"cuda"``, then ``"mps"``, then ``"cpu"``."""
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
+    for kind in ("cuda", "mps"):
+        if accelerator(kind).is_available():
+            return kind
     return "cpu"
+
+
+# Where launchers put a process's rank on its node: torchrun, Slurm's srun, Open MPI, Intel MPI.
+LOCAL_RANK_VARIABLES = ("LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID")
 
 
 def distributed() -> tuple[int, int, int]:
     """(rank, world size, local rank) of this process.
 
-    Taken from the process group when one is initialised, else from the launcher's environment
-    (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` as torchrun sets them); ``(0, 1, 0)`` for a single process.
+    Rank and world size come from the process group when one is initialised (torchrun,
+    ``mp.spawn``, a caller's own ``init_process_group``), else from the launcher's environment
+    (``RANK``/``WORLD_SIZE`` as torchrun sets them); ``(0, 1, 0)`` for a single process. The
+    local rank (which GPU of the node) is the first of :data:`LOCAL_RANK_VARIABLES` that is set;
+    without any (``mp.spawn``, a process group made by hand) it is the rank itself, which
+    :func:`resolve_device` takes modulo the GPUs present: right when each node runs one process
+    per GPU with consecutive ranks.
     """
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size(), local_rank
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    else:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return 0, 1, 0
+        rank = int(os.environ.get("RANK", "0"))
     if world <= 1:
-        return 0, 1, 0
-    return int(os.environ.get("RANK", "0")), world, local_rank
+        return rank, world, 0
+    local = next((os.environ[v] for v in LOCAL_RANK_VARIABLES if os.environ.get(v, "").strip()), None)
+    return rank, world, int(local) if local is not None else rank
 
 
 def resolve_device(device: str | torch.device | None = None, *, check: bool = True) -> torch.device:
@@ -63,10 +75,11 @@ def resolve_device(device: str | torch.device | None = None, *, check: bool = Tr
         parsed = torch.device(device)
     except (RuntimeError, TypeError):
         raise unknown_name_error("device", str(device), ["auto", *DEVICE_TYPES, "cuda:N"]) from None
-    if parsed.type == "cuda" and parsed.index is None and torch.cuda.is_available():
+    cuda = accelerator("cuda")
+    if parsed.type == "cuda" and parsed.index is None and cuda.is_available():
         _, world, local_rank = distributed()
         if world > 1:
-            parsed = torch.device("cuda", local_rank % torch.cuda.device_count())
+            parsed = torch.device("cuda", local_rank % cuda.device_count())
     if check:
         _check_available(parsed)
     return parsed
@@ -74,11 +87,12 @@ def resolve_device(device: str | torch.device | None = None, *, check: bool = Tr
 
 def _check_available(device: torch.device) -> None:
     if device.type == "cuda":
-        if not torch.cuda.is_available():
+        cuda = accelerator("cuda")
+        if not cuda.is_available():
             raise value_error("device", str(device), "an available device (torch.cuda.is_available() is False)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise value_error("device", str(device), f"cuda:0 ... cuda:{torch.cuda.device_count() - 1}")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
+        if device.index is not None and device.index >= cuda.device_count():
+            raise value_error("device", str(device), f"cuda:0 ... cuda:{cuda.device_count() - 1}")
+    elif device.type == "mps" and not accelerator("mps").is_available():
         raise value_error("device", str(device), "an available device (torch.backends.mps.is_available() is False)")
     elif device.type not in DEVICE_TYPES:
         raise value_error("device", str(device), f"one of {', '.join(DEVICE_TYPES)}")
@@ -87,9 +101,7 @@ def _check_available(device: torch.device) -> None:
 def device_name(device: str | torch.device) -> str:
     """A readable name: the GPU's model, else the CPU's."""
     device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine() or device.type
+    return accelerator(device).name(device)
 
 
 def preferred_memory_format(device_type: str) -> torch.memory_format:
@@ -112,21 +124,30 @@ def preferred_memory_format(device_type: str) -> torch.memory_format:
 
 
 @contextlib.contextmanager
-def precision(dtype: str, device_type: str) -> Iterator[None]:
-    """Autocast for bf16/fp16, TF32 matmuls and convolutions for tf32, nothing for fp32."""
+def precision(dtype: str, device_type: str, *, cache_enabled: bool = True) -> Iterator[None]:
+    """The arithmetic of ``dtype`` inside the block; every flag it touches is put back after.
+
+    - ``"fp32"``: IEEE fp32 everywhere. cuDNN's default (TF32 convolutions) is switched off, so
+      an fp32 row on an Ampere-or-newer GPU times fp32, not TF32.
+    - ``"tf32"``: TF32 for CUDA matmuls and cuDNN convolutions (NVIDIA Ampere or newer).
+    - ``"bf16"``/``"fp16"``: autocast to that dtype; what autocast leaves in fp32 is IEEE fp32.
+
+    Flags are set with torch's ``fp32_precision`` API only (:func:`reszoo.accelerator.fp32_math`).
+
+    Args:
+        dtype: one of :data:`DTYPES`.
+        device_type: the autocast device type (``"cpu"``, ``"cuda"``, ``"mps"``).
+        cache_enabled: autocast's cast-weight cache; ``False`` when the block captures a CUDA
+            graph (``make_graphed_callables`` refuses the cache, and a graph must not replay
+            casts cached from a capture).
+    """
     check_choice("dtype", dtype, DTYPES)
-    if dtype in AUTOCAST_DTYPES:
-        with torch.autocast(device_type=device_type, dtype=AUTOCAST_DTYPES[dtype]):
+    with fp32_math("tf32" if dtype == "tf32" else "ieee"):
+        if dtype in AUTOCAST_DTYPES:
+            with torch.autocast(device_type=device_type, dtype=AUTOCAST_DTYPES[dtype], cache_enabled=cache_enabled):
+                yield
+        else:
             yield
-    elif dtype == "tf32":
-        old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        try:
-            yield
-        finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-    else:
-        yield
 
 
 def compile_modes() -> tuple[str, ...]:

@@ -1,9 +1,14 @@
-"""Inference fast path: fold BatchNorm into convolutions, channels_last, optional torch.compile.
+"""Inference fast paths: BatchNorm folded, channels_last, bf16, int8, compiled, or ONNX Runtime.
+
+``optimize_for_inference`` is the one entry; each path is a few lines here over the module that
+owns it: :mod:`reszoo.freezing` (inductor with freezing), :mod:`reszoo.quantize` (int8 through
+PT2E), :mod:`reszoo.ort` (ONNX Runtime), :mod:`reszoo.cpuinfo` (which dtypes this CPU runs natively).
+Measured side by side in docs/benchmarks.md (``benchmarks/cpu_inference.py``).
 
 Example:
     >>> import torch, reszoo
     >>> model = reszoo.create_model("resnet20").eval()
-    >>> fast = reszoo.optimize_for_inference(model)
+    >>> fast = reszoo.optimize_for_inference(model, compile=False)  # on a CPU the default compiles
     >>> x = torch.randn(2, 3, 32, 32)
     >>> torch.allclose(fast(x), model(x), atol=1e-4)
     True
@@ -12,17 +17,24 @@ Example:
 from __future__ import annotations
 
 import copy
+import functools
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from reszoo.checks import check_bool, check_choice, check_instance, type_error
+from reszoo.checks import check_bool, check_choice, check_instance, check_ints, type_error
+from reszoo.cpuinfo import check_cpu_dtype
 from reszoo.devices import AUTOCAST_DTYPES, compile_modes
 from reszoo.errors import InvalidArgumentError
+from reszoo.freezing import FrozenCompiled
 
-# The dtypes a model's weights can be cast to for inference (tf32 is a matmul mode, not a dtype).
+# The dtypes a model's weights can be cast to for inference (tf32 is a matmul mode, not a dtype),
+# and int8, which is quantized (reszoo.quantize) rather than cast.
 DTYPES = {"fp32": torch.float32, **AUTOCAST_DTYPES}
+DTYPE_NAMES = (*DTYPES, "int8")
+BACKENDS = ("torch", "onnxruntime")
 
 
 def fold_batchnorm(model: nn.Module) -> int:
@@ -66,64 +78,193 @@ def optimize_for_inference(
     *,
     channels_last: bool = True,
     fold_bn: bool = True,
-    compile: bool = False,  # noqa: A002 - mirrors torch.compile, the name users look for
+    compile: bool | None = None,  # noqa: A002 - mirrors torch.compile, the name users look for
     compile_mode: str | None = None,
     dtype: str | torch.dtype | None = None,
+    backend: str = "torch",
+    calibration: Any = None,
+    input_size: tuple[int, int, int] | None = None,
 ) -> nn.Module:
     """A copy of ``model`` prepared for fast inference; the original is left untouched.
 
-    Steps: eval mode, BatchNorm folded into the preceding convolution
-    (``torch.nn.utils.fusion.fuse_conv_bn_eval``), weights in ``channels_last`` memory format,
-    optionally cast to ``dtype`` and compiled with ``torch.compile`` and inductor's ``freezing``
-    (weights become constants, so constant folding and weight pre-packing apply).
+    Every path starts from a copy in eval mode with each BatchNorm folded into the convolution
+    before it (``torch.nn.utils.fusion.fuse_conv_bn_eval``) and weights in ``channels_last``. Then,
+    measured in docs/benchmarks.md:
+
+    - compiled (the default on a CPU, ``compile=True`` elsewhere): ``torch.compile`` by inductor
+      with freezing: weights become constants, so oneDNN's weights are pre-packed once instead of
+      reordered on every call, and each convolution is fused with its bias, ReLU and residual add.
+      It is the fastest path that needs nothing beyond torch: on a 2-core AVX-512 CPU 1.8x the
+      uncompiled model at batch 1 (ResNet-50) and 1.03-1.5x at larger batches. The price is a
+      compilation on the first call and again once for the first new batch size (then the batch
+      is dynamic): seconds for a CIFAR ResNet, tens of seconds for ResNet-50, in every process
+      (inductor's FX graph cache cannot store pre-packed oneDNN weights; its C++ kernel cache does
+      shorten later compilations). Calls run under ``torch.no_grad()``. ``compile=False`` gives the
+      eager copy, with no compilation, and is the default off the CPU.
+    - ``dtype="bf16"`` (or ``"fp16"``): weights cast, floating inputs cast to the same dtype on
+      entry, outputs in that dtype. On a CPU only where it has native kernels (AVX512-BF16 or AMX
+      for bf16): elsewhere it would be slower than fp32, so it is refused.
+    - ``dtype="int8"``: static int8 through PT2E (``torch.export`` + torchao's
+      ``X86InductorQuantizer``), calibrated on ``calibration``, always compiled; x86 CPUs
+      (fastest with VNNI); needs ``pip install 'reszoo[int8]'``.
+    - ``backend="onnxruntime"``: exported to ONNX (cached under the reszoo cache) and run by an
+      ONNX Runtime session (:class:`reszoo.ort.OrtModule`: torch tensors in and out, any batch
+      size, the exported ``input_size``); fp32; needs ``pip install 'reszoo[onnx]'``.
 
     Outputs equal the original model's in fp32 within ``atol=1e-4, rtol=1e-3`` on unit-scale
     inputs for every registered model (the folded weights round differently, nothing else
-    changes); a lower ``dtype`` changes outputs by that dtype's precision.
+    changes); compiled and ONNX Runtime paths within 1e-4 of the logits' scale; bf16 and int8
+    change outputs by their precision (top-1 agreement in docs/benchmarks.md).
 
     Args:
         model: any module; BatchNorm2d that directly follows a Conv2d is folded.
         channels_last: convert weights to ``torch.channels_last``; feed inputs the same way for
-            full speed (the compiled model does this itself).
+            full speed (compiled paths choose their own layout).
         fold_bn: fold BatchNorm into the convolutions.
-        compile: wrap with ``torch.compile(..., options={"freezing": True})``. Compilation
-            happens on the first call (seconds to minutes); call under ``torch.inference_mode()``.
-        compile_mode: ``torch.compile`` mode, e.g. ``"max-autotune"``; ``None`` for the default,
-            which compiles with ``freezing`` (torch.compile takes a mode or options, not both).
-            Needs ``compile=True``.
-        dtype: ``"fp32"``, ``"bf16"``, ``"fp16"`` or a ``torch.dtype``; ``None`` keeps the model's.
+        compile: compile with inductor and freezing (see above); ``None``: on a CPU, yes.
+        compile_mode: ``torch.compile`` mode, e.g. ``"max-autotune"``; ``None`` for the default.
+            Needs ``compile=True`` or ``dtype="int8"``.
+        dtype: ``"fp32"``, ``"bf16"``, ``"fp16"``, ``"int8"`` or a float ``torch.dtype``;
+            ``None`` keeps the model's.
+        backend: ``"torch"`` or ``"onnxruntime"``.
+        calibration: with ``dtype="int8"`` only: an iterable of input batches ``(N, C, H, W)`` (or
+            of ``(inputs, targets)`` pairs, as a DataLoader yields) that sets the int8 scales.
+        input_size: with ``backend="onnxruntime"``: the ``(C, H, W)`` to export for; default the
+            model config's ``input_size``.
 
     Returns:
-        The optimised module (an ``OptimizedModule`` when compiled).
+        The optimised module: the eager copy, a :class:`reszoo.freezing.FrozenCompiled`
+        (compiled, int8) or a :class:`reszoo.ort.OrtModule`.
+
+    Raises:
+        InvalidArgumentError, ArgumentTypeError: a bad value or combination (e.g. ``int8`` without
+            calibration data), a dtype this CPU cannot run fast, or a missing optional dependency.
     """
     check_instance("model", model, nn.Module)
-    for flag, value in (("channels_last", channels_last), ("fold_bn", fold_bn), ("compile", compile)):
+    for flag, value in (("channels_last", channels_last), ("fold_bn", fold_bn)):
         check_bool(flag, value)
-    dtype = _torch_dtype(dtype)
-    if compile_mode is not None:
-        if not compile:
-            raise InvalidArgumentError(
-                f"compile_mode={compile_mode!r} needs compile=True, received compile={compile!r}."
-            )
-        check_choice("torch.compile mode", compile_mode, compile_modes())
+    if compile is not None:
+        check_bool("compile", compile)
+    name = _dtype_name(dtype)
+    check_choice("backend", backend, BACKENDS)
+    _check_combination(
+        name,
+        backend=backend,
+        compile=compile,
+        compile_mode=compile_mode,
+        calibration=calibration,
+        input_size=input_size,
+    )
+    if name in ("bf16", "fp16") and _device(model).type == "cpu":
+        check_cpu_dtype(name)
+    if name == "int8":
+        from reszoo.quantize import quantize_int8
+
+        return quantize_int8(model, calibration, compile_mode=compile_mode)
     fast = copy.deepcopy(model).eval()
     for p in fast.parameters():
         p.requires_grad_(False)
     if fold_bn:
         fold_batchnorm(fast)
-    if dtype is not None:
-        fast = fast.to(dtype)
+    if backend == "onnxruntime":
+        from reszoo.ort import ort_module
+
+        return ort_module(fast.float().cpu(), input_size=_input_size(model, input_size))
+    return _torch_path(fast, name, channels_last=channels_last, compile=compile, compile_mode=compile_mode)
+
+
+def _torch_path(
+    fast: nn.Module, name: str | None, *, channels_last: bool, compile: bool | None, compile_mode: str | None
+) -> nn.Module:
+    """The folded copy cast to ``name``, in channels_last, compiled or not."""
+    if name is not None and name != "fp32":
+        fast = fast.to(DTYPES[name])
+        fast.register_forward_pre_hook(functools.partial(_cast_inputs, DTYPES[name]))
+    elif name == "fp32":
+        fast = fast.float()
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)
-    if compile:
-        fast = torch.compile(fast, mode=compile_mode, options=None if compile_mode else {"freezing": True})
-    return fast
+    if compile is None:  # why a CPU compiles by default: see optimize_for_inference and docs/benchmarks.md
+        compile = compile_mode is not None or _device(fast).type == "cpu"  # noqa: A001
+    return FrozenCompiled(fast, mode=compile_mode) if compile else fast
 
 
-def _torch_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
-    """A dtype name of :data:`DTYPES` or a ``torch.dtype`` (``None`` passes) as a ``torch.dtype``."""
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
+def _check_combination(
+    name: str | None,
+    *,
+    backend: str,
+    compile: bool | None,
+    compile_mode: str | None,
+    calibration: Any,
+    input_size: Any,
+) -> None:
+    """Refuse options that do not go together, naming both."""
+    if input_size is not None and backend != "onnxruntime":
+        raise InvalidArgumentError(
+            f"input_size={input_size!r} applies to backend='onnxruntime' (the size exported); "
+            f"received backend={backend!r}."
+        )
+    if calibration is not None and name != "int8":
+        raise InvalidArgumentError(f"calibration applies to dtype='int8' only; received dtype={name!r}.")
+    if compile_mode is not None:
+        if compile is False:
+            raise InvalidArgumentError(
+                f"compile_mode={compile_mode!r} needs compile=True or None, received compile={compile!r}."
+            )
+        check_choice("torch.compile mode", compile_mode, compile_modes())
+    if name == "int8" and compile is False:
+        raise InvalidArgumentError(
+            "dtype='int8' is always compiled (uncompiled, its reference quantize/dequantize ops run slower "
+            "than fp32); received compile=False."
+        )
+    if backend == "onnxruntime":
+        if name not in (None, "fp32"):
+            raise InvalidArgumentError(
+                f"backend='onnxruntime' runs the fp32 model; received dtype={name!r} (use backend='torch' for it)."
+            )
+        if compile or compile_mode is not None:
+            raise InvalidArgumentError(
+                "backend='onnxruntime' is not compiled by torch; received "
+                f"compile={compile!r}, compile_mode={compile_mode!r}."
+            )
+
+
+def _dtype_name(dtype: str | torch.dtype | None) -> str | None:
+    """A name of :data:`DTYPE_NAMES` for a name or a float ``torch.dtype`` (``None`` passes)."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, torch.dtype):
+        names = {d: n for n, d in DTYPES.items()}
+        if dtype not in names:
+            raise InvalidArgumentError(
+                f"dtype must be one of {', '.join(DTYPE_NAMES)} or torch.float32/bfloat16/float16; "
+                f"received dtype={dtype}."
+            )
+        return names[dtype]
     if not isinstance(dtype, str):
-        raise type_error("dtype", dtype, f"one of {', '.join(DTYPES)}, a torch.dtype or None")
-    return DTYPES[check_choice("dtype", dtype, DTYPES)]
+        raise type_error("dtype", dtype, f"one of {', '.join(DTYPE_NAMES)}, a torch.dtype or None")
+    return check_choice("dtype", dtype, DTYPE_NAMES)
+
+
+def _device(model: nn.Module) -> torch.device:
+    """Where the model's weights are (the CPU for a model without any)."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def _input_size(model: nn.Module, input_size: Any) -> tuple[int, int, int]:
+    if input_size is not None:
+        return check_ints("input_size", input_size, length=3, minimum=1)
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "input_size"):
+        raise InvalidArgumentError(
+            f"backend='onnxruntime' exports for one input size; {type(model).__name__} has no config.input_size, "
+            "so pass input_size=(C, H, W)."
+        )
+    return tuple(config.input_size)
+
+
+def _cast_inputs(dtype: torch.dtype, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Forward pre-hook: floating tensors in the model's dtype, so fp32 images can be fed as they are."""
+    return tuple(a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)

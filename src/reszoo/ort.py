@@ -106,7 +106,8 @@ class OrtModule(nn.Module):
             c, h, w = self.input_size
             raise InvalidArgumentError(
                 f"input must have shape (N, {c}, {h}, {w}) with N >= 1 (the size the model was exported for); "
-                f"received shape {tuple(x.shape)}. Pass input_size=(C, H, W) to optimize_for_inference for another size."
+                f"received shape {tuple(x.shape)}. Pass input_size=(C, H, W) to optimize_for_inference for "
+                "another size."
             )
         if not x.is_floating_point():
             raise InvalidArgumentError(f"input must be a float tensor; received dtype {x.dtype}.")

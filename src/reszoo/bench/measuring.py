@@ -28,6 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reszoo.accelerator import accelerator
+from reszoo.bench.compiling import compile_model
+from reszoo.bench.isolation import Row, isolated
 from reszoo.bench.machine import dtype_warning, has_tf32, peak_tflops_for
 from reszoo.checks import (
     check_bool,
@@ -37,10 +40,11 @@ from reszoo.checks import (
     check_ints,
     check_positive,
     check_str,
+    is_int,
     type_error,
     value_error,
 )
-from reszoo.devices import DTYPES, compile_modes, device_name, precision, resolve_device
+from reszoo.devices import AUTOCAST_DTYPES, DTYPES, compile_modes, device_name, precision, resolve_device
 from reszoo.errors import InvalidArgumentError
 from reszoo.resnet import ResNet
 from reszoo.summary import config_counts, count_flops, count_params
@@ -77,6 +81,24 @@ class BenchResult:
     peak_tflops: float | None = None
     peak_fraction: float | None = None
     error: str | None = None
+    # How the row ran, so a reader can judge it: the device ("cuda:1") and how many the machine
+    # has, driver and CUDA versions, whether fp32 math ran in TF32 (None off CUDA), the autocast
+    # dtype, whether torch.compile really ran compiled (None: not asked) with its recompiles and
+    # graph breaks, cuDNN's autotuner (None off CUDA), untimed and timed steps, and the spread
+    # (interquartile range over median).
+    device_id: str = "cpu"
+    device_count: int = 1
+    driver: str | None = None
+    cuda: str | None = None
+    tf32: bool | None = None
+    autocast: str | None = None
+    compiled: bool | None = None
+    recompiles: int | None = None
+    graph_breaks: int | None = None
+    cudnn_benchmark: bool | None = None
+    warmup: int = 0
+    timed_steps: int = 0
+    spread: float | None = None
     # Why this row should be read with care ("few runs: ...", "noisy: ...", "slow dtype: ..."): the
     # text before the colon is the table's note.
     warnings: list[str] = field(default_factory=list)
@@ -192,55 +214,46 @@ def make_step(
 def build_step(model: nn.Module, settings: StepSettings) -> Callable[[], Any]:
     """:func:`make_step` for settings already checked (a :class:`StepSettings`)."""
     s, device = settings, settings.device
+    acc = accelerator(device)
+    where = acc.tensor_device(device)  # ``device`` itself, except under a test's stand-in accelerator
     fmt = torch.channels_last if s.channels_last else torch.contiguous_format
-    model = model.to(device=device, memory_format=fmt).train(s.mode == "train")
-    x = torch.randn(s.batch_size, *s.input_size, device=device).contiguous(memory_format=fmt)
+    model = model.to(device=where, memory_format=fmt).train(s.mode == "train")
+    x = torch.randn(s.batch_size, *s.input_size, device=where).contiguous(memory_format=fmt)
     num_classes = getattr(model, "num_classes", None) or 1000
-    target = torch.randint(0, int(num_classes), (s.batch_size,), device=device)
-    fn: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model, mode=s.compile) if s.compile else model
+    target = torch.randint(0, int(num_classes), (s.batch_size,), device=where)
+    fn: Callable[[torch.Tensor], torch.Tensor] = model
+    if s.compile:
+        fn = compile_model(model, mode=s.compile, backend=acc.compile_backend)
+    # A CUDA graph replays what was captured: autocast's cast-weight cache must be off, both in
+    # the capture (make_graphed_callables refuses it) and in the steps that replay it.
+    cache = not s.cuda_graphs
 
     if s.mode == "infer":
 
         def step() -> torch.Tensor:
-            with torch.inference_mode(), precision(s.dtype, device.type):
+            with torch.inference_mode(), precision(s.dtype, where.type, cache_enabled=cache):
                 return fn(x)
 
-        return _graphed(step) if s.cuda_graphs else step
+        return acc.graph_inference(step, device) if s.cuda_graphs else step
 
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     if s.cuda_graphs:
         # Graph forward and backward; the optimizer step stays eager (its state is outside).
-        with precision(s.dtype, device.type):
-            fn = torch.cuda.make_graphed_callables(model, (x,))
+        with precision(s.dtype, where.type, cache_enabled=False):
+            fn = acc.graph_module(model, x)
 
     def train_step() -> torch.Tensor:
-        with precision(s.dtype, device.type):
+        with precision(s.dtype, where.type, cache_enabled=cache):
             loss = F.cross_entropy(fn(x), target)
         loss.backward()
         opt.step()
-        opt.zero_grad(set_to_none=not s.cuda_graphs)
+        # Always to None: a graphed backward hands back its static gradient buffers, which the
+        # first step's .grad then aliases; zeroed in place, the next replay would add the
+        # gradient onto itself (2x from the second step on).
+        opt.zero_grad(set_to_none=True)
         return loss
 
     return train_step
-
-
-def _graphed(step: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
-    """Capture an inference step (static input) in a CUDA graph and return its replay."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):  # warm-up on a side stream, as capture requires
-            step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = step()
-
-    def replay() -> torch.Tensor:
-        graph.replay()
-        return out
-
-    return replay
 
 
 def torch_benchmark() -> Any:
@@ -426,8 +439,11 @@ def sweep(
     ``None`` in ``batch_sizes`` is :func:`default_batch_size`; ``on_result`` is called with each
     result as soon as it is measured (to show progress or save it); ``kwargs`` go to :func:`measure`.
     """
-    if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence) or not batch_sizes:
-        raise value_error("batch_sizes", batch_sizes, "a non-empty sequence of batch sizes")
+    expected = "a non-empty sequence of batch sizes (integers, or None for the default)"
+    if isinstance(batch_sizes, (str, bytes, bytearray)) or not isinstance(batch_sizes, Sequence):
+        raise type_error("batch_sizes", batch_sizes, expected)
+    if not batch_sizes or not all(bs is None or is_int(bs) for bs in batch_sizes):
+        raise value_error("batch_sizes", batch_sizes, expected)
     check_callable("model_fn", model_fn)
     check_str("name", name)
     check_callable("on_result", on_result, optional=True)
