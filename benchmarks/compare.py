@@ -95,7 +95,7 @@ def fast(rounds: int) -> dict:
     x_cl = x.contiguous(memory_format=torch.channels_last)
     variants = {
         "reszoo optimize_for_inference(compile=True)": (reszoo.optimize_for_inference(ours, compile=True), x_cl),
-        "reszoo optimize_for_inference(eager)": (reszoo.optimize_for_inference(ours), x_cl),
+        "reszoo optimize_for_inference(eager)": (reszoo.optimize_for_inference(ours, compile=False), x_cl),
         "torchvision eager fp32 NCHW": (tv, x),
     }
 

@@ -4,13 +4,16 @@
     python benchmarks/run_suite.py --devices cuda     # e.g. on an H100: bf16, channels_last, batch 256
 
 Writes benchmarks/results/<device>-<date>.json (environment + one row per measurement) and a
-markdown summary next to it (.md). Out-of-memory batch sizes are recorded as "oom".
+markdown summary next to it (.md), both rewritten after every row, so an interrupted suite keeps
+what it measured. Out-of-memory batch sizes are recorded as "oom", other failures as "error".
+On a GPU, run `python benchmarks/gpu_check.py` first: it checks that the timings can be trusted.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import pathlib
 import re
 from typing import Any
@@ -27,7 +30,10 @@ SETTINGS = {
 }
 
 
-def run(device: str, pattern: str | None, compile_mode: str | None, cuda_graphs: bool) -> list[Any]:
+def run(
+    device: str, pattern: str | None, compile_mode: str | None, cuda_graphs: bool, on_result: Any = None
+) -> list[Any]:
+    """Measure the suite on ``device``; ``on_result(results)`` is called after every row."""
     import torch
 
     from reszoo import bench
@@ -56,7 +62,28 @@ def run(device: str, pattern: str | None, compile_mode: str | None, cuda_graphs:
             )
             print(report.summary_line(r) if r.status == "ok" else f"{name} {mode}: {r.status}", flush=True)
             results.append(r)
+            if on_result is not None:
+                on_result(results)
     return results
+
+
+def _write(results: list[Any], *, out: pathlib.Path, env: dict[str, Any], command: str, date: str) -> None:
+    """The JSON rows and the markdown table so far (both replaced whole: a reader never sees half a file)."""
+    from reszoo.bench import reporting as report
+    from reszoo.fileio import atomic_path
+
+    report.to_json(results, str(out.with_suffix(".json")), env=env)
+    md = [
+        f"# {env['device_name']} ({env['device_type']}), {date}",
+        "",
+        f"Command: `{command}`; torch {env['torch']}, torchvision {env.get('torchvision')}, "
+        f"CUDA {env['cuda']}, cuDNN {env['cudnn']}, driver {env.get('driver')}, {env['threads']} threads.",
+        "",
+        report.to_table(results, markdown=True),
+        "",
+    ]
+    with atomic_path(out.with_suffix(".md")) as tmp:
+        tmp.write_text("\n".join(md), encoding="utf-8")
 
 
 def main() -> None:
@@ -65,17 +92,21 @@ def main() -> None:
         "--devices", nargs="+", choices=tuple(SETTINGS), default=None, help="default: cpu, plus cuda when present"
     )
     p.add_argument("--pattern", default=None, help="fnmatch filter on model names")
-    p.add_argument("--compile", default=None, metavar="MODE", help="torch.compile mode (CUDA suite)")
+    p.add_argument(
+        "--compile", default=None, metavar="MODE", help="torch.compile mode, for the --devices named (required with it)"
+    )
     p.add_argument("--cuda-graphs", action="store_true")
     p.add_argument("--out-dir", default=str(HERE / "results"))
     args = p.parse_args()
     # Check everything before the first measurement, not after a device's suite has run.
     if args.cuda_graphs and args.devices != ["cuda"]:
         p.error(f"--cuda-graphs needs --devices cuda alone, received devices {args.devices or 'the default'}")
+    if args.compile is not None and not args.devices:
+        # Compiling the whole CPU suite takes hours: compile only on the devices asked for.
+        p.error(f"--compile {args.compile} needs --devices (the devices to compile on), e.g. --devices cuda")
     import torch
 
     from reszoo import bench
-    from reszoo.bench import reporting as report
     from reszoo.devices import compile_modes
     from reszoo.registry import list_models
 
@@ -90,10 +121,8 @@ def main() -> None:
     pathlib.Path(args.out_dir).mkdir(parents=True, exist_ok=True)
     for device in devices:
         env = bench.environment(device)
-        results = run(device, args.pattern, args.compile, args.cuda_graphs)
         tag = re.sub(r"[^a-z0-9]+", "-", f"{device}-{env['device_name']}".lower()).strip("-")
         out = pathlib.Path(args.out_dir) / f"{tag}-{date}"
-        report.to_json(results, str(out.with_suffix(".json")), env=env)
         command = "python benchmarks/run_suite.py --devices " + device
         if args.pattern:
             command += f" --pattern '{args.pattern}'"
@@ -101,16 +130,8 @@ def main() -> None:
             command += f" --compile {args.compile}"
         if args.cuda_graphs:
             command += " --cuda-graphs"
-        md = [
-            f"# {env['device_name']} ({device}), {date}",
-            "",
-            f"Command: `{command}`; torch {env['torch']}, torchvision {env.get('torchvision')}, "
-            f"CUDA {env['cuda']}, cuDNN {env['cudnn']}, {env['threads']} threads.",
-            "",
-            report.to_table(results, markdown=True),
-            "",
-        ]
-        out.with_suffix(".md").write_text("\n".join(md))
+        write = functools.partial(_write, out=out, env=env, command=command, date=date)
+        run(device, args.pattern, args.compile, args.cuda_graphs, on_result=write)
         print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
 
 

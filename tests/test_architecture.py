@@ -14,12 +14,14 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "reszoo"
 
 # The layers of docs/architecture.md, bottom first. A module may import its own layer or below.
 LAYERS: list[set[str]] = [
-    {"_version", "errors", "checks", "constants", "devices", "fileio", "plaindata", "interrupts", "cpuinfo"},
+    {"_version", "errors", "checks", "constants", "devices", "fileio", "plaindata", "interrupts", "cpuinfo"}
+    | {"accelerator"},
     {"layers", "stems", "shortcuts", "blocks", "resnet", "registry", "zoo", "summary", "features"},
     {"weights", "convert", "adapt", "transforms", "augment", "data", "recipes", "reference"},
-    {"cache", "batches", "runfolder", "bench.machine", "bench.measuring"},
+    {"cache", "batches", "runfolder", "bench.machine", "bench.measuring", "bench.compiling", "bench.isolation"},
     {"hub", "loop", "freezing", "bench.reporting"},
-    {"pretrained", "train", "export", "ort", "quantize", "optimize", "bench.comparing", "bench"},
+    {"pretrained", "train", "export", "ort", "quantize", "optimize"}
+    | {"bench.comparing", "bench.selfcheck", "bench.ort_compare", "bench"},
     {"experiment"},
     {"cli", "__main__", "commands", *(f"commands.{p.stem}" for p in (SRC / "commands").glob("*.py"))},
 ]

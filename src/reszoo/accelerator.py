@@ -184,7 +184,7 @@ class CudaAccelerator(Accelerator):
         return dict(_cuda_facts(index))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cuda_facts(index: int) -> tuple[tuple[str, Any], ...]:
     props = torch.cuda.get_device_properties(index)
     facts: dict[str, Any] = {

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from reszoo.accelerator import accelerator
 from reszoo.augment import batch_random_crop_flip
 from reszoo.checks import (
     check_bool,
@@ -325,7 +326,11 @@ class DeviceCifarLoader:
             raise InvalidArgumentError(f"mean and std need {images.shape[1]} values; received mean={mean}, std={std}.")
         check_int("padding", padding, minimum=0)
         check_bool("train", train)
-        self.device = torch.device(device) if device is not None else images.device
+        logical = torch.device(device) if device is not None else images.device
+        # The device's own generator (its random stream) and where tensors go: the device itself,
+        # unless a test's stand-in accelerator answers for it.
+        self._accelerator, self._logical_device = accelerator(logical), logical
+        self.device = self._accelerator.tensor_device(logical)
         self.images = images.to(self.device)
         self.labels = labels.to(self.device, torch.int64)
         # Fold the 1/255 scaling into the constants: one subtract and one multiply per batch.
@@ -382,8 +387,10 @@ class DeviceCifarLoader:
         order = self._indices(epoch)
         gen = None
         if self.train:
-            gen = torch.Generator(device=self.device)
-            gen.manual_seed((self.seed * 1_000_003 + epoch) * 4099 + self.rank)
+            # One generator per epoch on the data's device: crops and flips are drawn there, with no
+            # host sync per batch.
+            seed = (self.seed * 1_000_003 + epoch) * 4099 + self.rank
+            gen = self._accelerator.generator(self._logical_device, seed)
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             x = self.images.index_select(0, idx)

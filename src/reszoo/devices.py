@@ -67,7 +67,7 @@ def resolve_device(device: str | torch.device | None = None, *, check: bool = Tr
     Raises:
         InvalidArgumentError: an unparsable or unavailable device, naming the valid choices.
     """
-    if device is None or device == "auto":
+    if device is None or (isinstance(device, str) and device == "auto"):
         device = default_device()
     if not isinstance(device, (str, torch.device)):
         raise type_error("device", device, f"None, 'auto', one of {', '.join(DEVICE_TYPES)} or a torch.device")

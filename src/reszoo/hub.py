@@ -315,13 +315,15 @@ def architecture_of(config: ResNetConfig) -> str | None:
 
 
 def _check_model(model: Any, what: str) -> ResNetConfig:
-    """The model's config, its ``num_classes`` taken from the actual classifier; refuses anything but a ResNet."""
+    """The model's config, its ``num_classes`` taken from the actual classifier (0 for a headless
+    model, whose ``fc`` is ``nn.Identity``); refuses anything but a ResNet."""
     config = getattr(model, "config", None)
-    if not isinstance(config, ResNetConfig) or not isinstance(getattr(model, "fc", None), nn.Linear):
+    fc = getattr(model, "fc", None)
+    if not isinstance(config, ResNetConfig) or not isinstance(fc, (nn.Linear, nn.Identity)):
         raise ArgumentTypeError(
             f"{what} needs a reszoo ResNet (with .config and .fc), received {type(model).__name__}."
         )
-    return config.replace(num_classes=model.fc.out_features)
+    return config.replace(num_classes=fc.out_features if isinstance(fc, nn.Linear) else 0)
 
 
 def _check_weights(model: nn.Module, weights: Any) -> Weights | None:

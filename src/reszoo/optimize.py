@@ -123,7 +123,9 @@ def optimize_for_inference(
         fold_bn: fold BatchNorm into the convolutions.
         compile: compile with inductor and freezing (see above); ``None``: on a CPU, yes.
         compile_mode: ``torch.compile`` mode, e.g. ``"max-autotune"``; ``None`` for the default.
-            Needs ``compile=True`` or ``dtype="int8"``.
+            Needs ``compile=True`` or ``dtype="int8"``. On CUDA, ``"reduce-overhead"`` replays
+            CUDA graphs whose output buffers the next call overwrites: ``.clone()`` an output to
+            keep it past the next call.
         dtype: ``"fp32"``, ``"bf16"``, ``"fp16"``, ``"int8"`` or a float ``torch.dtype``;
             ``None`` keeps the model's.
         backend: ``"torch"`` or ``"onnxruntime"``.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -117,6 +118,11 @@ def quantize_int8(model: nn.Module, calibration: Any, *, compile_mode: str | Non
     config = getattr(model, "config", None)
     batches = calibration_batches(calibration, getattr(config, "in_chans", None))
     pt2e, x86 = torchao_pt2e()
+    # torch 2.14's int8 lowering calls torch.tensor(<a tensor>) once per convolution at compile time,
+    # and torch warns about its own call; nothing for a user to act on.
+    warnings.filterwarnings(
+        "ignore", message="To copy construct from a tensor", module=r"torch\._inductor\.mkldnn_lowerings"
+    )
     net = copy.deepcopy(model).cpu().eval()
     first = batches[0]
     example = first[:_EXAMPLE_BATCH] if len(first) >= _EXAMPLE_BATCH else first[:1].expand(_EXAMPLE_BATCH, -1, -1, -1)

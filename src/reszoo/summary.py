@@ -15,12 +15,15 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from reszoo.checks import check_bool, check_instance, check_int, check_ints
 from reszoo.registry import default_config, list_models
 from reszoo.resnet import ResNet, ResNetConfig
 
 
 def count_params(model: nn.Module, *, trainable_only: bool = False) -> int:
     """Number of parameters (conv and linear weights, biases, norm scales and shifts)."""
+    check_instance("model", model, nn.Module, what="a torch.nn.Module")
+    check_bool("trainable_only", trainable_only)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -33,6 +36,9 @@ def count_flops(model: nn.Module, input_size: tuple[int, ...], *, batch_size: in
     """
     from torch.utils.flop_counter import FlopCounterMode  # imports torch's decompositions: on use only
 
+    check_instance("model", model, nn.Module, what="a torch.nn.Module")
+    input_size = check_ints("input_size", input_size, minimum=1)
+    check_int("batch_size", batch_size, minimum=1)
     param = next(model.parameters())
     x = torch.zeros((batch_size, *input_size), device=param.device, dtype=param.dtype)
     was_training = model.training

@@ -14,11 +14,13 @@ Both check every argument, choose the device (``reszoo.devices.resolve_device``)
 torchrun, start the process group; then :func:`reszoo.loop.run_fit` runs the loop's steps (set
 up, step, report, finish).
 
-The run folder (``out``) has one owner, :func:`fit`; :mod:`reszoo.runfolder` describes its
-files: ``recipe.json``, ``run.json`` (model name and overrides, config, recipe, seed, process
-count, reszoo/torch/Python versions), ``history.jsonl``, ``checkpoint.pt`` and, at the end,
-``model/`` (``reszoo.hub.save_pretrained``) and ``summary.json``. Every file is written
-atomically, and nothing is written before every input has been checked and the dataset read.
+The run folder (``out``) has one owner, :func:`fit`, and one writer at a time (its lock); Ctrl-C
+or SIGTERM stops a run with a folder at the next step, after a checkpoint.
+:mod:`reszoo.runfolder` describes its files: ``recipe.json``, ``run.json`` (model name and
+overrides, config, recipe, seed, process count, reszoo/torch/Python versions),
+``history.jsonl``, ``checkpoint.pt`` and, at the end, ``model/`` (``reszoo.hub.save_pretrained``)
+and ``summary.json``. Every file is written atomically, and nothing is written before every
+input has been checked and the dataset read.
 
 Schedules count iterations, as the paper does. Recipes live in :mod:`reszoo.recipes`, the batch
 streams in :mod:`reszoo.batches`; their public names are re-exported here, so
@@ -41,6 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from reszoo.accelerator import accelerator, cudnn_benchmark
 from reszoo.batches import SyntheticTask, model_classes
 from reszoo.checks import check_bool, check_instance, check_str, type_error
 from reszoo.constants import NUM_CLASSES
@@ -190,6 +193,12 @@ def fit(
         FileNotFoundError: the dataset is missing (nothing has been written).
         NonFiniteLossError: the loss became NaN or infinite (checked at every log, evaluation
             and checkpoint step; the last checkpoint written is from before).
+        RunFolderError: another process is writing ``out`` (it holds the folder's lock, which
+            the operating system releases when that process ends).
+        FileWriteError: a file of ``out`` could not be written (disk full, no permission); the
+            message names it, and the previous checkpoint is unchanged.
+        TrainingInterrupted: SIGINT (Ctrl-C) or SIGTERM arrived while training into ``out``: the
+            run stopped after the step under way and saved a checkpoint to resume from.
     """
     return _launch(model, recipe, out=out, resume=resume, progress=progress, on_step=on_step, run_info=None)
 
@@ -220,22 +229,28 @@ def _launch(
         # destroy_process_group joins those threads (0 aborts in 80 runs).
         from torch import _dynamo  # noqa: F401  (`import torch._dynamo` here would make torch local)
 
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # device_id binds NCCL's communicator to this rank's GPU now (not at the first collective),
+        # so barrier() knows the device and cannot pick GPU 0 for every rank.
+        cuda = device.type == "cuda"
+        dist.init_process_group(backend="nccl" if cuda else "gloo", device_id=device if cuda else None)
         own_group = True
     try:
         run_info = run_info or {"model": None, "model_overrides": []}
-        result = run_fit(
-            model,
-            recipe,
-            out=out,
-            resume=resume,
-            progress=progress,
-            on_step=on_step,
-            rank=rank,
-            world=world,
-            device=device,
-            run_info=run_info,
-        )
+        # Every step has the same shapes (drop_last), so cuDNN's autotuner pays off on CUDA, as in
+        # timm's train.py; the flag is put back afterwards.
+        with cudnn_benchmark(device):
+            result = run_fit(
+                model,
+                recipe,
+                out=out,
+                resume=resume,
+                progress=progress,
+                on_step=on_step,
+                rank=rank,
+                world=world,
+                device=device,
+                run_info=run_info,
+            )
         if world > 1:
             # Leave together: a rank that tears down Gloo while rank 0 is still writing the final
             # files can abort at exit ("terminate called without an active exception").
@@ -273,9 +288,12 @@ def _check_fit_args(model: Any, recipe: Any, out: Any, resume: Any, progress: An
 
 
 def _device(recipe: Recipe) -> torch.device:
+    # Under a launch, resolve_device maps a bare "cuda" to this rank's GPU (LOCAL_RANK, SLURM_LOCALID
+    # or the rank, modulo the GPUs present), so no two ranks share one.
     device = resolve_device(recipe.device)
     if device.type == "cuda":
+        cuda = accelerator(device)
         if device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
-        torch.cuda.set_device(device)  # NCCL and the default stream follow the current device
+            device = torch.device("cuda", cuda.current_index())
+        cuda.set_current(device)  # NCCL and the default stream follow the current device
     return device

@@ -348,6 +348,7 @@ def imagenet_eval_transform(
     Returns:
         A ``v2.Compose``.
     """
+    check_int("resize_size", resize_size, minimum=1)  # eval_transform takes None (no resize); this one resizes
     return eval_transform(mean=mean, std=std, crop_size=crop_size, resize_size=resize_size, interpolation=interpolation)
 
 

@@ -20,7 +20,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reszoo.checks import check_str, unknown_name_error
+from reszoo.checks import check_bool, check_str, unknown_name_error
 from reszoo.constants import CIFAR10_CLASSES, CIFAR100_CLASSES, DATASETS, IMAGENET_MEAN, IMAGENET_STD
 from reszoo.errors import InvalidArgumentError
 from reszoo.registry import sort_key as arch_sort_key
@@ -408,6 +408,7 @@ def list_pretrained(pattern: str | None = None, *, include_aliases: bool = False
         >>> reszoo.list_pretrained("resnet110*")
         ['resnet110-cifar10']
     """
+    check_bool("include_aliases", include_aliases)
     check_str("pattern", pattern, optional=True, what="an fnmatch wildcard string")
 
     def matches(n: str) -> bool:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from reszoo.bench.isolation import Row, run_isolated
 from reszoo.bench.measuring import BenchResult, StepSettings, build_step, fill_times, new_result, torch_benchmark
 from reszoo.checks import check_int
 from reszoo.errors import InvalidArgumentError
@@ -64,6 +66,22 @@ def _round_robin(
     return times
 
 
+# On a GPU, the shortest timed block of a comparison (seconds).
+GPU_BLOCK_S = 0.05
+
+
+def _block_length(steps: dict[str, Callable[[], Any]], seconds: float) -> int:
+    """Steps per timed block so that the fastest variant's block lasts at least ``seconds``."""
+    timer = torch_benchmark().utils.timer.timer  # synchronises the current device
+    fastest = float("inf")
+    for step in steps.values():
+        start = timer()
+        for _ in range(3):
+            step()
+        fastest = min(fastest, (timer() - start) / 3)
+    return max(1, math.ceil(seconds / max(fastest, 1e-9)))
+
+
 def comparison_models(name: str) -> dict[str, Callable[[], nn.Module]]:
     """Factories of ``name`` and its equivalents: torchvision (and timm if installed) for ImageNet
     models, :func:`reszoo.reference.reference_cifar_resnet` for CIFAR option-A models.
@@ -104,6 +122,11 @@ def compare(
 ) -> list[BenchResult]:
     """Benchmark reszoo's ``name`` against its equivalents, interleaved in one process.
 
+    The run is isolated as :func:`reszoo.bench.measure`'s are (device made current, cuDNN's
+    autotuner on CUDA, the dtype's fp32 precision). On a GPU each variant first runs 10 untimed
+    steps, and ``number`` grows until one timed block lasts at least :data:`GPU_BLOCK_S`: a few
+    milliseconds of GPU work is below clock ramp-up and timer noise.
+
     Returns:
         One result per implementation, reszoo first; ``extra["ratio_vs_reszoo"]`` holds
         images/s of reszoo divided by that implementation's.
@@ -116,16 +139,30 @@ def compare(
         dtype=dtype,
         channels_last=channels_last,
     )
-    warmup = 2
+    gpu = settings.device.type != "cpu"
+    warmup = 10 if gpu else 2
     _check_rounds(rounds, number, warmup)
     factories = comparison_models(name)
     torch.manual_seed(0)
     models = {label: make() for label, make in factories.items()}
     results = {label: new_result(m, name=label, settings=settings) for label, m in models.items()}
-    steps = {label: build_step(m, settings) for label, m in models.items()}
-    times = _round_robin(steps, rounds=rounds, number=number, warmup=warmup)
+
+    def body(row: Row) -> tuple[dict[str, list[float]], int]:
+        steps = {label: build_step(m, settings) for label, m in models.items()}
+        for step in steps.values():
+            for _ in range(warmup):
+                step()
+        per_block = max(number, _block_length(steps, GPU_BLOCK_S)) if gpu else number
+        return _round_robin(steps, rounds=rounds, number=per_block, warmup=0), per_block
+
+    row, timed = run_isolated(body, settings.device, dtype=settings.dtype, compiled=False)
     for label, r in results.items():
-        fill_times(r, times[label])
+        row.fill(r, memory=False)  # the variants share the device: no per-variant peak
+        r.warmup = warmup
+        if timed is not None:
+            fill_times(r, timed[0][label], timed[1])
+    if timed is None:
+        return list(results.values())
     ours = results[f"reszoo:{name}"]
     for r in results.values():
         r.extra["ratio_vs_reszoo"] = ours.images_per_s / r.images_per_s

@@ -1,6 +1,6 @@
 """One measurement in isolation: nothing it does leaks into the next, and its row says how it ran.
 
-:func:`isolated` wraps a measurement (build, warm-up, timing) and, in order:
+:func:`run_isolated` runs a measurement (build, warm-up, timing) and, in order:
 
 1. resets torch.compile for a compiled row (:mod:`reszoo.bench.compiling`) and frees cached
    device memory, so earlier rows' graphs and memory pools are gone;
@@ -13,24 +13,25 @@
    ``warmup_peak_bytes``);
 5. turns an out-of-memory or other ``RuntimeError`` into the row's status instead of ending a
    sweep (a fatal device error still propagates: the CUDA context is gone);
-6. frees memory again after leaving the failure handler (whose traceback pinned the step's
-   tensors) and resets torch.compile after a compiled row.
+6. frees memory again once the failure handler is left (its traceback pinned the step's
+   tensors), and resets torch.compile after a compiled row.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from reszoo.accelerator import Accelerator, accelerator, cudnn_benchmark, failure_kind, fp32_math, tf32_enabled
 from reszoo.bench.compiling import CompileReport, CompileWatch, reset_compiler
 
-__all__ = ["Row", "isolated"]
+__all__ = ["Row", "run_isolated"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -63,19 +64,21 @@ class Row:
         self.acc.synchronize(self.device)
         self.peak_bytes = self.acc.peak_memory_bytes(self.device)
 
-    def fill(self, result: Any) -> None:
-        """Copy status, memory, precision, autotuner and compile facts onto ``result`` (a ``BenchResult``)."""
+    def fill(self, result: Any, *, memory: bool = True) -> None:
+        """Copy status, memory (unless ``memory=False``), precision, autotuner and compile facts onto
+        ``result`` (a ``BenchResult``)."""
         result.status, result.error = self.status, self.error
-        if self.status == "ok" and self.peak_bytes is not None:
+        if memory and self.status == "ok" and self.peak_bytes is not None:
             result.peak_memory_mb = self.peak_bytes / 2**20
-        if self.warmup_peak_bytes is not None:
+        if memory and self.warmup_peak_bytes is not None:
             result.extra["warmup_peak_memory_mb"] = self.warmup_peak_bytes / 2**20
         result.extra["fp32_precision"] = dict(self.fp32_flags)
         result.tf32 = tf32_enabled(self.fp32_flags) if self.device.type == "cuda" else None
         result.cudnn_benchmark = self.cudnn_benchmark
         report = self.compile_report
         if report is not None:
-            result.compiled, result.recompiles, result.graph_breaks = report.compiled, report.recompiles, report.graph_breaks
+            result.compiled, result.recompiles = report.compiled, report.recompiles
+            result.graph_breaks = report.graph_breaks
             warning = report.warning() if self.status == "ok" else None
             if warning:
                 result.warnings.append(warning)
@@ -86,40 +89,46 @@ def _free(acc: Accelerator, device: torch.device) -> None:
     acc.empty_cache(device)
 
 
-@contextlib.contextmanager
-def isolated(device: torch.device, *, dtype: str, compiled: bool) -> Iterator[Row]:
-    """Run the block as one isolated measurement on ``device``; yields the :class:`Row` to report on.
+def run_isolated(body: Callable[[Row], T], device: torch.device, *, dtype: str, compiled: bool) -> tuple[Row, T | None]:
+    """Run ``body(row)`` as one isolated measurement on ``device``; returns the :class:`Row` and
+    what ``body`` returned (None when it failed: the row's ``status`` says how).
 
     Args:
+        body: the measurement (build, warm-up, timing), told of its progress through ``row``.
         device: the row's device.
         dtype: the row's dtype (``"tf32"`` enables TF32; any other means IEEE fp32 for fp32 math).
         compiled: the row uses torch.compile (reset before and after, counters watched).
+
+    Raises:
+        RuntimeError: a fatal device error (see :func:`reszoo.accelerator.failure_kind`).
     """
     acc = accelerator(device)
     if compiled:
         reset_compiler()
     _free(acc, device)
     row = Row(device, acc)
-    try:
-        with (
-            acc.scope(device),
-            cudnn_benchmark(device) as autotune,
-            fp32_math("tf32" if dtype == "tf32" else "ieee") as flags,
-        ):
-            row.fp32_flags, row.cudnn_benchmark = flags, autotune
-            row.watch = CompileWatch() if compiled else None
-            acc.reset_peak_memory(device)
-            try:
-                yield row
-            except RuntimeError as err:  # torch.OutOfMemoryError and dynamo's errors are RuntimeErrors
-                kind = failure_kind(err)
-                if kind == "fatal":
-                    raise
-                row.status = kind
-                row.error = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            if row.watch is not None:
-                row.compile_report = row.watch.report()
-    finally:
-        if compiled:
-            reset_compiler()
-        _free(acc, device)
+    value: T | None = None
+    with (
+        acc.scope(device),
+        cudnn_benchmark(device) as autotune,
+        fp32_math("tf32" if dtype == "tf32" else "ieee") as flags,
+    ):
+        row.fp32_flags, row.cudnn_benchmark = flags, autotune
+        row.watch = CompileWatch() if compiled else None
+        acc.reset_peak_memory(device)
+        try:
+            value = body(row)
+        except RuntimeError as err:  # torch.OutOfMemoryError and dynamo's errors are RuntimeErrors
+            kind = failure_kind(err)
+            if kind == "fatal":
+                raise
+            row.status = kind
+            row.error = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if row.watch is not None:
+            row.compile_report = row.watch.report()
+    # Past the except block Python has dropped the error and its traceback, which pinned the
+    # failed step's tensors: only now can they be freed and their memory handed back.
+    if compiled:
+        reset_compiler()
+    _free(acc, device)
+    return row, value

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from reszoo.accelerator import accelerator, fp32_flags
 from reszoo.devices import device_name
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
 PEAK_TFLOPS: dict[str, dict[str, float]] = {
     "H200": {"bf16": 989.0, "fp16": 989.0, "tf32": 495.0, "fp32": 67.0},
     "H100 PCIe": {"bf16": 756.0, "fp16": 756.0, "tf32": 378.0, "fp32": 51.0},
+    # The NVL card's clocks are lower than the SXM's: matched as "H100" it would understate MFU.
+    "H100 NVL": {"bf16": 835.0, "fp16": 835.0, "tf32": 418.0, "fp32": 60.0},
     "H100": {"bf16": 989.0, "fp16": 989.0, "tf32": 495.0, "fp32": 67.0},
     "A100": {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5},
     "L40S": {"bf16": 362.0, "fp16": 362.0, "tf32": 183.0, "fp32": 91.6},
@@ -51,7 +54,8 @@ def peak_tflops_for(device_name: str, dtype: str) -> float | None:
 
 def has_tf32(device: torch.device) -> bool:
     """True on an NVIDIA GPU of compute capability 8.0 (Ampere) or newer, where tf32 is a mode of its own."""
-    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
+    capability = accelerator(device).capability(device) if device.type == "cuda" else None
+    return capability is not None and capability[0] >= 8
 
 
 def dtype_warning(dtype: str, device: torch.device) -> str | None:
@@ -113,6 +117,12 @@ def environment(device: str | torch.device = "cpu") -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+    # The GPU's facts (count, driver, clocks, power limit, MIG) and the process-wide flags that
+    # change what it computes; each row repeats the ones its numbers depend on.
+    for key, value in accelerator(device).describe(device).items():
+        env.setdefault(key, value)
+    env["fp32_precision"] = fp32_flags()
+    env["cudnn_benchmark"] = torch.backends.cudnn.benchmark
     with contextlib.suppress(ImportError):
         import torchvision
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from reszoo.accelerator import accelerator
 from reszoo.bench.compiling import compile_model
-from reszoo.bench.isolation import Row, isolated
+from reszoo.bench.isolation import Row, run_isolated
 from reszoo.bench.machine import dtype_warning, has_tf32, peak_tflops_for
 from reszoo.checks import (
     check_bool,
@@ -274,10 +274,6 @@ def torch_benchmark() -> Any:
     return benchmark
 
 
-def _is_oom(err: BaseException) -> bool:
-    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
-
-
 def measure(
     model: nn.Module,
     *,
@@ -289,12 +285,16 @@ def measure(
     channels_last: bool = False,
     compile: str | None = None,  # noqa: A002 - the CLI flag's name
     cuda_graphs: bool = False,
-    warmup: int = 3,
+    warmup: int | None = None,
     min_run_time: float = 1.0,
     peak_tflops: float | None = None,
     name: str | None = None,
 ) -> BenchResult:
-    """Measure one model at one batch size.
+    """Measure one model at one batch size, isolated from the rows before and after it.
+
+    Each measurement runs under :func:`reszoo.bench.isolation.run_isolated`: on its own device (made
+    current), with cuDNN's autotuner on CUDA, the fp32 precision its dtype means, a fresh
+    torch.compile, and peak memory counted from the end of warm-up.
 
     Args:
         model: the module (moved to ``device`` in place; pass a copy to keep the original).
@@ -302,13 +302,17 @@ def measure(
             :class:`StepSettings`; ``input_size`` defaults to ``model.config.input_size`` for
             reszoo models; ``compile`` happens during warm-up, outside the timing.
         device: defaults to :func:`reszoo.devices.default_device`.
-        warmup: untimed steps first (cuDNN autotuning, allocator, compilation).
+        warmup: untimed steps first (cuDNN autotuning, allocator, compilation); None for 10 on a
+            GPU (as timm's benchmark) and 3 on a CPU; at least 1 when compiling or graphing.
         min_run_time: seconds of timed steps (``Timer.blocked_autorange``).
         peak_tflops: the device's peak for ``dtype``; defaults to :data:`PEAK_TFLOPS`.
         name: label for the result; defaults to the model's class name.
 
     Returns:
-        A :class:`BenchResult`; ``status="oom"`` when the batch does not fit.
+        A :class:`BenchResult`; ``status="oom"`` when the batch does not fit (cuBLAS and cuDNN
+        allocation failures included), ``status="error"`` with the message for any other
+        ``RuntimeError``. A fatal device error (illegal memory access) is raised: the CUDA
+        context is unusable.
 
     Raises:
         InvalidArgumentError, ArgumentTypeError: an option outside its valid values, before any work.
@@ -323,30 +327,39 @@ def measure(
         compile=compile,
         cuda_graphs=cuda_graphs,
     )
-    check_int("warmup", warmup, minimum=0)
+    if warmup is not None:  # None: default_warmup
+        check_int("warmup", warmup, minimum=0)
     check_positive("min_run_time", min_run_time)
     check_positive("peak_tflops", peak_tflops, optional=True)
     check_str("name", name, optional=True)
     result = new_result(model, name=name or type(model).__name__, settings=settings, peak_tflops=peak_tflops)
-    cuda = settings.device.type == "cuda"
-    if cuda:
-        # Fixed input shapes: let cuDNN try its algorithms once and keep the fastest.
-        torch.backends.cudnn.benchmark = True
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(settings.device)
-    try:
-        times = _timed(build_step(model, settings), warmup=warmup, min_run_time=min_run_time, label=result.model)
-    except RuntimeError as err:  # torch.OutOfMemoryError is a RuntimeError
-        if not _is_oom(err):
-            raise
-        result.status, result.error = "oom", str(err).splitlines()[0]
-        if cuda:
-            torch.cuda.empty_cache()
-        return result
-    fill_times(result, times)
-    if cuda:
-        result.peak_memory_mb = torch.cuda.max_memory_allocated(settings.device) / 2**20
+    result.warmup = default_warmup(settings) if warmup is None else warmup
+    if settings.compile or settings.cuda_graphs:
+        result.warmup = max(result.warmup, 1)  # compile and capture before the timing starts
+    row, times = run_isolated(
+        lambda row: _run(model, settings, row, warmup=result.warmup, min_run_time=min_run_time, label=result.model),
+        settings.device,
+        dtype=settings.dtype,
+        compiled=bool(settings.compile),
+    )
+    row.fill(result)
+    if times is not None:
+        fill_times(result, *times)
     return result
+
+
+def default_warmup(settings: StepSettings) -> int:
+    """Untimed steps before timing: 10 on a GPU (clocks ramp up, cuDNN autotunes), 3 on a CPU."""
+    return 3 if settings.device.type == "cpu" else 10
+
+
+def _run(
+    model: nn.Module, settings: StepSettings, row: Row, *, warmup: int, min_run_time: float, label: str
+) -> tuple[list[float], int]:
+    # The step lives only in this frame: once it returns (or its error is handled), the step's
+    # tensors, optimizer state and graphs can be freed before the next row.
+    step = build_step(model, settings)
+    return _timed(step, warmup=warmup, min_run_time=min_run_time, label=label, row=row)
 
 
 def _input_size(model: nn.Module) -> tuple[int, ...]:
@@ -356,15 +369,25 @@ def _input_size(model: nn.Module) -> tuple[int, ...]:
     return config.input_size
 
 
-def _timed(step: Callable[[], Any], *, warmup: int, min_run_time: float, label: str) -> list[float]:
-    """Per-run times in seconds of ``step`` after ``warmup`` untimed calls (``Timer.blocked_autorange``)."""
-    for _ in range(warmup):
+def _timed(
+    step: Callable[[], Any], *, warmup: int, min_run_time: float, label: str, row: Row | None = None
+) -> tuple[list[float], int]:
+    """Per-step times in seconds of ``step`` after ``warmup`` untimed calls (``Timer.blocked_autorange``),
+    and the steps per timed block; ``row`` hears after the first step, the warm-up and the timing."""
+    for i in range(warmup):
         step()
+        if i == 0 and row is not None:
+            row.after_first_step()
+    if row is not None:
+        row.after_warmup()
     # Timer defaults to one thread; benchmark with what the user's process would use.
     timer = torch_benchmark().Timer(
         stmt="step()", globals={"step": step}, label=label, num_threads=torch.get_num_threads()
     )
-    return list(timer.blocked_autorange(min_run_time=min_run_time).times)
+    measurement = timer.blocked_autorange(min_run_time=min_run_time)
+    if row is not None:
+        row.after_timing()
+    return list(measurement.times), measurement.number_per_run
 
 
 def new_result(model: nn.Module, *, name: str, settings: StepSettings, peak_tflops: float | None = None) -> BenchResult:
@@ -376,6 +399,7 @@ def new_result(model: nn.Module, *, name: str, settings: StepSettings, peak_tflo
     s = settings
     dev_name = device_name(s.device)
     slow = dtype_warning(s.dtype, s.device)
+    facts = accelerator(s.device).describe(s.device)
     return BenchResult(
         model=name,
         mode=s.mode,
@@ -389,6 +413,11 @@ def new_result(model: nn.Module, *, name: str, settings: StepSettings, peak_tflo
         params=count_params(model),
         flops_per_image=forward_flops(model, s.input_size) * (3 if s.mode == "train" else 1),
         peak_tflops=peak_tflops if peak_tflops is not None else peak_tflops_for(dev_name, s.dtype),
+        device_id=str(s.device),
+        device_count=facts.get("device_count") or 1,
+        driver=facts.get("driver"),
+        cuda=facts.get("cuda"),
+        autocast=s.dtype if s.dtype in AUTOCAST_DTYPES else None,
         warnings=[slow] if slow else [],
     )
 
@@ -400,11 +429,12 @@ def median_iqr(times: Sequence[float]) -> tuple[float, float]:
     return m.median, m.iqr
 
 
-def fill_times(result: BenchResult, times: Sequence[float]) -> None:
+def fill_times(result: BenchResult, times: Sequence[float], number_per_run: int = 1) -> None:
     """Median, interquartile range and the derived rates from per-step times in seconds.
 
-    Adds a warning to ``result.warnings`` for fewer than :data:`MIN_RUNS` runs or a spread above
-    :data:`MAX_SPREAD`.
+    ``number_per_run`` is the steps behind each time (a timed block's length): with the number of
+    times it gives ``timed_steps``. Adds a warning to ``result.warnings`` for fewer than
+    :data:`MIN_RUNS` runs or a spread above :data:`MAX_SPREAD`.
     """
     median, iqr = median_iqr(times)
     result.runs = len(times)
@@ -420,6 +450,8 @@ def fill_times(result: BenchResult, times: Sequence[float]) -> None:
         )
     result.time_median_ms = median * 1e3
     result.time_iqr_ms = iqr * 1e3
+    result.timed_steps = len(times) * number_per_run
+    result.spread = iqr / median if median > 0 else None
     result.images_per_s = result.batch_size / median
     result.tflops = result.flops_per_image * result.images_per_s / 1e12
     if result.peak_tflops:

@@ -66,8 +66,14 @@ def _time(r: BenchResult) -> str:
 
 
 def to_json(results: Sequence[BenchResult], path: str | None = None, *, env: dict[str, Any] | None = None) -> str:
-    """``{"environment": {...}, "results": [...]}`` as JSON text, also written to ``path`` (atomically) if given."""
-    text = json.dumps({"environment": env or environment("cpu"), "results": [r.as_dict() for r in results]}, indent=2)
+    """``{"environment": {...}, "results": [...]}`` as JSON text, also written to ``path`` (atomically) if given.
+
+    Without ``env``, the environment is that of the first result's device (``device_id``), so GPU
+    results are not labelled with the CPU.
+    """
+    if env is None:
+        env = environment(results[0].device_id if results else "cpu")
+    text = json.dumps({"environment": env, "results": [r.as_dict() for r in results]}, indent=2)
     if path:
         with atomic_path(path) as tmp:
             tmp.write_text(text + "\n", encoding="utf-8")

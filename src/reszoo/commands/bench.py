@@ -57,7 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cuda-graphs", action="store_true")
     p.add_argument("--min-run-time", type=_positive_float, default=None, help="timed seconds per measurement")
     p.add_argument("--peak-tflops", type=_positive_float, default=None, help="override the device's peak")
-    p.add_argument("--compare", choices=("torchvision",), default=None, help="side by side with equivalents")
+    p.add_argument(
+        "--compare",
+        choices=("torchvision", "onnxruntime"),
+        default=None,
+        help="side by side: torchvision (or the reference CIFAR net); onnxruntime: the same model in ONNX Runtime "
+        "(CPU inference; needs reszoo[onnx])",
+    )
     p.add_argument("--json", default=None, metavar="PATH")
     p.add_argument("--csv", default=None, metavar="PATH")
     p.add_argument("--plot", default=None, metavar="PATH", help="PNG of images/s (needs matplotlib)")
@@ -76,6 +82,8 @@ def _check_args(args: argparse.Namespace) -> None:
             raise InvalidArgumentError(
                 f"--compare takes one --batch-size, received {len(args.batch_size)}: {args.batch_size}."
             )
+    if args.compare == "onnxruntime":
+        _check_onnxruntime_compare(args)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise InvalidArgumentError(
             f"--plot needs matplotlib (pip install 'reszoo[plot]'); received --plot {args.plot}."
@@ -141,12 +149,52 @@ def _check_outputs(args: argparse.Namespace) -> None:
             )
 
 
+def _check_onnxruntime_compare(args: argparse.Namespace) -> None:
+    """``--compare onnxruntime`` is fp32 inference on the CPU: refuse anything else, naming it."""
+    from reszoo.errors import InvalidArgumentError
+
+    wrong = [
+        f"{option} {value}"
+        for option, value, allowed in (
+            ("--mode", args.mode, ("infer",)),
+            ("--device", args.device, (None, "cpu")),
+            ("--dtype", args.dtype, (None, "fp32")),
+            ("--channels-last", args.channels_last, (None,)),
+        )
+        if value not in allowed
+    ]
+    if wrong:
+        raise InvalidArgumentError(
+            "--compare onnxruntime times fp32 inference on the CPU with each runtime's own layout; it does not "
+            f"take {', '.join(wrong)}."
+        )
+
+
+def _run_onnxruntime_compare(names: list[str], batch: int | None) -> list:
+    """``--compare onnxruntime``: eager, optimize_for_inference and ONNX Runtime, interleaved, per model."""
+    from reszoo.bench.ort_compare import compare_onnxruntime
+
+    results = []
+    for name in names:
+        rs = compare_onnxruntime(name, batch_size=batch)
+        results += rs
+        for r in rs:
+            extra = r.extra
+            print(
+                f"infer: {r.model} / onnxruntime = {extra['ratio_vs_onnxruntime']:.3f}  (prepared in "
+                f"{extra['prepare_seconds']:.1f} s, max |diff| vs eager {extra['max_abs_diff']:.1e})"
+            )
+    return results
+
+
 def _run_compare(args: argparse.Namespace, names: list[str], modes: tuple[str, ...], settings: dict) -> list:
     """``--compare``: each model beside its equivalents, interleaved; prints the speed ratios."""
     from reszoo.bench import compare
 
     results = []
     batch = args.batch_size[0] if args.batch_size else None
+    if args.compare == "onnxruntime":
+        return _run_onnxruntime_compare(names, batch)
     for name in names:
         for mode in modes:
             rs = compare(name, mode=mode, batch_size=batch, **settings)
