@@ -369,18 +369,21 @@ def test_tf32_off_an_nvidia_gpu_is_refused(tiny_model, capsys):
     assert "plain fp32, so it is refused" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    ("dtype", "probe"), [("fp16", "_is_amx_fp16_supported"), ("bf16", "_is_avx512_bf16_supported")]
-)
-def test_a_dtype_without_cpu_hardware_is_measured_with_a_warning(monkeypatch, tiny_model, dtype, probe):
-    monkeypatch.setattr(torch.cpu, probe, lambda: False)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_a_dtype_without_cpu_kernels_is_measured_with_a_warning(monkeypatch, tiny_model, dtype):
+    from reszoo import cpuinfo
+    from reszoo.bench import machine
+
+    features = cpuinfo.cpu_features()
+    monkeypatch.setattr(machine, "cpu_features", lambda: {**features, dtype: False})
     r = bench.measure(tiny_model(), batch_size=2, device="cpu", dtype=dtype, **FAST)
     assert r.status == "ok" and r.dtype == dtype
-    assert any(w.startswith(f"slow dtype: {dtype} autocast on a CPU without") for w in r.warnings)
-    monkeypatch.setattr(torch.cpu, probe, lambda: True)
-    assert bench.measuring.dtype_warning(dtype, torch.device("cpu")) is None
-    assert bench.measuring.dtype_warning(dtype, torch.device("meta")) is None
+    expected = f"slow dtype: {dtype} on a CPU without {cpuinfo.NEEDS[dtype]} runs through slow fallback kernels"
+    assert any(w.startswith(expected) for w in r.warnings)
+    assert "slow dtype" in report.to_table([r]).splitlines()[2]
+    monkeypatch.setattr(machine, "cpu_features", lambda: {**features, dtype: True})
+    assert machine.dtype_warning(dtype, torch.device("cpu")) is None
+    assert machine.dtype_warning(dtype, torch.device("meta")) is None  # not a CPU: nothing to say
 
 
 def test_environment_reports_load_threads_and_cores(monkeypatch):

@@ -215,12 +215,6 @@ def test_headless_counts_config_and_summary(name):
     assert rows[-1][:3] == ("fc", "Identity", (1, model.num_features))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ArgumentTypeError,
-    reason="hub.save_pretrained (hub._check_model) still requires fc to be an nn.Linear; "
-    "it should take nn.Identity as num_classes=0",
-)
 def test_headless_model_saves_and_loads(tmp_path, tiny_model):
     model = tiny_model(num_classes=0).eval()
     reszoo.save_pretrained(model, tmp_path / "headless")

@@ -47,6 +47,8 @@ from conftest import TINY_ARGS, TINY_OVERRIDES  # noqa: E402
 # Hypothesis examples share module-scoped folders (function-scoped fixtures are not reset between them).
 FUZZ = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
 NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]
+# The file, command-line and write tests are cheap (milliseconds an example): 4x the profile's examples.
+MANY = 4 * settings.default.max_examples
 
 # -- counting what is tried -------------------------------------------------------------------
 
@@ -294,7 +296,7 @@ ARGS: dict[str, dict[str, Any]] = {
         "channels_last": BOOL,
         "compile": _opt(STR),
         "cuda_graphs": BOOL,
-        "warmup": INT,
+        "warmup": _opt(INT),
         "min_run_time": NUM,
         "peak_tflops": _opt(NUM),
         "name": _opt(STR),
@@ -304,7 +306,7 @@ ARGS: dict[str, dict[str, Any]] = {
         "model": MODULE,
         "channels_last": BOOL,
         "fold_bn": BOOL,
-        "compile": BOOL,
+        "compile": _opt(BOOL),
         "compile_mode": _opt(STR),
         "dtype": lambda v: v is None or isinstance(v, (str, torch.dtype)),
     },
@@ -337,24 +339,7 @@ ARGS: dict[str, dict[str, Any]] = {
     "get_weights": {"name": STR},
     "list_pretrained": {"pattern": _opt(STR), "include_aliases": BOOL},
 }
-# Findings in modules outside this change, reported for their owners (not strict: a random draw
-# may miss the one bad value, as for the array below).
-KNOWN = {
-    ("load_pretrained", "device"): "devices.resolve_device compares a numpy array to 'auto' (numpy ValueError)",
-    ("count_params", "model"): "summary.count_params does not check model (AttributeError on None)",
-    ("count_params", "trainable_only"): "summary.count_params does not check trainable_only",
-    ("count_macs", "model"): "summary.count_macs/count_flops do not check model",
-    ("count_macs", "input_size"): "summary.count_macs/count_flops do not check input_size",
-    ("list_pretrained", "include_aliases"): "weights.list_pretrained does not check include_aliases",
-    ("imagenet_eval_transform", "resize_size"): "transforms.imagenet_eval_transform takes resize_size=None",
-}
-ARG_CASES = [
-    pytest.param(fn, arg, id=f"{fn}.{arg}", marks=[pytest.mark.xfail(reason=KNOWN[fn, arg], strict=False)])
-    if (fn, arg) in KNOWN
-    else pytest.param(fn, arg, id=f"{fn}.{arg}")
-    for fn, args in ARGS.items()
-    for arg in args
-]
+ARG_CASES = [pytest.param(fn, arg, id=f"{fn}.{arg}") for fn, args in ARGS.items() for arg in args]
 
 
 # 110 arguments: half the profile's examples each (12 in CI), and no shrinking (a failure shows its
@@ -493,7 +478,7 @@ def _digest(model: torch.nn.Module) -> str:
     return train.state_digest(model)
 
 
-@FUZZ
+@settings(FUZZ, max_examples=MANY)
 @given(data=st.data())
 def test_damaged_saved_model_folder(originals, data):
     name = data.draw(st.sampled_from(["model.safetensors", "config.json"]))
@@ -507,7 +492,7 @@ def test_damaged_saved_model_folder(originals, data):
             assert _digest(got) == _digest(pretrained.load_pretrained(str(originals.saved)))
 
 
-@FUZZ
+@settings(FUZZ, max_examples=MANY)
 @given(data=st.data())
 def test_damaged_run_json_and_recipe_json(originals, data):
     from reszoo.runfolder import resume_settings
@@ -538,7 +523,7 @@ def _json_or_error(path: Path) -> Any:
         raise InvalidArgumentError(f"{path} is not JSON ({err}).") from None
 
 
-@FUZZ
+@settings(FUZZ, max_examples=MANY)
 @given(data=st.data())
 def test_damaged_checkpoint(originals, data):
     from reszoo.runfolder import load_checkpoint
@@ -563,7 +548,7 @@ def test_damaged_checkpoint(originals, data):
 CHECKPOINT_FIELDS = st.sampled_from(["iteration", "model", "optimizer", "plateau", "errors", "rng", "format"])
 
 
-@FUZZ
+@settings(FUZZ, max_examples=MANY)
 @given(key=CHECKPOINT_FIELDS, value=st.one_of(JSON_VALUES, st.just(torch.zeros(3)), st.just("drop")))
 def test_checkpoint_with_wrong_contents(originals, key, value):
 
@@ -582,7 +567,7 @@ def test_checkpoint_with_wrong_contents(originals, key, value):
         assert isinstance(got, (ReszooError, train.FitResult))
 
 
-@FUZZ
+@settings(FUZZ, max_examples=MANY)
 @given(data=st.data())
 def test_damaged_legacy_checkpoint(originals, data):
     from reszoo.convert import convert_state_dict, fit_state_dict, read_checkpoint
@@ -715,10 +700,11 @@ def run_cli(argv: list[str], capsys: Any) -> tuple[int, str]:
 
 
 @pytest.mark.timeout(600)
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=MANY)
 @given(data=st.data())
 def test_random_command_lines(data, cli_paths, capsys, monkeypatch):
     offline(monkeypatch, cli_paths.root)
+    monkeypatch.chdir(cli_paths.root)  # a bad value may be a relative path: it lands here
     argv = data.draw(command_lines(cli_paths))
     tried("command line", argv)
     run_cli(argv, capsys)
@@ -829,7 +815,7 @@ def _content(path: Path) -> Any:
     return path.read_bytes()
 
 
-@FUZZ
+@settings(FUZZ, max_examples=MANY)
 @given(
     writer=st.sampled_from(WRITERS),
     point=st.sampled_from(["write", "write", "write", "fsync", "replace"]),

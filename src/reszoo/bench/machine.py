@@ -16,6 +16,8 @@ from typing import Any
 import torch
 
 from reszoo.accelerator import accelerator, fp32_flags
+from reszoo.cpuinfo import NEEDS, cpu_features
+from reszoo.cpuinfo import cores as usable_cores
 from reszoo.devices import device_name
 
 __all__ = [
@@ -25,7 +27,6 @@ __all__ = [
     "environment_warnings",
     "has_tf32",
     "peak_tflops_for",
-    "usable_cores",
 ]
 
 # Dense (no sparsity) tensor-core peaks in TFLOP/s from NVIDIA's data sheets; "fp32" is the
@@ -59,33 +60,19 @@ def has_tf32(device: torch.device) -> bool:
 
 
 def dtype_warning(dtype: str, device: torch.device) -> str | None:
-    """A warning for autocast to a dtype this device computes slowly (no hardware for it), or None.
+    """A warning for autocast to a dtype this device has no native kernels for, or None.
 
-    fp16 on a CPU runs many times slower than fp32 unless the CPU has AMX-FP16; bf16 needs
-    AVX512-BF16 or AMX. The result is measured as asked, with this line in its ``warnings``.
+    On a CPU without them (:data:`reszoo.cpuinfo.NEEDS`: AVX512-BF16 or AMX for bf16, AVX512-FP16
+    or AMX-FP16 for fp16) torch computes through slow fallbacks, several to many times slower
+    than fp32. ``optimize_for_inference`` refuses such a dtype; a benchmark measures what it is
+    asked, with this line in the row's ``warnings``.
     """
-    if device.type != "cpu" or dtype not in ("fp16", "bf16"):
+    if device.type != "cpu" or dtype not in NEEDS or cpu_features()[dtype]:
         return None
-    cpu = torch.cpu
-    fast = {
-        "fp16": getattr(cpu, "_is_amx_fp16_supported", lambda: False)(),
-        "bf16": getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
-        or getattr(cpu, "_is_amx_tile_supported", lambda: False)(),
-    }
-    if fast[dtype]:
-        return None
-    units = {"fp16": "AMX-FP16", "bf16": "AVX512-BF16 or AMX"}[dtype]
     return (
-        f"slow dtype: {dtype} autocast on a CPU without {units} is emulated and typically many times "
-        "slower than fp32; this row measures that, not the CPU's best"
+        f"slow dtype: {dtype} on a CPU without {NEEDS[dtype]} runs through slow fallback kernels, "
+        "typically several times slower than fp32; this row measures that, not the CPU's best"
     )
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def environment(device: str | torch.device = "cpu") -> dict[str, Any]:

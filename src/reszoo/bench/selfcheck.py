@@ -228,6 +228,8 @@ def self_check(
     device = resolve_device(device)
     acc = accelerator(device)
     cuda = device.type == "cuda"
+    if cuda and device.index is None:
+        device = torch.device("cuda", acc.current_index())  # name the GPU checked
     n = size or (8192 if cuda else 512)
     checks = [check_fp32(device), *check_peaks(device, n=n)]
     if device.type == "cpu":
