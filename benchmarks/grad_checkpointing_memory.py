@@ -10,9 +10,16 @@ same memory in every setting), so no run's freed memory can hide in another's pe
 
 - ``rss``: the kernel's high-water mark of resident memory (``ru_maxrss``) less what was resident
   before the step: the operating system's view, what runs a machine out of memory, including
-  what the C allocator has freed but not returned (``torch._dynamo``, which the first checkpointed
-  call imports, is imported before the baseline in every setting). The step's wall time comes from this run
-  (one step, no warm-up, since a warm-up would lift the baseline to the peak: indicative only).
+  what the C allocator has freed but not returned. ``torch._dynamo``, which the first
+  checkpointed call imports (about 150 MiB of code), is imported before the baseline in every
+  setting. The step's wall time comes from these runs (one step, no warm-up, since a warm-up
+  would lift the baseline to the peak: indicative only).
+- ``rss`` with ``MALLOC_MMAP_THRESHOLD_=131072``: the same, with glibc's mmap threshold fixed at
+  its default 128 KiB. Left dynamic, glibc raises the threshold to the size of each large block
+  freed (up to 32 MiB), so later activations come from the heap, which returns freed memory to
+  the system only from its top: the RSS can then stay near the no-checkpointing peak whatever
+  checkpointing saves (docs/ecosystem.md has the figures). Fixed, every tensor of 128 KiB or more
+  is its own mapping, returned to the system when it is freed.
 - ``tensors``: the step under ``torch.profiler.profile(profile_memory=True)``, and the peak of its
   memory timeline: the bytes of all tensors alive at once (parameters, gradients, activations
   kept for backward, temporaries), exact and free of allocator effects. This is what
@@ -70,9 +77,13 @@ print(json.dumps({{**result, "loss": loss}}))
 SETTINGS = {"off": None, "stage": "stage", "block": "block"}
 
 
-def measure(model: str, batch: int, threads: int, every: str | None, what: str) -> dict:
+MMAP_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
+def measure(model: str, batch: int, threads: int, every: str | None, what: str, env: dict | None = None) -> dict:
     code = CHILD.format(model=model, batch=batch, threads=threads, every=every, what=what)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=7200)
+    environ = {**os.environ, **(env or {})}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=7200, env=environ)
     if out.returncode != 0:  # -9: killed, most likely for memory
         sys.exit(f"the {every or 'off'} {what} run failed (exit {out.returncode}):\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -97,15 +108,18 @@ def report(model: str, batch: int, threads: int, rows: dict[str, dict]) -> str:
     lines = [
         f"{model}, batch {batch}, one training step on the CPU ({threads} threads)",
         "",
-        "| checkpointing | tensor peak (MiB) | vs off | RSS growth in the step (MiB) | vs off | step (s) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| checkpointing | tensor peak (MiB) | RSS growth in the step (MiB) | same, mmap threshold fixed | step (s) |",
+        "|---|---:|---:|---:|---:|",
     ]
+
+    def cell(r: dict, key: str) -> str:
+        change = "" if r is off else f" ({r[key] / off[key] - 1:+.0%})"
+        return f"{r[key]:,.0f}{change}"
+
     for label, r in rows.items():
-        cut_t = 1 - r["tensor_peak_mib"] / off["tensor_peak_mib"]
-        cut_r = 1 - r["rss_step_mib"] / off["rss_step_mib"]
         lines.append(
-            f"| {label} | {r['tensor_peak_mib']:,.0f} | {-cut_t:+.0%} | {r['rss_step_mib']:,.0f} | {-cut_r:+.0%} "
-            f"| {r['step_s']:.0f} |"
+            f"| {label} | {cell(r, 'tensor_peak_mib')} | {cell(r, 'rss_step_mib')} | {cell(r, 'mmap_rss_step_mib')} "
+            f"| {r['step_s']:.0f} / {r['mmap_step_s']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -122,9 +136,11 @@ def main() -> None:
     rows, losses = {}, set()
     for label, every in SETTINGS.items():
         rss = measure(args.model, args.batch_size, args.threads, every, "rss")
+        fixed = measure(args.model, args.batch_size, args.threads, every, "rss", MMAP_ENV)
         tensors = measure(args.model, args.batch_size, args.threads, every, "tensors")
-        losses |= {round(rss.pop("loss"), 5), round(tensors.pop("loss"), 5)}
-        rows[label] = {**rss, **tensors}
+        losses |= {round(r.pop("loss"), 5) for r in (rss, fixed, tensors)}
+        fixed = {"mmap_" + key: value for key, value in fixed.items()}
+        rows[label] = {**rss, **fixed, **tensors}
         print(f"{label}: {rows[label]}", file=sys.stderr, flush=True)
     assert len(losses) == 1, f"the runs computed different losses: {losses}"
     rows_loss = losses.pop()

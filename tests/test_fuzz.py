@@ -603,6 +603,30 @@ def _opts(*specs: tuple[str, list[str]]) -> Any:
     return st.lists(option, max_size=4).map(lambda opts: [part for opt in opts for part in opt])
 
 
+def _train_options(paths: Any) -> list[tuple[str, list[str]]]:
+    """The options of ``reszoo train`` and ``reszoo experiment`` the fuzzer draws, with good values."""
+    return [
+        ("--lr", ["0.01"]),
+        ("--momentum", ["0.5"]),
+        ("--iterations", ["2"]),
+        ("--batch-size", ["2"]),
+        ("--milestones", ["1", "1,2"]),
+        ("--schedule", ["step", "plateau", "cosine"]),
+        ("--device", ["cpu", "tpu", "cuda:9"]),
+        ("--seed", ["3"]),
+        ("--resume", [paths.emptydir, paths.afile, "/nonexistent/run"]),
+        ("-M", ["num_classes=10", "zero_init_residual=maybe", "depths=", "colour=red", "=3", "widths=4,8"]),
+        ("--gamma", ["0.5", "2"]),
+        ("--weight-decay", ["0"]),
+        ("--warmup-iters", ["1"]),
+        ("--checkpoint-every", ["1"]),
+        ("--amp", []),
+        ("--nesterov", []),
+        ("--data", ["cifar10", "mnist"]),
+        ("--root", [paths.emptydir]),
+    ]
+
+
 @st.composite
 def command_lines(draw, paths: Any) -> list[str]:
     """A command line of a real subcommand, with options drawn good or bad; runs are tiny when valid."""
@@ -621,28 +645,7 @@ def command_lines(draw, paths: Any) -> list[str]:
         else:
             base = ["experiment", "degradation", "--out", out, "--depths", draw(st.sampled_from(["8", "8,9", "x", ""]))]
             base += tiny[2:]  # experiment sets depths itself
-        return base + draw(
-            _opts(
-                ("--lr", ["0.01"]),
-                ("--momentum", ["0.5"]),
-                ("--iterations", ["2"]),
-                ("--batch-size", ["2"]),
-                ("--milestones", ["1", "1,2"]),
-                ("--schedule", ["step", "plateau", "cosine"]),
-                ("--device", ["cpu", "tpu", "cuda:9"]),
-                ("--seed", ["3"]),
-                ("--resume", [paths.emptydir, paths.afile, "/nonexistent/run"]),
-                ("-M", ["num_classes=10", "zero_init_residual=maybe", "depths=", "colour=red", "=3", "widths=4,8"]),
-                ("--gamma", ["0.5", "2"]),
-                ("--weight-decay", ["0"]),
-                ("--warmup-iters", ["1"]),
-                ("--checkpoint-every", ["1"]),
-                ("--amp", []),
-                ("--nesterov", []),
-                ("--data", ["cifar10", "mnist"]),
-                ("--root", [paths.emptydir]),
-            )
-        )
+        return base + draw(_opts(*_train_options(paths)))
     if command == "bench":
         base = ["bench", draw(st.sampled_from(["resnet20", "vgg*", ""]))]
         base += ["--device", "cpu", "--min-run-time", "0.01", "--batch-size", "2"]

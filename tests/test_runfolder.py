@@ -152,6 +152,24 @@ def test_a_second_ctrl_c_stops_at_once_and_the_last_checkpoint_stays(tmp_path):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_stop_after_the_loss_went_non_finite_keeps_the_last_good_checkpoint(tmp_path):
+    model = tiny_model()
+    poisoned = {"on": False}
+    model.fc.register_forward_hook(lambda mod, inp, out: out * float("nan") if poisoned["on"] else out)
+
+    def poison_then_ctrl_c(it):
+        poisoned["on"] = it >= 3  # step 4 is non-finite, and no report looks at it before the stop
+        if it == 4:
+            signal.raise_signal(signal.SIGINT)
+
+    recipe = tiny_recipe(iterations=10, log_every=5, checkpoint_every=3)
+    with pytest.raises(train.NonFiniteLossError, match=r"Stopped by SIGINT at iteration 4, after the training loss"):
+        train.fit(model, recipe, out=tmp_path, progress=False, on_step=poison_then_ctrl_c)
+    ckpt = runfolder.load_checkpoint(tmp_path)
+    assert ckpt["iteration"] == 3
+    assert all(torch.isfinite(t).all() for t in ckpt["model"].values() if t.is_floating_point())
+
+
 def test_without_a_folder_ctrl_c_is_a_keyboard_interrupt():
     def ctrl_c(it):
         signal.raise_signal(signal.SIGINT)

@@ -20,11 +20,13 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -510,7 +512,7 @@ def push_to_hub(
         save_pretrained(model, tmp, weights=w)
         Path(tmp, "README.md").write_text(model_card(model, repo_id, weights=w), encoding="utf-8")
         api = HfApi(endpoint=_endpoint(), token=token, library_name="reszoo", library_version=__version__)
-        try:
+        with _reachable(repo_id):
             api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
             info = api.upload_folder(
                 repo_id=repo_id,
@@ -520,15 +522,22 @@ def push_to_hub(
                 create_pr=create_pr,
                 commit_message=commit_message or f"Upload {w.name if w else 'model'} with reszoo",
             )
-        except Exception as err:
-            if not _unreachable(err):
-                raise
-            why = "HF_HUB_OFFLINE is set" if is_offline() else f"{type(err).__name__}: {err}"
-            raise HubUnreachableError(
-                f"Cannot push to {repo_id}: the Hugging Face Hub at {_endpoint() or 'https://huggingface.co'} "
-                f"cannot be reached ({why}). Nothing was uploaded; try again when online."
-            ) from None
     return str(getattr(info, "pr_url", None) or getattr(info, "commit_url", info))
+
+
+@contextlib.contextmanager
+def _reachable(repo_id: str) -> Iterator[None]:
+    """Turn "no connection" inside the block into one :class:`HubUnreachableError`."""
+    try:
+        yield
+    except Exception as err:
+        if not _unreachable(err):
+            raise
+        why = "HF_HUB_OFFLINE is set" if is_offline() else f"{type(err).__name__}: {err}"
+        raise HubUnreachableError(
+            f"Cannot push to {repo_id}: the Hugging Face Hub at {_endpoint() or 'https://huggingface.co'} "
+            f"cannot be reached ({why}). Nothing was uploaded; try again when online."
+        ) from None
 
 
 def _unreachable(err: BaseException) -> bool:

@@ -297,6 +297,15 @@ def _train(
 
 
 def _stop(run: _Run, state: _State, signum: int, name: str | None) -> None:
+    bad = state.stats[3:].clone()  # non-finite steps since the last report: do not checkpoint those weights
+    if run.world > 1:
+        torch.distributed.all_reduce(bad)
+    if bad.item():
+        last_good = f" The last good checkpoint is {run.out / CHECKPOINT_NAME}." if run.out is not None else ""
+        raise NonFiniteLossError(
+            f"Stopped by {signal.Signals(signum).name} at iteration {state.iteration}, after the training loss "
+            f"became non-finite; no checkpoint was written.{last_good} Try a lower lr, a warm-up or amp=False."
+        )
     if run.writes and state.saved != state.iteration:
         _save(run, state)
     if run.world > 1:
