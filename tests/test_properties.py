@@ -168,6 +168,7 @@ FLOATS = st.floats(allow_nan=True, allow_infinity=True)  # 1.0 and 16.0 included
 LISTS = st.lists(st.integers(0, 4), max_size=3)
 NOT_A_NUMBER = st.one_of(WORDS, st.none(), LISTS, st.dictionaries(st.text(max_size=2), st.integers(), max_size=1))
 NOT_AN_INT = st.one_of(NOT_A_NUMBER, FLOATS, st.booleans())
+NOT_A_FLOAT = st.one_of(NOT_A_NUMBER, st.booleans())  # an int is a valid float
 NOT_A_BOOL = st.one_of(NOT_A_NUMBER, FLOATS, st.integers())
 # Items that make a tuple of ints wrong, and whole values that are not tuples at all.
 BAD_ITEM = st.one_of(WORDS, FLOATS, st.none(), st.booleans(), LISTS)
@@ -188,6 +189,7 @@ WRONG = {
     **{name: NOT_AN_INT for name in ("stem_width", "num_classes", "in_chans", "image_size")},
     **{name: st.one_of(NOT_INTS, st.none()) for name in ("depths", "widths")},
     "strides": NOT_INTS,  # None is valid: the paper's strides
+    "drop_path_rate": NOT_A_FLOAT,
     **{name: st.one_of(NOT_A_NAME, st.text(max_size=8).filter(lambda t, v=v: t not in v)) for name, v in NAMED.items()},
 }
 WRONG["block"] = st.one_of(WRONG["block"], st.sampled_from([int, str, torch.nn.Conv2d]))  # classes, not blocks
