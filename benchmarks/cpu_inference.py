@@ -268,7 +268,7 @@ def markdown(doc: dict) -> str:
         f"`{doc['command']}`",
         "",
         f"CPU: {cpu['name']}, capability {cpu['capability']} (AVX512-BF16 {cpu['avx512_bf16']}, AMX {cpu['amx']}, "
-        f"VNNI {cpu['vnni']}), {cpu['cores']} cores, {cpu['threads']} threads; torch {env['torch']}, "
+        f"VNNI {cpu['vnni']}), {cpu['cores']} cores, {cpu['threads']} thread(s); torch {env['torch']}, "
         f"onnxruntime {doc.get('onnxruntime')}; load average before the run {env.get('load_average')}.",
         "",
         "| model | batch | path | img/s | x ONNX Runtime (paired) | prepare s | max abs diff (rel.) |",
@@ -313,7 +313,10 @@ def plot(doc: dict, path: str) -> None:
     ax.set_xticklabels([f"{r['model']}\nbatch {r['batch_size']}" for r in runs])
     cpu = doc["cpu"]
     ax.set_ylabel("images/s relative to ONNX Runtime")
-    ax.set_title(f"CPU inference, {cpu['capability']}, {cpu['threads']} threads ({doc['date']})")
+    threads = f"{cpu['threads']} thread{'s' * (cpu['threads'] != 1)}"
+    ax.set_title(
+        f"CPU inference, {cpu['name']} ({cpu['capability']}), {threads}, fp32 ONNX Runtime = 1 ({doc['date']})"
+    )
     ax.legend(ncol=4, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -85,6 +85,14 @@ def test_calibration_is_required_and_checked():
     assert got.dtype == torch.float32 and torch.equal(got, x.float())
 
 
+def test_int8_refused_off_x86(tiny_model, monkeypatch):
+    import platform
+
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    with pytest.raises(ValueError, match=r"dtype='int8' quantizes for x86 CPUs.*'aarch64'"):
+        quantize_int8(tiny_model(), [torch.randn(2, 3, 8, 8)])
+
+
 def test_missing_torchao_names_the_extra(tiny_model, monkeypatch):
     real = importlib.import_module
 
@@ -94,6 +102,7 @@ def test_missing_torchao_names_the_extra(tiny_model, monkeypatch):
         return real(name, *args)
 
     monkeypatch.setattr(importlib, "import_module", without_torchao)
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")  # the x86 check comes first
     with pytest.raises(ValueError, match=r"torchao's PT2E flow.*pip install 'reszoo\[int8\]'"):
         torchao_pt2e()
     with pytest.raises(ValueError, match=r"pip install 'reszoo\[int8\]'"):

@@ -4,7 +4,8 @@ Freezing turns a model's weights into constants, so inductor folds them, pre-pac
 weights for oneDNN and fuses each convolution with its bias, ReLU and residual add
 (``mkldnn._convolution_pointwise``). In torch 2.14, ``torch.compile(m, options={"freezing": True})``
 does not freeze: dynamo decides whether parameters become graph constants or graph inputs from the
-*global* ``torch._inductor.config.freezing`` while it traces, before the options reach inductor, so
+*global* ``torch._inductor.config.freezing`` while it traces (``torch._dynamo.utils.
+is_parameter_freezing``), before the options reach inductor, so
 the weights stay inputs and inductor has nothing to freeze (the generated code calls
 ``extern_kernels.convolution`` with the weights as arguments). :class:`FrozenCompiled` sets the
 global flag around each call instead (tracing, and any recompilation for a new batch size, happen

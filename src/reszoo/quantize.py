@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import platform
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -36,6 +37,7 @@ from reszoo.freezing import FrozenCompiled
 # torch.export specialises a dimension of size 1; a batch of 2 keeps the batch dimension symbolic.
 _EXAMPLE_BATCH = 2
 _MAX_BATCH = 65536
+X86_MACHINES = ("x86_64", "amd64", "i386", "i686")
 
 
 def torchao_pt2e() -> tuple[Any, Any]:
@@ -117,6 +119,11 @@ def quantize_int8(model: nn.Module, calibration: Any, *, compile_mode: str | Non
     check_instance("model", model, nn.Module)
     config = getattr(model, "config", None)
     batches = calibration_batches(calibration, getattr(config, "in_chans", None))
+    machine = platform.machine().lower()
+    if machine not in X86_MACHINES:
+        raise InvalidArgumentError(
+            f"dtype='int8' quantizes for x86 CPUs (oneDNN's int8 kernels); this machine is {machine!r}."
+        )
     pt2e, x86 = torchao_pt2e()
     # torch 2.14's int8 lowering calls torch.tensor(<a tensor>) once per convolution at compile time,
     # and torch warns about its own call; nothing for a user to act on.
