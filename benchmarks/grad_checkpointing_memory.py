@@ -2,6 +2,7 @@
 
     python benchmarks/grad_checkpointing_memory.py [--model resnet1202] [--batch-size 128]
         [--threads 2] [--out benchmarks/results/grad_checkpointing_memory.json]
+    python benchmarks/grad_checkpointing_memory.py --timing [--batch-size 32] [--steps 3]
 
 Three settings: off, ``set_grad_checkpointing(every="stage")`` (the default) and
 ``every="block"``. Each measurement runs in a fresh Python process that builds the model and a
@@ -24,6 +25,11 @@ same memory in every setting), so no run's freed memory can hide in another's pe
   memory timeline: the bytes of all tensors alive at once (parameters, gradients, activations
   kept for backward, temporaries), exact and free of allocator effects. This is what
   checkpointing acts on.
+
+The single steps above are timed too, but a first step's time is mostly the kernel mapping fresh
+memory in (on the VM of docs/ecosystem.md the same step took 34 s in one run and 89 s in
+another). ``--timing`` measures the cost of recomputation instead: per setting, a fresh process
+runs one untimed step, then ``--steps`` timed ones, and reports their median.
 """
 
 from __future__ import annotations
@@ -60,6 +66,14 @@ if {what!r} == "rss":
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     result = {{"rss_step_mib": (peak_kib - before_kib) / 1024, "rss_peak_mib": peak_kib / 1024, "step_s": seconds}}
+elif {what!r} == "time":
+    step()  # warm-up: memory mapped, kernels chosen
+    times = []
+    for _ in range({steps}):
+        start = time.perf_counter()
+        loss = step()
+        times.append(time.perf_counter() - start)
+    result = {{"warm_step_s": sorted(times)[len(times) // 2]}}
 else:
     activities = [ProfilerActivity.CPU]
     with profile(activities=activities, profile_memory=True, record_shapes=True, with_stack=True) as prof:
@@ -80,8 +94,10 @@ SETTINGS = {"off": None, "stage": "stage", "block": "block"}
 MMAP_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
-def measure(model: str, batch: int, threads: int, every: str | None, what: str, env: dict | None = None) -> dict:
-    code = CHILD.format(model=model, batch=batch, threads=threads, every=every, what=what)
+def measure(
+    model: str, batch: int, threads: int, every: str | None, what: str, env: dict | None = None, steps: int = 3
+) -> dict:
+    code = CHILD.format(model=model, batch=batch, threads=threads, every=every, what=what, steps=steps)
     environ = {**os.environ, **(env or {})}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=7200, env=environ)
     if out.returncode != 0:  # -9: killed, most likely for memory
@@ -124,15 +140,30 @@ def report(model: str, batch: int, threads: int, rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def timing(args: argparse.Namespace) -> None:
+    print(f"{args.model}, batch {args.batch_size}, median of {args.steps} warm training steps ({args.threads} threads)")
+    print("| checkpointing | step (s) | vs off |\n|---|---:|---:|")
+    off = None
+    for label, every in SETTINGS.items():
+        seconds = measure(args.model, args.batch_size, args.threads, every, "time", steps=args.steps)["warm_step_s"]
+        off = off or seconds
+        print(f"| {label} | {seconds:.2f} | {seconds / off - 1:+.0%} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet1202")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--timing", action="store_true", help="median warm step time instead of memory")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per setting with --timing")
     args = parser.parse_args()
     if not sys.platform.startswith("linux"):
         sys.exit("This measurement reads /proc and ru_maxrss in KiB: Linux only.")
+    if args.timing:
+        timing(args)
+        return
     rows, losses = {}, set()
     for label, every in SETTINGS.items():
         rss = measure(args.model, args.batch_size, args.threads, every, "rss")
