@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 
+from reszoo.checks import value_error
+
 __all__ = [
     "FP32_FLAGS",
     "Accelerator",
@@ -102,11 +104,11 @@ class Accelerator:
 
     def graph_inference(self, step: Callable[[], Any], device: torch.device) -> Callable[[], Any]:
         """``step`` (static inputs) captured in a device graph; returns its replay."""
-        raise NotImplementedError(f"graph capture needs a CUDA device, received {device}")
+        raise value_error("device", str(device), "a CUDA device for graph capture")
 
     def graph_module(self, module: torch.nn.Module, sample: torch.Tensor) -> Callable[..., Any]:
         """``module``'s forward and backward captured in device graphs (``make_graphed_callables``)."""
-        raise NotImplementedError(f"graph capture needs a CUDA device, received {sample.device}")
+        raise value_error("device", str(sample.device), "a CUDA device for graph capture")
 
     def describe(self, device: torch.device) -> dict[str, Any]:
         """What a result on ``device`` depends on: name, count, versions; clocks and power where known."""
