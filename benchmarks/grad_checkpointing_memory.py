@@ -2,7 +2,7 @@
 
     python benchmarks/grad_checkpointing_memory.py [--model resnet1202] [--batch-size 128]
         [--threads 2] [--out benchmarks/results/grad_checkpointing_memory.json]
-    python benchmarks/grad_checkpointing_memory.py --timing [--batch-size 32] [--steps 3]
+    python benchmarks/grad_checkpointing_memory.py --timing [--batch-size 32] [--rounds 3] [--steps 2]
 
 Three settings: off, ``set_grad_checkpointing(every="stage")`` (the default) and
 ``every="block"``. Each measurement runs in a fresh Python process that builds the model and a
@@ -28,8 +28,9 @@ same memory in every setting), so no run's freed memory can hide in another's pe
 
 The single steps above are timed too, but a first step's time is mostly the kernel mapping fresh
 memory in (on the VM of docs/ecosystem.md the same step took 34 s in one run and 89 s in
-another). ``--timing`` measures the cost of recomputation instead: per setting, a fresh process
-runs one untimed step, then ``--steps`` timed ones, and reports their median.
+another). ``--timing`` measures the cost of recomputation instead: one process, one model, the
+three settings interleaved for ``--rounds`` rounds of ``--steps`` steps after an untimed one, so
+memory is mapped, drift hits every setting alike, and the median step per setting is compared.
 """
 
 from __future__ import annotations
@@ -66,14 +67,6 @@ if {what!r} == "rss":
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     result = {{"rss_step_mib": (peak_kib - before_kib) / 1024, "rss_peak_mib": peak_kib / 1024, "step_s": seconds}}
-elif {what!r} == "time":
-    step()  # warm-up: memory mapped, kernels chosen
-    times = []
-    for _ in range({steps}):
-        start = time.perf_counter()
-        loss = step()
-        times.append(time.perf_counter() - start)
-    result = {{"warm_step_s": sorted(times)[len(times) // 2]}}
 else:
     activities = [ProfilerActivity.CPU]
     with profile(activities=activities, profile_memory=True, record_shapes=True, with_stack=True) as prof:
@@ -90,14 +83,32 @@ print(json.dumps({{**result, "loss": loss}}))
 
 SETTINGS = {"off": None, "stage": "stage", "block": "block"}
 
+TIMING_CHILD = """
+import json, statistics, time
+import torch, torch._dynamo, reszoo
+torch.set_num_threads({threads})
+model = reszoo.create_model({model!r}).train()
+x = torch.randn({batch}, 3, model.config.image_size, model.config.image_size)
+y = torch.randint(0, model.num_classes, ({batch},))
+def step():
+    start = time.perf_counter()
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    return time.perf_counter() - start
+step()  # untimed: memory mapped, kernels chosen
+times = {{label: [] for label in {settings!r}}}
+for _ in range({rounds}):
+    for label, every in {settings!r}.items():
+        model.set_grad_checkpointing(every is not None, every or "stage")
+        times[label] += [step() for _ in range({steps})]
+print(json.dumps({{label: statistics.median(t) for label, t in times.items()}}))
+"""
+
 
 MMAP_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
-def measure(
-    model: str, batch: int, threads: int, every: str | None, what: str, env: dict | None = None, steps: int = 3
-) -> dict:
-    code = CHILD.format(model=model, batch=batch, threads=threads, every=every, what=what, steps=steps)
+def measure(model: str, batch: int, threads: int, every: str | None, what: str, env: dict | None = None) -> dict:
+    code = CHILD.format(model=model, batch=batch, threads=threads, every=every, what=what)
     environ = {**os.environ, **(env or {})}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=7200, env=environ)
     if out.returncode != 0:  # -9: killed, most likely for memory
@@ -141,13 +152,17 @@ def report(model: str, batch: int, threads: int, rows: dict[str, dict]) -> str:
 
 
 def timing(args: argparse.Namespace) -> None:
-    print(f"{args.model}, batch {args.batch_size}, median of {args.steps} warm training steps ({args.threads} threads)")
+    code = TIMING_CHILD.format(
+        model=args.model, batch=args.batch_size, threads=args.threads, settings=SETTINGS,
+        rounds=args.rounds, steps=args.steps,
+    )  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=7200, check=True)
+    medians = json.loads(out.stdout.strip().splitlines()[-1])
+    runs = args.rounds * args.steps
+    print(f"{args.model}, batch {args.batch_size}, median of {runs} warm training steps ({args.threads} threads)")
     print("| checkpointing | step (s) | vs off |\n|---|---:|---:|")
-    off = None
-    for label, every in SETTINGS.items():
-        seconds = measure(args.model, args.batch_size, args.threads, every, "time", steps=args.steps)["warm_step_s"]
-        off = off or seconds
-        print(f"| {label} | {seconds:.2f} | {seconds / off - 1:+.0%} |", flush=True)
+    for label, seconds in medians.items():
+        print(f"| {label} | {seconds:.2f} | {seconds / medians['off'] - 1:+.0%} |")
 
 
 def main() -> None:
@@ -157,7 +172,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--timing", action="store_true", help="median warm step time instead of memory")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per setting with --timing")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the settings with --timing")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per setting and round with --timing")
     args = parser.parse_args()
     if not sys.platform.startswith("linux"):
         sys.exit("This measurement reads /proc and ru_maxrss in KiB: Linux only.")
