@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import reszoo
-from reszoo import bench
+from reszoo import bench, devices
+from reszoo.accelerator import Accelerator, use_accelerator
 from reszoo.bench import reporting as report
 from reszoo.cli import main
 
@@ -135,6 +136,38 @@ def test_sweep_and_interleaved_bad_options(tiny_model):
         bench.sweep(tiny_model, batch_sizes=[], name="tiny", device="cpu", **FAST)
     with pytest.raises(ValueError, match="rounds must be an integer >= 1; received rounds=0"):
         bench.interleaved({"a": lambda: None}, rounds=0)
+
+
+class _TwoGpus(Accelerator):
+    """A CUDA stand-in whose current GPU is cuda:1; records what was made current."""
+
+    type = "cuda"
+
+    def __init__(self) -> None:
+        self.made_current: list[torch.device] = []
+
+    def device_count(self) -> int:
+        return 2
+
+    def current_index(self) -> int:
+        return 1
+
+    def set_current(self, device: torch.device) -> None:
+        self.made_current.append(device)
+
+
+def test_pin_device_names_the_current_gpu_for_the_bench_and_the_trainer(monkeypatch):
+    for var in ("WORLD_SIZE", "RANK"):  # one process: a bare "cuda" is the current GPU
+        monkeypatch.delenv(var, raising=False)
+    with use_accelerator("cuda", _TwoGpus()) as gpus:
+        assert devices.pin_device("cuda") == torch.device("cuda", 1) and gpus.made_current == []
+        assert devices.pin_device("cuda:0", make_current=True) == torch.device("cuda", 0)
+        assert gpus.made_current == [torch.device("cuda", 0)]
+        settings = bench.measuring.StepSettings(mode="infer", input_size=(3, 8, 8), device="cuda")
+        assert settings.device == torch.device("cuda", 1)  # rows say which GPU ran (device_id)
+        with pytest.raises(ValueError, match=r"device must be cuda:0 \.\.\. cuda:1; received device='cuda:2'"):
+            devices.pin_device("cuda:2")
+    assert devices.pin_device("cpu", make_current=True) == torch.device("cpu")
 
 
 def test_median_iqr():

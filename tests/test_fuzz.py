@@ -33,10 +33,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import reszoo
-from reszoo import bench, hub, pretrained, recipes, registry, summary, train, transforms, weights
+from reszoo import bench, hub, pretrained, publish, recipes, registry, summary, train, transforms, weights
 from reszoo.checks import is_int, is_number
 from reszoo.cli import main
+from reszoo.devices import compile_modes
 from reszoo.errors import FileWriteError, ReszooError
+from reszoo.optimize import BACKENDS, DTYPES
 from reszoo.plaindata import field_types
 from reszoo.recipes import Recipe
 from reszoo.resnet import ResNet, ResNetConfig
@@ -186,6 +188,8 @@ NUMS = lambda v: SEQ(v) and all(is_number(i) for i in v)  # noqa: E731
 DEVICE = lambda v: v is None or isinstance(v, (str, torch.device))  # noqa: E731
 MAPPING = lambda v: v is None or isinstance(v, collections.abc.Mapping)  # noqa: E731
 CALLABLE = callable
+FLOAT_DTYPE = lambda v: (STR(v) and v in DTYPES) or (isinstance(v, torch.dtype) and v in DTYPES.values())  # noqa: E731
+FLOAT_BATCH = lambda v: isinstance(v, torch.Tensor) and v.dim() == 4 and v.is_floating_point()  # noqa: E731
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +215,7 @@ CALLS: dict[str, Any] = {
     "ResNet": lambda w: (ResNet, {"config": ResNetConfig(**TINY)}),
     "load_pretrained": lambda w: (pretrained.load_pretrained, {"name": str(w.saved)}),
     "save_pretrained": lambda w: (hub.save_pretrained, {"model": w.model(), "save_directory": str(w.root / "out")}),
-    "push_to_hub": lambda w: (hub.push_to_hub, {"model": w.model(), "repo_id": "me/tiny"}),
+    "push_to_hub": lambda w: (publish.push_to_hub, {"model": w.model(), "repo_id": "me/tiny"}),
     "fit": lambda w: (train.fit, {"model": w.model(), "recipe": w.recipe, "progress": False}),
     "train_model": lambda w: (
         train.train_model,
@@ -223,6 +227,15 @@ CALLS: dict[str, Any] = {
         {"model_fn": w.model, "batch_sizes": [1], "name": "tiny", "warmup": 0, "min_run_time": 0.001},
     ),
     "optimize_for_inference": lambda w: (reszoo.optimize_for_inference, {"model": w.model()}),
+    # The arguments that only one path takes are spoiled on that path.
+    "optimize_for_inference:int8": lambda w: (
+        reszoo.optimize_for_inference,
+        {"model": w.model(), "dtype": "int8", "calibration": [torch.randn(2, *w.model().config.input_size)]},
+    ),
+    "optimize_for_inference:onnxruntime": lambda w: (
+        reszoo.optimize_for_inference,
+        {"model": w.model(), "backend": "onnxruntime", "input_size": w.model().config.input_size},
+    ),
     "normalization": lambda w: (transforms.normalization, {"dataset": "cifar10"}),
     "eval_transform": lambda w: (transforms.eval_transform, {"mean": (0.5,) * 3, "std": (0.5,) * 3, "crop_size": 8}),
     "cifar_eval_transform": lambda w: (transforms.cifar_eval_transform, {}),
@@ -307,8 +320,22 @@ ARGS: dict[str, dict[str, Any]] = {
         "channels_last": BOOL,
         "fold_bn": BOOL,
         "compile": _opt(BOOL),
-        "compile_mode": _opt(STR),
-        "dtype": lambda v: v is None or isinstance(v, (str, torch.dtype)),
+        "compile_mode": lambda v: v is None or (STR(v) and v in compile_modes()),
+        # Float dtypes (a CPU without bf16/fp16 kernels refuses those: test_optimize.py tests that);
+        # int8 needs calibration, so it is spoiled below.
+        "dtype": _opt(FLOAT_DTYPE),
+        "backend": lambda v: STR(v) and v in BACKENDS,
+        "calibration": lambda v: v is None,  # dtype="int8" only
+        "input_size": lambda v: v is None,  # backend="onnxruntime" only
+    },
+    "optimize_for_inference:int8": {
+        "calibration": lambda v: SEQ(v) and len(v) > 0 and all(map(FLOAT_BATCH, v)),
+        "compile": lambda v: v is None or v is True,  # int8 is always compiled
+    },
+    "optimize_for_inference:onnxruntime": {
+        "input_size": _opt(lambda v: INTS(v) and len(v) == 3 and all(i >= 1 for i in v)),  # None: the config's
+        "dtype": lambda v: v is None or (STR(v) and v == "fp32") or v is torch.float32,  # runs the fp32 model
+        "compile": lambda v: v is None or v is False,
     },
     "normalization": {"dataset": STR},
     "eval_transform": {"mean": NUMS, "std": NUMS, "crop_size": INT, "resize_size": _opt(INT), "interpolation": STR},
@@ -342,7 +369,7 @@ ARGS: dict[str, dict[str, Any]] = {
 ARG_CASES = [pytest.param(fn, arg, id=f"{fn}.{arg}") for fn, args in ARGS.items() for arg in args]
 
 
-# 110 arguments: half the profile's examples each (12 in CI), and no shrinking (a failure shows its
+# 108 arguments: half the profile's examples each (12 in CI), and no shrinking (a failure shows its
 # value as drawn), keep this within seconds.
 @pytest.mark.parametrize(("fn", "arg"), ARG_CASES)
 @settings(FUZZ, max_examples=max(10, settings.default.max_examples // 2), phases=NO_SHRINK)
@@ -357,13 +384,26 @@ def test_public_functions_refuse_wrong_types(fn, arg, data, world, monkeypatch):
     assert_clean(exc.value)
 
 
+# Calls that need more than this test has: the network, or an optional extra (then they run only
+# where it is installed; int8 exports and calibrates, ONNX Runtime exports: a few seconds each).
+NEEDS = {
+    "push_to_hub": "network",
+    "optimize_for_inference:int8": "torchao",
+    "optimize_for_inference:onnxruntime": "onnxruntime",
+}
+
+
 def test_the_calls_work_as_given(world, monkeypatch):
     """The unspoiled calls succeed, so each refusal above is the spoiled argument's doing."""
+    import importlib.util
+
     monkeypatch.setenv("RESZOO_CACHE", str(world.root / "cache"))
     for fn, make in CALLS.items():
-        if fn != "push_to_hub":  # it needs the network
-            call, kwargs = make(world)
-            call(**kwargs)
+        need = NEEDS.get(fn)
+        if need == "network" or (need is not None and importlib.util.find_spec(need) is None):
+            continue
+        call, kwargs = make(world)
+        call(**kwargs)
 
 
 # -- 2. damaged files of every kind reszoo reads -----------------------------------------------

@@ -556,6 +556,16 @@ def test_bad_local_directory_and_bad_names(tmp_path):
         hub.model_card(torch.nn.Linear(2, 2), "someone/x")
 
 
+def test_publishing_names_of_0_1_still_import_from_hub():
+    from reszoo import publish
+
+    for name in ("push_to_hub", "model_card", "check_repo_id"):
+        assert getattr(hub, name) is getattr(publish, name), name
+    assert reszoo.push_to_hub is publish.push_to_hub
+    with pytest.raises(AttributeError, match="has no attribute 'publish_everything'"):
+        hub.publish_everything  # noqa: B018 - the lookup is the test
+
+
 @pytest.fixture
 def fake_hub_api(monkeypatch):
     """A local fake of the two HfApi calls push_to_hub makes (no real Hub in tests); records them."""

@@ -5,7 +5,9 @@ Tolerances: folding BatchNorm rounds differently in fp32, so the eager and compi
 ONNX Runtime agree with the original within RTOL = 1e-3 of the logits' scale (measured: 1e-7 to
 5e-6 of the scale; the issue's bound, 1e-4 absolute on unit-scale logits, is checked by the
 benchmark on ResNet-50 and ResNet-56); bf16 keeps 8 bits of mantissa, so within 5e-2 of the scale
-(measured ~1e-2). int8 is tested by prediction agreement in test_quantize.py. No timing here.
+(measured ~1e-2), and fp16 (10 bits) is held to the same bound where the CPU runs it. int8 is tested
+by prediction agreement in test_quantize.py. No timing here. The same bounds are stated in
+docs/benchmarks.md ("The paths of optimize_for_inference").
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ RTOL = 1e-3
 BF16_RTOL = 5e-2
 NATIVE_BF16 = cpu_features()["bf16"]
 NO_BF16 = "this CPU has no native bf16 kernels (AVX512-BF16 or AMX), so dtype='bf16' is refused here"
+NATIVE_FP16 = cpu_features()["fp16"]
+NO_FP16 = "this CPU has no native fp16 kernels (AVX512-FP16 or AMX-FP16), so dtype='fp16' is refused here"
 
 
 def _randomise_bn(model: nn.Module, seed: int, gamma: float = 1.0) -> None:
@@ -113,6 +117,36 @@ def test_bf16_casts_weights_and_takes_fp32_inputs(tiny_model):
     _close(out, ref, BF16_RTOL)
 
 
+@pytest.mark.skipif(not NATIVE_FP16, reason=NO_FP16)
+@pytest.mark.parametrize("dtype", ["fp16", torch.float16])
+def test_fp16_casts_weights_and_takes_fp32_inputs(tiny_model, dtype):
+    model = tiny_model()
+    _randomise_bn(model, 6)
+    model.eval()
+    fast = optimize_for_inference(model, dtype=dtype, compile=False)
+    assert fast.conv1.weight.dtype == torch.float16
+    x = torch.randn(3, 3, 16, 16)
+    with torch.inference_mode():
+        out, ref = fast(x), model(x)
+    assert out.dtype == torch.float16
+    _close(out, ref, BF16_RTOL)
+
+
+@pytest.mark.parametrize("dtype", ["fp32", torch.float32])
+def test_fp32_casts_a_double_model_and_keeps_its_outputs(tiny_model, dtype):
+    model = tiny_model().double()
+    _randomise_bn(model, 7)
+    model.eval()
+    fast = optimize_for_inference(model, dtype=dtype, compile=False)
+    assert {p.dtype for p in fast.parameters()} == {torch.float32}
+    assert next(model.parameters()).dtype == torch.float64, "the original must be left untouched"
+    x = torch.randn(2, 3, 16, 16)
+    with torch.inference_mode():
+        out, ref = fast(x.float()), model(x.double())
+    assert out.dtype == torch.float32
+    _close(out, ref.float())
+
+
 def test_layout_and_folding_can_be_switched_off(tiny_model):
     nchw = optimize_for_inference(tiny_model().eval(), channels_last=False, fold_bn=False, compile=False)
     assert isinstance(nchw.bn1, nn.BatchNorm2d)
@@ -140,15 +174,22 @@ def test_cpu_features_describe_this_cpu_and_torch_threads():
     assert all(isinstance(feats[k], bool) for k in ("avx512_bf16", "amx", "vnni", "bf16", "fp16"))
 
 
-def test_reduced_precision_refused_where_the_cpu_has_no_kernels(tiny_model, monkeypatch):
+@pytest.mark.parametrize(
+    ("name", "dtype", "needs"),
+    [("bf16", torch.bfloat16, "AVX512-BF16 or AMX"), ("fp16", torch.float16, "AVX512-FP16 or AMX-FP16")],
+)
+def test_reduced_precision_refused_where_the_cpu_has_no_kernels(tiny_model, monkeypatch, name, dtype, needs):
     import reszoo.cpuinfo
 
     real = reszoo.cpuinfo.cpu_features()
-    monkeypatch.setattr(reszoo.cpuinfo, "cpu_features", lambda: {**real, "bf16": False, "capability": "AVX2"})
-    with pytest.raises(ValueError, match=r"dtype='bf16' needs a CPU with AVX512-BF16 or AMX.*capability 'AVX2'"):
-        optimize_for_inference(tiny_model(), dtype="bf16")
-    with pytest.raises(ValueError, match=r"dtype='bf16' needs"):
-        optimize_for_inference(tiny_model(), dtype=torch.bfloat16)
+    monkeypatch.setattr(reszoo.cpuinfo, "cpu_features", lambda: {**real, name: False, "capability": "AVX2"})
+    with pytest.raises(ValueError, match=rf"dtype='{name}' needs a CPU with {needs}.*capability 'AVX2'"):
+        optimize_for_inference(tiny_model(), dtype=name)
+    with pytest.raises(ValueError, match=rf"dtype='{name}' needs"):
+        optimize_for_inference(tiny_model(), dtype=dtype)
+    for compile in (True, None):  # refused before anything is compiled, on every path
+        with pytest.raises(ValueError, match=rf"dtype='{name}' needs"):
+            optimize_for_inference(tiny_model(), dtype=name, compile=compile)
 
 
 @pytest.mark.skipif(cpu_features()["fp16"], reason="this CPU has native fp16 kernels, so fp16 is allowed")

@@ -94,6 +94,8 @@ def test_int8_refused_off_x86(tiny_model, monkeypatch):
 
 
 def test_missing_torchao_names_the_extra(tiny_model, monkeypatch):
+    from reszoo.optimize import optimize_for_inference  # what a user calls
+
     real = importlib.import_module
 
     def without_torchao(name, *args):
@@ -107,3 +109,5 @@ def test_missing_torchao_names_the_extra(tiny_model, monkeypatch):
         torchao_pt2e()
     with pytest.raises(ValueError, match=r"pip install 'reszoo\[int8\]'"):
         quantize_int8(tiny_model(), [torch.randn(2, 3, 8, 8)])
+    with pytest.raises(ValueError, match=r"torchao's PT2E flow.*pip install 'reszoo\[int8\]'"):
+        optimize_for_inference(tiny_model(), dtype="int8", calibration=[torch.randn(2, 3, 8, 8)])

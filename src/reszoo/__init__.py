@@ -117,7 +117,7 @@ _LAZY_ATTRS = {
     "optimize_for_inference": "reszoo.optimize",
     "load_pretrained": "reszoo.pretrained",
     "save_pretrained": "reszoo.hub",
-    "push_to_hub": "reszoo.hub",
+    "push_to_hub": "reszoo.publish",
     "get_weights": "reszoo.weights",
     "list_pretrained": "reszoo.weights",
 }

@@ -85,6 +85,30 @@ def resolve_device(device: str | torch.device | None = None, *, check: bool = Tr
     return parsed
 
 
+def pin_device(device: str | torch.device | None = None, *, make_current: bool = False) -> torch.device:
+    """:func:`resolve_device`, with a bare ``"cuda"`` named: ``cuda:N``, this process's current GPU.
+
+    The trainer, the benchmark and its self-check use it, so a result, a log line or a process
+    group names the GPU that ran, and all three agree on which one that is.
+
+    Args:
+        device: as for :func:`resolve_device`.
+        make_current: also make it the current device (NCCL, the default stream and new tensors
+            follow the current device); the trainer does, a benchmark row scopes its own.
+
+    Raises:
+        InvalidArgumentError: as :func:`resolve_device`.
+    """
+    device = resolve_device(device)
+    if device.type == "cuda":
+        cuda = accelerator(device)
+        if device.index is None:
+            device = torch.device("cuda", cuda.current_index())
+        if make_current:
+            cuda.set_current(device)
+    return device
+
+
 def _check_available(device: torch.device) -> None:
     if device.type == "cuda":
         cuda = accelerator("cuda")

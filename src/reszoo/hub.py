@@ -1,4 +1,4 @@
-"""The reszoo folder format and the Hugging Face Hub: download and verify, save, describe, publish.
+"""The reszoo folder format and Hub downloads: download and verify, read, save.
 
 A reszoo folder (a local directory or a Hub repo) holds ``model.safetensors`` and a
 ``config.json`` that rebuilds the network without code: ``reszoo_format_version``, the registered
@@ -8,25 +8,23 @@ the pre-processing, class names, metrics, license and origin. Hub files are read
 ``HF_HUB_OFFLINE`` and revisions apply, and only safetensors files are read from the network.
 
 Turning a name into a model is :mod:`reszoo.pretrained`'s job (``load_pretrained``, ``download``
-and ``convert_checkpoint`` are importable from here too); the cache of original URL files is
+and ``convert_checkpoint`` are importable from here too); publishing (``push_to_hub``, model cards)
+is :mod:`reszoo.publish`'s (importable from here too); the cache of original URL files is
 :mod:`reszoo.cache`'s.
 
 Example::
 
     import reszoo
     reszoo.save_pretrained(model, "out/")                           # model.safetensors + config.json
-    reszoo.push_to_hub(model, "someone/resnet56-cifar10")           # the same + a README.md model card
+    model = reszoo.load_pretrained("out/")
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import os
 import re
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +43,11 @@ from reszoo.cache import (
     tensors_digest,
     verify_file,
 )
-from reszoo.checks import check_bool, check_instance, check_path, check_str, is_int, type_error, value_error
+from reszoo.checks import check_instance, check_path, is_int, type_error, value_error
 from reszoo.constants import HUB_DATASET_IDS
 from reszoo.convert import StateDict, convert_state_dict, fit_state_dict, read_checkpoint
 from reszoo.errors import (
     ArgumentTypeError,
-    HubUnreachableError,
     InvalidArgumentError,
     MissingInputError,
     WeightsIntegrityError,
@@ -70,17 +67,16 @@ __all__ = [
     "WeightsNotCachedError",
     "architecture_of",
     "cache_dir",
-    "check_repo_id",
+    "config_of",
     "convert_state_dict",
     "fit_state_dict",
     "folder_files",
     "hub_download",
+    "hub_endpoint",
     "hub_files",
     "is_offline",
-    "model_card",
     "parse_hub_name",
     "pretrained_table",
-    "push_to_hub",
     "read_checkpoint",
     "read_config",
     "read_hub_file",
@@ -89,25 +85,33 @@ __all__ = [
     "sha256_file",
     "tensors_digest",
     "verify_file",
+    "weights_of",
 ]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 HF_PREFIX = "hf-hub:"
 
-# Turning a name into a model lives in reszoo.pretrained (which imports this module); these names
-# stay importable from here, loaded on first use so that the imports point one way.
-_FROM_PRETRAINED = ("load_pretrained", "download", "convert_checkpoint")
+# Turning a name into a model lives in reszoo.pretrained, publishing in reszoo.publish (both import
+# this module); these names of 0.1 stay importable from here, loaded on first use so that the
+# imports point one way.
+_MOVED = {
+    **dict.fromkeys(("load_pretrained", "download", "convert_checkpoint"), "reszoo.pretrained"),
+    **dict.fromkeys(("push_to_hub", "model_card", "check_repo_id"), "reszoo.publish"),
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM_PRETRAINED:
-        return getattr(importlib.import_module("reszoo.pretrained"), name)
+    if name in _MOVED:
+        return getattr(importlib.import_module(_MOVED[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _endpoint() -> str | None:
-    # huggingface_hub reads HF_ENDPOINT once at import; reading it here as well lets it be set later.
+def hub_endpoint() -> str | None:
+    """``HF_ENDPOINT`` if set, else None (huggingface_hub's default).
+
+    huggingface_hub reads HF_ENDPOINT once at import; reading it here as well lets it be set later.
+    """
     return os.environ.get("HF_ENDPOINT") or None
 
 
@@ -172,7 +176,7 @@ def hub_download(
             repo_id,
             filename,
             revision=revision,
-            endpoint=_endpoint(),
+            endpoint=hub_endpoint(),
             local_files_only=is_offline(),
             force_download=force,
             library_name="reszoo",
@@ -316,9 +320,13 @@ def architecture_of(config: ResNetConfig) -> str | None:
     return None
 
 
-def _check_model(model: Any, what: str) -> ResNetConfig:
-    """The model's config, its ``num_classes`` taken from the actual classifier (0 for a headless
-    model, whose ``fc`` is ``nn.Identity``); refuses anything but a ResNet."""
+def config_of(model: Any, what: str) -> ResNetConfig:
+    """The config that describes ``model`` as saved: its ``num_classes`` taken from the actual classifier
+    (0 for a headless model, whose ``fc`` is ``nn.Identity``).
+
+    Raises:
+        ArgumentTypeError: ``model`` is not a reszoo ResNet; the message starts with ``what`` (the caller).
+    """
     config = getattr(model, "config", None)
     fc = getattr(model, "fc", None)
     if not isinstance(config, ResNetConfig) or not isinstance(fc, (nn.Linear, nn.Identity)):
@@ -328,7 +336,7 @@ def _check_model(model: Any, what: str) -> ResNetConfig:
     return config.replace(num_classes=fc.out_features if isinstance(fc, nn.Linear) else 0)
 
 
-def _check_weights(model: nn.Module, weights: Any) -> Weights | None:
+def weights_of(model: nn.Module, weights: Any) -> Weights | None:
     """``weights``, else the model's own record; anything but a Weights record or None is refused."""
     if weights is not None:
         what = "a reszoo.weights.Weights record (e.g. reszoo.get_weights(name)) or None"
@@ -354,7 +362,7 @@ def _pretrained_section(w: Weights | None, num_classes: int) -> dict[str, Any] |
     }
 
 
-# -- saving and publishing --------------------------------------------------------------------------
+# -- saving -----------------------------------------------------------------------------------------
 
 
 def save_pretrained(
@@ -378,9 +386,9 @@ def save_pretrained(
 
         reszoo.save_pretrained(reszoo.load_pretrained("resnet56-cifar10"), "out/")
     """
-    config = _check_model(model, "save_pretrained")
+    config = config_of(model, "save_pretrained")
     config_dict = config.to_dict()  # fails clearly for configs holding callables
-    w = _check_weights(model, weights)
+    w = weights_of(model, weights)
     out = Path(check_path("save_directory", save_directory))
     if out.exists() and not out.is_dir():
         raise InvalidArgumentError(f"save_directory={os.fspath(save_directory)!r} is a file, not a directory.")
@@ -399,152 +407,3 @@ def save_pretrained(
     with atomic_path(out / CONFIG_NAME) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return out
-
-
-def _card_weights(w: Weights, same_head: bool) -> list[str]:
-    """The model card's "Weights" section."""
-    pre = w.preprocessing()
-    lines = ["", "## Weights", "", f"- name: `{w.name}`", f"- origin: {w.origin}", f"- license: {w.license}"]
-    lines.append(
-        f"- pre-processing: resize {pre['resize_size']}, crop {pre['crop_size']}, {pre['interpolation']}, "
-        f"mean {tuple(pre['mean'])}, std {tuple(pre['std'])}"
-    )
-    if w.notes:
-        lines.append(f"- notes: {w.notes}")
-    if w.metrics and same_head:
-        lines += ["", "| dataset | metric | value | source |", "|---|---|---|---|"]
-        lines += [f"| {m.dataset} | {m.name} | {m.value} | {m.source} |" for m in w.metrics]
-    return lines
-
-
-def model_card(model: nn.Module, repo_id: str, *, weights: Weights | None = None) -> str:
-    """A Hub model card (README.md with YAML metadata) describing the model and its weights."""
-    from huggingface_hub import ModelCard, ModelCardData
-
-    config = _check_model(model, "model_card")
-    w = _check_weights(model, weights)
-    arch = architecture_of(config) or "custom ResNet"
-    same_head = w is not None and w.num_classes == config.num_classes
-    meta = ModelCardData(
-        library_name="reszoo",
-        pipeline_tag="image-classification",
-        tags=["resnet", "reszoo"],
-        license=w.license if w is not None else None,
-        datasets=[HUB_DATASET_IDS[w.dataset]] if same_head and w.dataset in HUB_DATASET_IDS else None,
-    )
-    lines = [
-        f"# {repo_id}",
-        "",
-        f"A {arch} (depth {config.depth}, shortcut option {config.shortcut}, {config.num_classes} classes) "
-        "in the reszoo format: `model.safetensors` + `config.json` (rebuilds the network without code).",
-        "",
-        "```python",
-        "import reszoo",
-        f'model = reszoo.load_pretrained("hf-hub:{repo_id}")',
-        "preprocess = model.pretrained_weights.transforms()",
-        "```",
-    ]
-    if w is not None:
-        lines += _card_weights(w, same_head)
-    body = "\n".join(lines) + "\n"
-    return str(ModelCard(f"---\n{meta.to_yaml()}\n---\n\n{body}"))
-
-
-def check_repo_id(repo_id: Any) -> str:
-    """Refuse a Hub repo id that is not ``"owner/name"`` (or ``"name"``), before anything is written or sent."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    expected = "'owner/name' (or 'name')"
-    check_str("repo_id", repo_id, what=expected)
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as err:
-        raise InvalidArgumentError(f"{value_error('repo_id', repo_id, expected)} {err}") from None
-    return repo_id
-
-
-def push_to_hub(
-    model: nn.Module,
-    repo_id: str,
-    *,
-    private: bool | None = None,
-    token: str | None = None,
-    revision: str | None = None,
-    commit_message: str | None = None,
-    create_pr: bool = False,
-    weights: Weights | None = None,
-) -> str:
-    """Publish a model to a Hub repo in the :func:`save_pretrained` format, with a model card.
-
-    Creates the repo if needed and uploads ``model.safetensors``, ``config.json`` and ``README.md``
-    in one commit. Anyone can then ``load_pretrained("hf-hub:" + repo_id)``.
-
-    Args:
-        model: a :class:`~reszoo.ResNet`.
-        repo_id: ``"owner/name"``.
-        private: create the repo private (only when it is created).
-        token: a Hub token; default: the logged-in one (``hf auth login`` / ``HF_TOKEN``).
-        revision: the branch to commit to.
-        commit_message: default ``"Upload {name} with reszoo"``.
-        create_pr: open a pull request instead of committing directly.
-        weights: the weights record to describe; default ``model.pretrained_weights``.
-
-    Returns:
-        The URL of the commit (or pull request).
-
-    Raises:
-        HubUnreachableError: offline (``HF_HUB_OFFLINE``) or the Hub cannot be reached; nothing
-            was created or uploaded.
-    """
-    from huggingface_hub import HfApi
-
-    from reszoo._version import __version__
-
-    check_repo_id(repo_id)
-    if private is not None and not isinstance(private, bool):
-        raise type_error("private", private, "True, False or None")
-    check_bool("create_pr", create_pr)
-    for key, value in (("token", token), ("revision", revision), ("commit_message", commit_message)):
-        check_str(key, value, optional=True)
-    w = _check_weights(model, weights)
-    with tempfile.TemporaryDirectory(prefix="reszoo-push-") as tmp:
-        # Written (and the model checked) before the repo is created: a bad model creates nothing.
-        save_pretrained(model, tmp, weights=w)
-        Path(tmp, "README.md").write_text(model_card(model, repo_id, weights=w), encoding="utf-8")
-        api = HfApi(endpoint=_endpoint(), token=token, library_name="reszoo", library_version=__version__)
-        with _reachable(repo_id):
-            api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-            info = api.upload_folder(
-                repo_id=repo_id,
-                folder_path=tmp,
-                repo_type="model",
-                revision=revision,
-                create_pr=create_pr,
-                commit_message=commit_message or f"Upload {w.name if w else 'model'} with reszoo",
-            )
-    return str(getattr(info, "pr_url", None) or getattr(info, "commit_url", info))
-
-
-@contextlib.contextmanager
-def _reachable(repo_id: str) -> Iterator[None]:
-    """Turn "no connection" inside the block into one :class:`HubUnreachableError`."""
-    try:
-        yield
-    except Exception as err:
-        if not _unreachable(err):
-            raise
-        why = "HF_HUB_OFFLINE is set" if is_offline() else f"{type(err).__name__}: {err}"
-        raise HubUnreachableError(
-            f"Cannot push to {repo_id}: the Hugging Face Hub at {_endpoint() or 'https://huggingface.co'} "
-            f"cannot be reached ({why}). Nothing was uploaded; try again when online."
-        ) from None
-
-
-def _unreachable(err: BaseException) -> bool:
-    """True for "no connection": offline mode, or a transport error of the HTTP client (httpx, requests)."""
-    if isinstance(err, (ConnectionError, TimeoutError)):  # huggingface_hub's OfflineModeIsEnabled is one
-        return True
-    names = {c.__name__ for c in type(err).__mro__}
-    modules = {c.__module__.split(".")[0] for c in type(err).__mro__}
-    client = bool(modules & {"httpx", "httpx2", "httpcore", "requests", "urllib3"})
-    return client and bool(names & {"TransportError", "ConnectionError", "Timeout", "TimeoutException"})

@@ -87,60 +87,42 @@ def optimize_for_inference(
 ) -> nn.Module:
     """A copy of ``model`` prepared for fast inference; the original is left untouched.
 
-    Every path starts from a copy in eval mode with each BatchNorm folded into the convolution
-    before it (``torch.nn.utils.fusion.fuse_conv_bn_eval``) and weights in ``channels_last``. Then,
-    measured in docs/benchmarks.md:
-
-    - compiled (the default on a CPU, ``compile=True`` elsewhere): ``torch.compile`` by inductor
-      with freezing: weights become constants, so oneDNN's weights are pre-packed once instead of
-      reordered on every call, and each convolution is fused with its bias, ReLU and residual add.
-      It is the fastest path that needs nothing beyond torch: on a 2-core AVX-512 CPU 1.8x the
-      uncompiled model at batch 1 (ResNet-50) and 1.03-1.5x at larger batches. The price is a
-      compilation on the first call and again once for the first new batch size (then the batch
-      is dynamic): seconds for a CIFAR ResNet, tens of seconds for ResNet-50, in every process
-      (inductor's FX graph cache cannot store pre-packed oneDNN weights; its C++ kernel cache does
-      shorten later compilations). Calls run under ``torch.no_grad()``. ``compile=False`` gives the
-      eager copy, with no compilation, and is the default off the CPU.
-    - ``dtype="bf16"`` (or ``"fp16"``): weights cast, floating inputs cast to the same dtype on
-      entry, outputs in that dtype. On a CPU only where it has native kernels (AVX512-BF16 or AMX
-      for bf16): elsewhere it would be slower than fp32, so it is refused.
-    - ``dtype="int8"``: static int8 through PT2E (``torch.export`` + torchao's
-      ``X86InductorQuantizer``), calibrated on ``calibration``, always compiled; x86 CPUs
-      (fastest with VNNI); needs ``pip install 'reszoo[int8]'``.
-    - ``backend="onnxruntime"``: exported to ONNX (cached under the reszoo cache) and run by an
-      ONNX Runtime session (:class:`reszoo.ort.OrtModule`: torch tensors in and out, any batch
-      size, the exported ``input_size``); fp32; needs ``pip install 'reszoo[onnx]'``.
-
-    Outputs equal the original model's in fp32 within ``atol=1e-4, rtol=1e-3`` on unit-scale
-    inputs for every registered model (the folded weights round differently, nothing else
-    changes); compiled and ONNX Runtime paths within 1e-4 of the logits' scale; bf16 and int8
-    change outputs by their precision (top-1 agreement in docs/benchmarks.md).
+    The copy is in eval mode, each BatchNorm folded into the convolution before it, weights in
+    ``channels_last``; on a CPU it is then compiled by inductor with freezing (compiles on the first
+    call). Which path is the default and why, each path's cost and speed, and the tolerances the
+    tests hold each path to: docs/benchmarks.md, "The paths of optimize_for_inference".
 
     Args:
         model: any module; BatchNorm2d that directly follows a Conv2d is folded.
-        channels_last: convert weights to ``torch.channels_last``; feed inputs the same way for
-            full speed (compiled paths choose their own layout).
+        channels_last: convert weights to ``torch.channels_last`` (feed inputs the same way).
         fold_bn: fold BatchNorm into the convolutions.
-        compile: compile with inductor and freezing (see above); ``None``: on a CPU, yes.
-        compile_mode: ``torch.compile`` mode, e.g. ``"max-autotune"``; ``None`` for the default.
-            Needs ``compile=True`` or ``dtype="int8"``. On CUDA, ``"reduce-overhead"`` replays
-            CUDA graphs whose output buffers the next call overwrites: ``.clone()`` an output to
-            keep it past the next call.
-        dtype: ``"fp32"``, ``"bf16"``, ``"fp16"``, ``"int8"`` or a float ``torch.dtype``;
-            ``None`` keeps the model's.
-        backend: ``"torch"`` or ``"onnxruntime"``.
-        calibration: with ``dtype="int8"`` only: an iterable of input batches ``(N, C, H, W)`` (or
-            of ``(inputs, targets)`` pairs, as a DataLoader yields) that sets the int8 scales.
-        input_size: with ``backend="onnxruntime"``: the ``(C, H, W)`` to export for; default the
+        compile: compile with inductor and freezing; ``None``: on a CPU, yes, elsewhere no.
+        compile_mode: ``torch.compile`` mode (e.g. ``"max-autotune"``), ``None`` for the default;
+            needs ``compile`` True or None. On CUDA ``"reduce-overhead"`` reuses output buffers:
+            ``.clone()`` an output to keep it past the next call.
+        dtype: ``"fp32"``, ``"bf16"``, ``"fp16"``, ``"int8"`` or a float ``torch.dtype``; ``None``
+            keeps the model's. bf16/fp16 cast the weights and floating inputs (on a CPU only where it
+            has native kernels); int8 is static PT2E quantization, always compiled
+            (``pip install 'reszoo[int8]'``).
+        backend: ``"torch"``, or ``"onnxruntime"`` (fp32, not compiled; ``pip install 'reszoo[onnx]'``).
+        calibration: with ``dtype="int8"`` only, and then required: an iterable of input batches
+            ``(N, C, H, W)``, or of ``(inputs, targets)`` pairs as a DataLoader yields.
+        input_size: with ``backend="onnxruntime"`` only: the ``(C, H, W)`` exported; default the
             model config's ``input_size``.
 
     Returns:
-        The optimised module: the eager copy, a :class:`reszoo.freezing.FrozenCompiled`
-        (compiled, int8) or a :class:`reszoo.ort.OrtModule`.
+        The eager copy, a :class:`reszoo.freezing.FrozenCompiled` (compiled, int8) or a
+        :class:`reszoo.ort.OrtModule` (ONNX Runtime).
 
     Raises:
         InvalidArgumentError, ArgumentTypeError: a bad value or combination (e.g. ``int8`` without
-            calibration data), a dtype this CPU cannot run fast, or a missing optional dependency.
+            calibration data), a dtype this CPU has no fast kernels for, or a missing optional dependency.
+
+    Example::
+
+        model = reszoo.load_pretrained("resnet50-imagenet").eval()
+        fast = reszoo.optimize_for_inference(model)  # on a CPU: compiled on the first call
+        int8 = reszoo.optimize_for_inference(model, dtype="int8", calibration=[images[:32]])
     """
     check_instance("model", model, nn.Module)
     for flag, value in (("channels_last", channels_last), ("fold_bn", fold_bn)):
@@ -186,7 +168,7 @@ def _torch_path(
         fast = fast.float()
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)
-    if compile is None:  # why a CPU compiles by default: see optimize_for_inference and docs/benchmarks.md
+    if compile is None:  # why a CPU compiles by default: docs/benchmarks.md, "The paths of optimize_for_inference"
         compile = compile_mode is not None or _device(fast).type == "cpu"  # noqa: A001
     return FrozenCompiled(fast, mode=compile_mode) if compile else fast
 

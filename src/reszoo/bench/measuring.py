@@ -44,7 +44,7 @@ from reszoo.checks import (
     type_error,
     value_error,
 )
-from reszoo.devices import AUTOCAST_DTYPES, DTYPES, compile_modes, device_name, precision, resolve_device
+from reszoo.devices import AUTOCAST_DTYPES, DTYPES, compile_modes, device_name, pin_device, precision
 from reszoo.errors import InvalidArgumentError
 from reszoo.resnet import ResNet
 from reszoo.summary import config_counts, count_flops, count_params
@@ -118,7 +118,8 @@ class StepSettings:
         mode: ``"infer"`` (eval, inference_mode) or ``"train"`` (forward, loss, backward, SGD step).
         input_size: ``(C, H, W)``.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, a ``torch.device``, or ``None`` / ``"auto"`` for
-            the best present; held as the ``torch.device`` :func:`reszoo.devices.resolve_device` gives.
+            the best present; held as the ``torch.device`` :func:`reszoo.devices.pin_device` gives
+            (a bare ``"cuda"`` becomes ``cuda:N``, the current GPU).
         batch_size: images per step; ``None`` for :func:`default_batch_size`.
         dtype: ``"fp32"``, ``"tf32"``, ``"bf16"`` or ``"fp16"`` (autocast).
         channels_last: NHWC memory format for the model and the input.
@@ -138,7 +139,7 @@ class StepSettings:
     def __post_init__(self) -> None:
         if self.device is not None and not isinstance(self.device, (str, torch.device)):
             raise type_error("device", self.device, "None, 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device")
-        object.__setattr__(self, "device", resolve_device(self.device))
+        object.__setattr__(self, "device", pin_device(self.device))
         check_choice("mode", self.mode, MODES)
         input_size = check_ints("input_size", self.input_size, length=3, minimum=1)
         object.__setattr__(self, "input_size", input_size)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from reszoo.accelerator import Accelerator, accelerator, fp32_flags
 from reszoo.bench.machine import has_tf32, peak_tflops_for
 from reszoo.bench.measuring import measure
-from reszoo.devices import device_name, precision, resolve_device
+from reszoo.devices import device_name, pin_device, precision
 from reszoo.resnet import ResNet, ResNetConfig
 
 __all__ = ["Check", "format_checks", "judge_fp32", "judge_peak", "judge_sync", "judge_timer", "self_check"]
@@ -225,11 +225,9 @@ def self_check(
     Returns:
         The checks in order; print them with :func:`format_checks`.
     """
-    device = resolve_device(device)
+    device = pin_device(device)  # a bare "cuda" names the GPU checked
     acc = accelerator(device)
     cuda = device.type == "cuda"
-    if cuda and device.index is None:
-        device = torch.device("cuda", acc.current_index())  # name the GPU checked
     n = size or (8192 if cuda else 512)
     checks = [check_fp32(device), *check_peaks(device, n=n)]
     if device.type == "cpu":

@@ -56,7 +56,7 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from reszoo.hub import check_repo_id, push_to_hub
+    from reszoo.publish import check_repo_id, push_to_hub
     from reszoo.pretrained import convert_checkpoint, load_pretrained
 
     if args.push_to_hub:
