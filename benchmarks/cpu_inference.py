@@ -14,6 +14,8 @@ slows all paths alike and the ratios stay fair:
   optimized    optimize_for_inference(model): the CPU default, inductor with freezing
   onnxruntime  optimize_for_inference(model, backend="onnxruntime"): torch.onnx.export(dynamo=True),
                ONNX Runtime with every graph optimisation and torch's thread count
+  auto         optimize_for_inference(model, backend="auto", example_inputs=x): the faster of
+               optimized and onnxruntime, timed on this batch when it is prepared
   bf16         optimize_for_inference(model, dtype="bf16"), where the CPU has native bf16
   int8         optimize_for_inference(model, dtype="int8", calibration=4 batches), compiled
 
@@ -38,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PATHS = ("baseline", "eager", "folded", "optimized", "onnxruntime", "bf16", "int8")
+PATHS = ("baseline", "eager", "folded", "optimized", "onnxruntime", "auto", "bf16", "int8")
 CONFIGS = ("resnet50:1", "resnet50:16", "resnet56:1", "resnet56:128")
 RESULTS = Path(__file__).resolve().parent / "results"
 # Each timed block lasts at least this long, so that the timer's resolution and the first call's
@@ -85,6 +87,11 @@ def build_paths(name: str, batch: int, wanted: list[str]) -> tuple[dict, dict]:
         "folded": lambda: (reszoo.optimize_for_inference(model, compile=False), x_cl, "BN folded, channels_last"),
         "optimized": lambda: (reszoo.optimize_for_inference(model), x, "inductor + freezing (default)"),
         "onnxruntime": lambda: (reszoo.optimize_for_inference(model, backend="onnxruntime"), x, "ONNX Runtime"),
+        "auto": lambda: (
+            reszoo.optimize_for_inference(model, backend="auto", example_inputs=x),
+            x,
+            "auto (faster of the two on this batch)",
+        ),
         "bf16": lambda: (reszoo.optimize_for_inference(model, dtype="bf16"), x, "bf16, compiled"),
         "int8": lambda: (
             reszoo.optimize_for_inference(model, dtype="int8", calibration=calibration()),
@@ -109,6 +116,9 @@ def build_paths(name: str, batch: int, wanted: list[str]) -> tuple[dict, dict]:
             "max_abs_diff_vs_eager": diff,
             "relative_diff": None if diff is None else diff / float(ref.abs().max()),
         }
+        if hasattr(net, "selection"):
+            facts[path]["chosen"] = net.selection["chosen"]
+            facts[path]["label"] = f"auto: chose {net.selection['chosen']}"
         if hasattr(net, "export_seconds"):
             facts[path].update(export_seconds=round(net.export_seconds, 2), export_cached=net.from_cache)
         steps[path] = _step(net, inp)

@@ -327,6 +327,7 @@ ARGS: dict[str, dict[str, Any]] = {
         "backend": lambda v: STR(v) and v in BACKENDS,
         "calibration": lambda v: v is None,  # dtype="int8" only
         "input_size": lambda v: v is None,  # backend="onnxruntime" only
+        "example_inputs": lambda v: v is None,  # backend="auto" only
     },
     "optimize_for_inference:int8": {
         "calibration": lambda v: SEQ(v) and len(v) > 0 and all(map(FLOAT_BATCH, v)),

@@ -244,6 +244,23 @@ def test_bad_compile_mode_names_value_and_choices(tiny_model):
             r"backend='onnxruntime' runs the fp32 model; received dtype='bf16'",
         ),
         ({"backend": "onnxruntime", "compile": True}, r"backend='onnxruntime' is not compiled by torch"),
+        ({"backend": "auto"}, r"backend='auto' times the paths on example_inputs.*received example_inputs=None"),
+        (
+            {"backend": "auto", "example_inputs": torch.randn(3, 16, 16)},
+            r"a batch \(N, C, H, W\).*received example_inputs=a tensor of shape \(3, 16, 16\)",
+        ),
+        (
+            {"backend": "auto", "example_inputs": torch.randn(1, 3, 16, 16), "compile": False},
+            r"backend='auto' chooses between fp32 paths.*compile=False",
+        ),
+        (
+            {"backend": "auto", "example_inputs": torch.randn(1, 3, 16, 16), "dtype": "bf16"},
+            r"backend='auto' chooses between fp32 paths.*dtype='bf16'",
+        ),
+        (
+            {"example_inputs": torch.randn(1, 3, 16, 16)},
+            r"example_inputs applies to backend='auto'.*received backend='torch'",
+        ),
     ],
 )
 def test_options_that_do_not_go_together_are_refused(tiny_model, kwargs, message):
@@ -325,3 +342,48 @@ def test_onnxruntime_backend_matches_eager_and_is_cached(tiny_model, monkeypatch
         fast(torch.zeros(1, 3, 16, 16, dtype=torch.uint8))
     with pytest.raises(TypeError, match=r"input must be a torch.Tensor"):
         fast([[0.0]])
+
+
+# -- backend="auto": the faster path on the user's batch, timed now ---------------------------------
+
+
+def test_auto_keeps_the_faster_path_and_says_what_it_timed(tiny_model, monkeypatch, tmp_path):
+    pytest.importorskip("onnxruntime", reason="the onnx extra (pip install 'reszoo[onnx]') is not installed")
+    import reszoo.optimize as optimize
+    from reszoo.ort import OrtModule
+
+    monkeypatch.setenv("RESZOO_CACHE", str(tmp_path))
+    model = tiny_model().eval()
+    x = torch.randn(2, 3, 16, 16)
+    timed = []
+
+    def fake_timing(candidates, example):  # the real timing is exercised by the next test
+        timed.append((sorted(candidates), tuple(example.shape)))
+        return {"torch": 2.0, "onnxruntime": 1.0}
+
+    monkeypatch.setattr(optimize, "_time_side_by_side", fake_timing)
+    fast = optimize_for_inference(model, backend="auto", example_inputs=x)
+    assert timed == [(["onnxruntime", "torch"], (2, 3, 16, 16))]
+    assert isinstance(fast, OrtModule)
+    assert fast.selection["chosen"] == "onnxruntime"
+    assert fast.selection["seconds_per_call"] == {"torch": 2.0, "onnxruntime": 1.0}
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-3, atol=1e-3 * model(x).abs().max().item())
+    monkeypatch.setattr(optimize, "_time_side_by_side", lambda c, e: {"torch": 1.0, "onnxruntime": 2.0})
+    assert isinstance(optimize_for_inference(model, backend="auto", example_inputs=x), FrozenCompiled)
+
+
+def test_auto_times_for_real_and_without_onnxruntime_keeps_torch(tiny_model, monkeypatch):
+    import reszoo.ort as ort
+
+    monkeypatch.setattr(ort, "missing_dependencies", lambda: ["onnxruntime"])
+    model = tiny_model().eval()
+    x = torch.randn(3, 3, 16, 16)
+    fast = optimize_for_inference(model, backend="auto", example_inputs=x)
+    assert isinstance(fast, FrozenCompiled)
+    selection = fast.selection
+    assert selection["chosen"] == "torch" and selection["example_shape"] == (3, 3, 16, 16)
+    assert list(selection["seconds_per_call"]) == ["torch"] and selection["seconds_per_call"]["torch"] > 0
+    assert selection["not_tried"] == {"onnxruntime": "not installed (onnxruntime)"}
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-3, atol=1e-3 * model(x).abs().max().item())

@@ -34,7 +34,7 @@ from reszoo.freezing import FrozenCompiled
 # and int8, which is quantized (reszoo.quantize) rather than cast.
 DTYPES = {"fp32": torch.float32, **AUTOCAST_DTYPES}
 DTYPE_NAMES = (*DTYPES, "int8")
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("torch", "onnxruntime", "auto")
 
 
 def fold_batchnorm(model: nn.Module) -> int:
@@ -84,6 +84,7 @@ def optimize_for_inference(
     backend: str = "torch",
     calibration: Any = None,
     input_size: tuple[int, int, int] | None = None,
+    example_inputs: torch.Tensor | None = None,
 ) -> nn.Module:
     """A copy of ``model`` prepared for fast inference; the original is left untouched.
 
@@ -104,11 +105,16 @@ def optimize_for_inference(
             keeps the model's. bf16/fp16 cast the weights and floating inputs (on a CPU only where it
             has native kernels); int8 is static PT2E quantization, always compiled
             (``pip install 'reszoo[int8]'``).
-        backend: ``"torch"``, or ``"onnxruntime"`` (fp32, not compiled; ``pip install 'reszoo[onnx]'``).
+        backend: ``"torch"``, ``"onnxruntime"`` (fp32, not compiled; ``pip install 'reszoo[onnx]'``),
+            or ``"auto"``: on a CPU, fp32, the faster of the two on ``example_inputs``, timed side by
+            side now (``torch`` alone where ONNX Runtime is not installed); the choice and the
+            timings are in the returned module's ``selection``.
         calibration: with ``dtype="int8"`` only, and then required: an iterable of input batches
             ``(N, C, H, W)``, or of ``(inputs, targets)`` pairs as a DataLoader yields.
         input_size: with ``backend="onnxruntime"`` only: the ``(C, H, W)`` exported; default the
             model config's ``input_size``.
+        example_inputs: with ``backend="auto"`` only, and then required: a batch ``(N, C, H, W)``
+            as the model will be called (the faster path depends on the batch size).
 
     Returns:
         The eager copy, a :class:`reszoo.freezing.FrozenCompiled` (compiled, int8) or a
@@ -138,6 +144,7 @@ def optimize_for_inference(
         compile_mode=compile_mode,
         calibration=calibration,
         input_size=input_size,
+        example_inputs=example_inputs,
     )
     if name in ("bf16", "fp16") and _device(model).type == "cpu":
         check_cpu_dtype(name)
@@ -154,6 +161,8 @@ def optimize_for_inference(
         from reszoo.ort import ort_module
 
         return ort_module(fast.float().cpu(), input_size=_input_size(model, input_size))
+    if backend == "auto":
+        return _fastest(fast, example_inputs, channels_last=channels_last)
     return _torch_path(fast, name, channels_last=channels_last, compile=compile, compile_mode=compile_mode)
 
 
@@ -181,8 +190,10 @@ def _check_combination(
     compile_mode: str | None,
     calibration: Any,
     input_size: Any,
+    example_inputs: Any = None,
 ) -> None:
     """Refuse options that do not go together, naming both."""
+    _check_auto(name, backend=backend, compile=compile, compile_mode=compile_mode, example_inputs=example_inputs)
     if input_size is not None and backend != "onnxruntime":
         raise InvalidArgumentError(
             f"input_size={input_size!r} applies to backend='onnxruntime' (the size exported); "
@@ -211,6 +222,78 @@ def _check_combination(
                 "backend='onnxruntime' is not compiled by torch; received "
                 f"compile={compile!r}, compile_mode={compile_mode!r}."
             )
+
+
+def _check_auto(
+    name: str | None, *, backend: str, compile: bool | None, compile_mode: str | None, example_inputs: Any
+) -> None:
+    if backend != "auto":
+        if example_inputs is not None:
+            raise InvalidArgumentError(
+                f"example_inputs applies to backend='auto' (timed to choose a path); received backend={backend!r}."
+            )
+        return
+    if not isinstance(example_inputs, torch.Tensor) or example_inputs.dim() != 4:
+        raise InvalidArgumentError(
+            "backend='auto' times the paths on example_inputs, a batch (N, C, H, W) as the model will be called; "
+            f"received example_inputs={_describe(example_inputs)}."
+        )
+    if example_inputs.device.type != "cpu":
+        raise InvalidArgumentError(
+            f"backend='auto' chooses among CPU paths; received example_inputs on {example_inputs.device}."
+        )
+    if name not in (None, "fp32") or compile is False or compile_mode is not None:
+        raise InvalidArgumentError(
+            "backend='auto' chooses between fp32 paths with their own settings; received "
+            f"dtype={name!r}, compile={compile!r}, compile_mode={compile_mode!r}."
+        )
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return repr(value) if value is None else type(value).__name__
+
+
+def _fastest(fast: nn.Module, example: torch.Tensor, *, channels_last: bool) -> nn.Module:
+    """The faster of inductor+freezing and ONNX Runtime on ``example``, timed side by side now."""
+    from reszoo.ort import missing_dependencies, ort_module
+
+    if _device(fast).type != "cpu":
+        raise InvalidArgumentError(f"backend='auto' chooses among CPU paths; received a model on {_device(fast)}.")
+    candidates: dict[str, nn.Module] = {
+        "torch": _torch_path(copy.deepcopy(fast), None, channels_last=channels_last, compile=True, compile_mode=None)
+    }
+    missing = missing_dependencies()
+    if not missing:
+        candidates["onnxruntime"] = ort_module(fast.float(), input_size=tuple(example.shape[1:]))
+    seconds = _time_side_by_side(candidates, example)
+    best = min(seconds, key=seconds.__getitem__)
+    chosen = candidates[best]
+    chosen.selection = {
+        "chosen": best,
+        "seconds_per_call": seconds,
+        "example_shape": tuple(example.shape),
+        "not_tried": {"onnxruntime": f"not installed ({', '.join(missing)})"} if missing else {},
+    }
+    return chosen
+
+
+def _time_side_by_side(candidates: dict[str, nn.Module], example: torch.Tensor) -> dict[str, float]:
+    """Median seconds per call of each candidate, round-robin (the first calls compile, untimed)."""
+    import statistics
+
+    from reszoo.bench.comparing import interleaved
+
+    with torch.no_grad():
+        steps = {key: functools.partial(module, example) for key, module in candidates.items()}
+        for step in steps.values():  # compile, export caches, first-touch allocations
+            step()
+        times = interleaved(steps, rounds=1, number=1, warmup=1)
+        slowest = max(t[0] for t in times.values())
+        number = max(1, min(50, int(0.05 / max(slowest, 1e-6))))  # blocks of about 50 ms
+        times = interleaved(steps, rounds=5, number=number, warmup=0)
+    return {key: statistics.median(t) for key, t in times.items()}
 
 
 def _dtype_name(dtype: str | torch.dtype | None) -> str | None:

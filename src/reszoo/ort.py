@@ -37,9 +37,14 @@ from reszoo.fileio import tensors_digest
 FORMAT_VERSION = 1
 
 
+def missing_dependencies() -> list[str]:
+    """The packages of the ``onnx`` extra that are not installed (empty when all are)."""
+    return [name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None]
+
+
 def onnxruntime() -> Any:
     """The ``onnxruntime`` module, or one clear error naming the extra to install."""
-    missing = [name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None]
+    missing = missing_dependencies()
     if missing:
         raise InvalidArgumentError(
             f"backend='onnxruntime' needs onnx, onnxscript and onnxruntime; not installed: {', '.join(missing)}. "
