@@ -204,6 +204,9 @@ def test_graphed_rows_capture_and_replay_without_autocast_cache(fake_cuda, tiny_
     else:
         assert fake_cuda.events("graph_inference") == [("graph_inference", 1, 1)]  # captured with GPU 1 current
     assert seen and all(s["autocast"] and not s["autocast_cache"] for s in seen)
+    # The table says the row was replayed from a graph (the JSON has cuda_graphs: true).
+    row = bench.to_table([r]).splitlines()[2]
+    assert " eager+graphs " in row, row
 
 
 # -- C2 and R1: fp32 is fp32, tf32 its own row, flags put back, new API only ----------------------

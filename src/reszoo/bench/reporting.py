@@ -48,7 +48,7 @@ def _row(r: BenchResult) -> list[str]:
         str(r.batch_size),
         r.dtype,
         "NHWC" if r.channels_last else "NCHW",
-        r.compile or "eager",
+        _execution(r),
         f"{r.images_per_s:,.1f}" if ok else r.status.upper(),
         _time(r) if ok else "-",
         f"{r.flops_per_image / 1e9:.3f}",
@@ -57,6 +57,12 @@ def _row(r: BenchResult) -> list[str]:
         f"{r.peak_memory_mb:,.0f}" if r.peak_memory_mb is not None else "-",
         _note(r),
     ]
+
+
+def _execution(r: BenchResult) -> str:
+    # How the step ran: compiled (mode) or eager, and replayed from a CUDA graph or not.
+    how = r.compile or "eager"
+    return f"{how}+graphs" if r.cuda_graphs else how
 
 
 def _time(r: BenchResult) -> str:
