@@ -56,8 +56,8 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from reszoo.publish import check_repo_id, push_to_hub
     from reszoo.pretrained import convert_checkpoint, load_pretrained
+    from reszoo.publish import check_repo_id, push_to_hub
 
     if args.push_to_hub:
         check_repo_id(args.push_to_hub)  # before converting, not after
