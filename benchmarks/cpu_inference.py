@@ -118,7 +118,7 @@ def build_paths(name: str, batch: int, wanted: list[str]) -> tuple[dict, dict]:
         }
         if hasattr(net, "selection"):
             facts[path]["chosen"] = net.selection["chosen"]
-            facts[path]["label"] = f"auto: chose {net.selection['chosen']}"
+            facts[path]["label"] = f"chose {net.selection['chosen']}"
         if hasattr(net, "export_seconds"):
             facts[path].update(export_seconds=round(net.export_seconds, 2), export_cached=net.from_cache)
         steps[path] = _step(net, inp)
@@ -155,7 +155,9 @@ def measure_config(name: str, batch: int, wanted: list[str], rounds: int) -> dic
     print(f"{name} batch {batch}:", flush=True)
     steps, facts = build_paths(name, batch, wanted)
     number = block_length(steps)
-    times = interleaved(steps, rounds=rounds, number=number, warmup=1)
+    # The pause before each block lets ONNX Runtime's spinning intra-op threads go idle, so they do
+    # not take the cores of the path timed after it.
+    times = interleaved(steps, rounds=rounds, number=number, warmup=1, pause=0.02)
     ort = statistics.median(times["onnxruntime"]) if "onnxruntime" in times else None
     for path, ts in times.items():
         median, iqr = median_iqr(ts)

@@ -17,10 +17,11 @@ LAYERS: list[set[str]] = [
     {"_version", "errors", "checks", "constants", "devices", "fileio", "plaindata", "interrupts", "cpuinfo"}
     | {"accelerator"},
     {"layers", "stems", "shortcuts", "blocks", "resnet", "registry", "zoo", "summary", "features"},
-    {"weights", "convert", "adapt", "transforms", "augment", "data", "recipes", "reference", "imagefolder"},
-    {"cache", "batches", "runfolder", "bench.machine", "bench.measuring", "bench.compiling", "bench.isolation"},
+    {"weights", "convert", "adapt", "transforms", "augment", "data", "recipes", "reference", "imagefolder", "inputs"},
+    {"cache", "batches", "runfolder", "paramgroups"}
+    | {"bench.machine", "bench.measuring", "bench.compiling", "bench.isolation"},
     {"hub", "publish", "loop", "freezing", "bench.reporting"},
-    {"pretrained", "train", "export", "ort", "quantize", "optimize", "evaluation", "prediction", "finetuning"}
+    {"pretrained", "train", "export", "ort", "quantize", "optimize", "evaluation", "prediction", "loading"}
     | {"bench.comparing", "bench.selfcheck", "bench.ort_compare", "bench"},
     {"experiment"},
     {"cli", "__main__", "commands", *(f"commands.{p.stem}" for p in (SRC / "commands").glob("*.py"))},

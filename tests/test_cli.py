@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reszoo.cli import main
-from reszoo.errors import FileWriteError, HubUnreachableError, TrainingInterrupted
+from reszoo.errors import FileWriteError, HubUnreachableError, MissingInputError, TrainingInterrupted
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -127,8 +127,18 @@ def _raising(err):
             "reszoo list: error: Cannot push to me/x: offline.",
         ),
         (PermissionError(13, "Permission denied", "/x"), 1, "reszoo list: error: [Errno 13] Permission denied: '/x'"),
+        (
+            # What torch's DataLoader re-raises for an error in a worker (ExceptionWrapper.reraise).
+            MissingInputError(
+                "Caught MissingInputError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+                'last):\n  File "x.py", line 1, in f\nreszoo.errors.MissingInputError: Cannot read image '
+                "photos/cat/3.png: truncated.\n"
+            ),
+            2,
+            "reszoo list: error: Cannot read image photos/cat/3.png: truncated.",
+        ),
     ],
-    ids=["ctrl-c", "sigterm", "disk-full", "offline", "permission"],
+    ids=["ctrl-c", "sigterm", "disk-full", "offline", "permission", "worker"],
 )
 def test_expected_failures_are_one_line_with_their_exit_code(monkeypatch, capsys, err, code, line):
     from reszoo.commands import models

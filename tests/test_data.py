@@ -268,3 +268,15 @@ def test_flags_and_paths_are_strictly_typed(tmp_path):
         D.DeviceCifarLoader([[0]], torch.zeros(1), batch_size=1, mean=(0.5,), std=(0.2,), train=True)
     # the on-device augmentation lives in reszoo.augment; transforms re-exports it
     assert D.batch_random_crop_flip is augment.batch_random_crop_flip is T.batch_random_crop_flip
+
+
+def test_default_num_workers_shares_the_cpus_between_the_ranks_of_a_node(monkeypatch):
+    monkeypatch.setattr(D.os, "sched_getaffinity", lambda pid: set(range(12)), raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert D.default_num_workers() == 8  # at most 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun: 4 ranks on this node, each with its own workers
+    assert D.default_num_workers() == 3
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert D.default_num_workers() == 1  # never 0: the main process would decode
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "garbage")
+    assert D.default_num_workers() == 8

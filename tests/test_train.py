@@ -83,8 +83,10 @@ def test_imagenet_recipes():
     assert step.milestones == (30 * 5005, 60 * 5005) and step.iterations == 90 * 5005
     assert train.learning_rate(step, 30 * 5005 - 1) == pytest.approx(0.1)
     assert train.learning_rate(step, 30 * 5005) == pytest.approx(0.01)
-    with pytest.raises(ValueError, match="schedule 'cosine'"):
-        train.imagenet_recipe(schedule="cosine")
+    with pytest.raises(ValueError, match="schedule 'linear'"):
+        train.imagenet_recipe(schedule="linear")
+    cosine = train.imagenet_recipe(schedule="cosine")
+    assert cosine.iterations == 90 * 5005 and train.learning_rate(cosine, 45 * 5005) == pytest.approx(0.05)
 
 
 def test_recipe_round_trip_and_errors():

@@ -75,8 +75,17 @@ __all__ = [
     # pre-processing and data loading
     "data",
     "transforms",
-    # training
+    # training, fine-tuning, your own images
     "train",
+    "finetune_recipe",
+    "scan_folder",
+    "find_images",
+    # evaluate and predict
+    "evaluate",
+    "EvalResult",
+    "load_for_evaluation",
+    "predict",
+    "Prediction",
     # pretrained weights
     "get_weights",
     "list_pretrained",
@@ -120,6 +129,14 @@ _LAZY_ATTRS = {
     "push_to_hub": "reszoo.publish",
     "get_weights": "reszoo.weights",
     "list_pretrained": "reszoo.weights",
+    "finetune_recipe": "reszoo.recipes",
+    "scan_folder": "reszoo.imagefolder",
+    "find_images": "reszoo.imagefolder",
+    "evaluate": "reszoo.evaluation",
+    "EvalResult": "reszoo.evaluation",
+    "load_for_evaluation": "reszoo.loading",
+    "predict": "reszoo.prediction",
+    "Prediction": "reszoo.prediction",
 }
 
 

@@ -1,10 +1,13 @@
-"""The batch streams a training run reads: synthetic, CIFAR on the device, ImageNet from folders.
+"""The batch streams a training run reads: synthetic, CIFAR on the device, ImageNet, image folders, your data.
 
 :func:`make_batches` turns a :class:`~reszoo.recipes.Recipe` into a :class:`Batches`: an endless,
 resumable stream of training batches and a finite pass over the evaluation set, both already on
 the device and in the run's memory format, sharded over the processes of a distributed run. The
 data seen at an iteration depends only on ``(seed, epoch, iteration)``, so a resumed run reads
-exactly what an uninterrupted one would have read.
+exactly what an uninterrupted one would have read. For a ``Dataset`` (an image folder, or one
+given to ``fit``) that holds for the random augmentation too: each sample is augmented under a
+random state fixed by ``(seed, epoch, index)`` (``reszoo.data.SeededSamples``), and a resume
+starts the epoch's sampler at its position without loading the batches before it.
 
 Example:
     >>> task = SyntheticTask(num_classes=10, image_shape=(3, 8, 8), seed=0)
@@ -18,7 +21,8 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,10 +33,11 @@ from reszoo.checks import check_int, check_ints, check_number
 from reszoo.constants import NUM_CLASSES
 from reszoo.errors import InvalidArgumentError
 from reszoo.recipes import Recipe
+from reszoo.weights import LocalSource, Weights
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
-__all__ = ["Batches", "SyntheticTask", "make_batches", "model_classes"]
+__all__ = ["Batches", "SyntheticTask", "data_weights", "make_batches", "model_classes"]
 
 
 class SyntheticTask:
@@ -88,13 +93,21 @@ class Batches:
 
     Attributes:
         train: ``train(start)`` yields the training batches from iteration ``start`` on, forever.
-        evaluate: ``evaluate()`` yields this process's share of the evaluation set, once.
-        num_classes: classes of the dataset.
+        evaluate: ``evaluate()`` yields this process's share of the evaluation set, once; None
+            when there is no evaluation set.
+        num_classes: classes of the dataset (None where unknown: a dataset of your own).
+        per_epoch: training batches per epoch (None for the endless synthetic stream).
+        classes: class names (an image folder's).
+        recipe: the recipe with what the data decides filled in: ``mean``/``std`` of a folder,
+            ``iterations`` from ``epochs``.
     """
 
     train: Callable[[int], Iterator[Batch]]
-    evaluate: Callable[[], Iterator[Batch]]
-    num_classes: int
+    evaluate: Callable[[], Iterator[Batch]] | None
+    num_classes: int | None
+    per_epoch: int | None = None
+    classes: tuple[str, ...] | None = None
+    recipe: Recipe = field(default_factory=Recipe)
 
 
 def model_classes(model: nn.Module) -> int:
@@ -116,6 +129,8 @@ def make_batches(
     rank: int = 0,
     world: int = 1,
     channels_last: bool = False,
+    train_data: Any = None,
+    eval_data: Any = None,
 ) -> Batches:
     """The batch streams of ``recipe`` for ``model`` on ``device``, this process's shard of them.
 
@@ -124,21 +139,56 @@ def make_batches(
 
     Args:
         recipe: what to read (``data``, ``data_root``, batch sizes, seed).
-        model: the model, for its class count and (synthetic data) its input size.
+        model: the model, for its class count and (synthetic data, folders) its input size.
         device: where batches are delivered.
         rank: this process's rank.
         world: number of processes (``recipe.batch_size`` is split over them).
         channels_last: deliver batches in channels-last memory format.
+        train_data: ``data="custom"``: a map-style ``Dataset`` or a ``DataLoader`` of ``(images, labels)``.
+        eval_data: ``data="custom"``: the same for evaluation, or None (no evaluation).
 
     Returns:
-        A :class:`Batches`.
+        A :class:`Batches`; its ``recipe`` has ``mean``/``std`` (folders) and ``iterations``
+        (from ``epochs``) filled in.
     """
     fmt = torch.channels_last if channels_last else torch.contiguous_format
+    where = dict(device=device, rank=rank, world=world, fmt=fmt)
     if recipe.data == "synthetic":
-        return _synthetic(recipe, model, device=device, rank=rank, world=world, fmt=fmt)
-    if recipe.data in ("cifar10", "cifar100"):
-        return _cifar(recipe, device=device, rank=rank, world=world, channels_last=channels_last)
-    return _imagenet(recipe, device=device, world=world, fmt=fmt)
+        batches = _synthetic(recipe, model, device=device, rank=rank, world=world, fmt=fmt)
+    elif recipe.data in ("cifar10", "cifar100"):
+        batches = _cifar(recipe, device=device, rank=rank, world=world, channels_last=channels_last)
+    elif recipe.data == "imagenet":
+        batches = _imagenet(recipe, device=device, world=world, fmt=fmt)
+    elif recipe.data == "folder":
+        batches = _folder(recipe, model, **where)
+    else:
+        batches = _custom(recipe, train_data, eval_data, **where)
+    _check_classes(recipe, model, batches)
+    # A folder's recipe gains the mean/std it was read with; every recipe gains iterations from epochs.
+    batches.recipe = _with_epochs(batches.recipe if recipe.data == "folder" else recipe, batches.per_epoch)
+    return batches
+
+
+def _with_epochs(recipe: Recipe, per_epoch: int | None) -> Recipe:
+    if recipe.epochs is None:
+        return recipe
+    if per_epoch is None:
+        raise InvalidArgumentError(
+            f"epochs needs a training set of known size; data={recipe.data!r} is an endless stream: set iterations."
+        )
+    return recipe.replace(iterations=recipe.epochs * per_epoch, epochs=None)
+
+
+def _check_classes(recipe: Recipe, model: nn.Module, batches: Batches) -> None:
+    if batches.num_classes is None or batches.num_classes == model_classes(model):
+        return
+    names = f" ({', '.join(batches.classes)})" if batches.classes else ""
+    where = f"the folder {recipe.data_root}" if recipe.data == "folder" else "the training data"
+    raise InvalidArgumentError(
+        f"{where} has {batches.num_classes} classes{names} but the model predicts {model_classes(model)}; "
+        f"build it with num_classes={batches.num_classes}"
+        + (" (reszoo train sets it from the folder)." if recipe.data == "folder" else ".")
+    )
 
 
 def _synthetic(
@@ -166,7 +216,7 @@ def _synthetic(
             x, y = task.batch(i, min(size, total - i * size), stream=-1)
             yield x.contiguous(memory_format=fmt), y
 
-    return Batches(train, evaluate, task.num_classes)
+    return Batches(train, evaluate, task.num_classes, per_epoch=None)
 
 
 def _cifar(recipe: Recipe, *, device: torch.device, rank: int, world: int, channels_last: bool) -> Batches:
@@ -195,6 +245,7 @@ def _cifar(recipe: Recipe, *, device: torch.device, rank: int, world: int, chann
         lambda start: _epoch_batches(train_loader, start, train_loader.set_epoch),
         lambda: iter(eval_loader),
         NUM_CLASSES[recipe.data],
+        per_epoch=len(train_loader),
     )
 
 
@@ -221,15 +272,23 @@ def _imagenet(recipe: Recipe, *, device: torch.device, world: int, fmt: torch.me
         if train_loader.generator is not None:
             train_loader.generator.manual_seed(recipe.seed * 1_000_003 + epoch)
 
-    def to_device(batches: Iterator[Any]) -> Iterator[Batch]:
-        for x, y in batches:
-            yield x.to(device, non_blocking=True, memory_format=fmt), y.to(device, non_blocking=True)
-
     return Batches(
-        lambda start: to_device(_epoch_batches(train_loader, start, set_epoch)),
-        lambda: to_device(iter(val_loader)),
+        lambda start: _to_device(_epoch_batches(train_loader, start, set_epoch), device, fmt),
+        lambda: _to_device(iter(val_loader), device, fmt),
         NUM_CLASSES["imagenet"],
+        per_epoch=len(train_loader),
     )
+
+
+def _to_device(batches: Iterator[Any], device: torch.device, fmt: torch.memory_format) -> Iterator[Batch]:
+    for batch in batches:
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise InvalidArgumentError(
+                f"a batch must be (images, labels); received a {type(batch).__name__}"
+                + (f" of {len(batch)} items." if isinstance(batch, (tuple, list)) else ".")
+            )
+        x, y = batch
+        yield x.to(device, non_blocking=True, memory_format=fmt), y.to(device, non_blocking=True)
 
 
 def _epoch_batches(loader: Sized, start: int, set_epoch: Callable[[int], None]) -> Iterator[Batch]:
@@ -246,3 +305,197 @@ def _epoch_batches(loader: Sized, start: int, set_epoch: Callable[[int], None]) 
         yield from itertools.islice(loader, skip, None)  # type: ignore[call-overload]
         skip = 0
         epoch += 1
+
+
+# -- image folders and your own data -------------------------------------------------------------
+
+
+def _folder(
+    recipe: Recipe, model: nn.Module, *, device: torch.device, rank: int, world: int, fmt: torch.memory_format
+) -> Batches:
+    from reszoo import imagefolder as folders
+    from reszoo import transforms as rt
+
+    config = model.config  # checked by fit: a reszoo ResNet
+    shape = dict(size=config.image_size, cifar_style=config.stem == "cifar")
+    scan = dict(val_fraction=recipe.val_fraction, seed=recipe.seed)
+    train_split = folders.scan_folder(recipe.data_root, split="train", **scan)
+    eval_split = None
+    if folders.is_split_layout(recipe.data_root) or recipe.val_fraction > 0:
+        eval_split = folders.scan_folder(recipe.data_root, split="val", classes=train_split.classes, **scan)
+    mean, std = _normalization(recipe, model, train_split, shape)
+    recipe = recipe.replace(mean=mean, std=std)
+    norm = dict(mean=recipe.mean, std=recipe.std)
+    train_ds = folders.ImageFiles(train_split, rt.model_train_transform(**shape, **norm))
+    eval_ds = eval_split and folders.ImageFiles(eval_split, rt.model_eval_transform(**shape, **norm))
+    batches = _dataset_batches(recipe, train_ds, eval_ds, device=device, rank=rank, world=world, fmt=fmt)
+    batches.num_classes, batches.classes, batches.recipe = len(train_split.classes), train_split.classes, recipe
+    return batches
+
+
+def _normalization(recipe: Recipe, model: nn.Module, split: Any, shape: dict[str, Any]) -> tuple[Any, Any]:
+    """The recipe's mean/std, else the pretrained weights', else measured on the training images."""
+    from reszoo.imagefolder import image_stats
+    from reszoo.transforms import model_resize
+
+    if recipe.mean is not None:
+        return recipe.mean, recipe.std
+    weights = getattr(model, "pretrained_weights", None)
+    if isinstance(weights, Weights):
+        return weights.mean, weights.std
+    return image_stats(split, model_resize(**shape), seed=recipe.seed)
+
+
+def _custom(
+    recipe: Recipe, train_data: Any, eval_data: Any, *, device: torch.device, rank: int, world: int, fmt: Any
+) -> Batches:
+    from torch.utils.data import DataLoader
+
+    where = dict(device=device, rank=rank, world=world, fmt=fmt)
+    if isinstance(train_data, DataLoader):
+        batches = _loader_batches(recipe, train_data, world=world, device=device, fmt=fmt)
+    else:
+        batches = _dataset_batches(recipe, train_data, None, **where)
+    if isinstance(eval_data, DataLoader):
+        _check_loader("eval_data", eval_data, world)
+        batches.evaluate = lambda: _to_device(iter(eval_data), device, fmt)
+    elif eval_data is not None:
+        batches.evaluate = _dataset_eval(recipe, eval_data, **where)
+    classes = getattr(getattr(train_data, "dataset", train_data), "classes", None)
+    if isinstance(classes, (list, tuple)) and classes:
+        batches.num_classes = len(classes)
+    return batches
+
+
+def _dataset_batches(
+    recipe: Recipe, train_ds: Any, eval_ds: Any, *, device: torch.device, rank: int, world: int, fmt: Any
+) -> Batches:
+    """Loaders over map-style datasets: seeded order and augmentation, sharded, resumable mid-epoch."""
+    from torch.utils.data import DataLoader
+
+    from reszoo.data import EpochSampler, SeededSamples
+
+    sampler = EpochSampler(train_ds, num_replicas=world, rank=rank, seed=recipe.seed)
+    per_rank = recipe.batch_size // world
+    train_loader = DataLoader(
+        SeededSamples(train_ds, seed=recipe.seed),
+        batch_size=per_rank,
+        sampler=sampler,
+        drop_last=True,
+        **_loader_options(recipe, device),
+    )
+    per_epoch = sampler.num_samples // per_rank
+    if per_epoch == 0:
+        raise InvalidArgumentError(
+            f"The training set ({len(train_ds)} images) is smaller than one batch ({per_rank} per process); "
+            "lower batch_size."
+        )
+
+    def train(start: int) -> Iterator[Batch]:
+        epoch, skip = divmod(start, per_epoch)
+        while True:
+            sampler.set_epoch(epoch, start=skip * per_rank)  # the skipped batches are never loaded
+            yield from _to_device(iter(train_loader), device, fmt)
+            skip, epoch = 0, epoch + 1
+
+    evaluate = None
+    if eval_ds is not None:
+        evaluate = _dataset_eval(recipe, eval_ds, device=device, rank=rank, world=world, fmt=fmt)
+    return Batches(train, evaluate, None, per_epoch=per_epoch, recipe=recipe)
+
+
+def _loader_options(recipe: Recipe, device: torch.device) -> dict[str, Any]:
+    from reszoo.data import default_num_workers
+
+    workers = default_num_workers() if recipe.num_workers is None else recipe.num_workers
+    # A generator of its own: the loader then draws its workers' base seed from it, not from torch's
+    # global random state (which a checkpoint holds, and model code such as drop-path uses).
+    generator = torch.Generator().manual_seed(recipe.seed)
+    return dict(
+        num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0, generator=generator
+    )
+
+
+def _dataset_eval(
+    recipe: Recipe, eval_ds: Any, *, device: torch.device, rank: int, world: int, fmt: Any
+) -> Callable[[], Iterator[Batch]]:
+    """One pass over this process's share of ``eval_ds`` (every sample counted once over the processes)."""
+    from torch.utils.data import DataLoader
+
+    from reszoo.data import ShardSampler
+
+    shard = ShardSampler(len(eval_ds), num_replicas=world, rank=rank)
+    loader = DataLoader(eval_ds, batch_size=recipe.eval_batch_size, sampler=shard, **_loader_options(recipe, device))
+    return lambda: _to_device(iter(loader), device, fmt)
+
+
+def _check_loader(name: str, loader: Any, world: int) -> None:
+    """A DataLoader given to fit: map-style, and sharded by a DistributedSampler under DDP."""
+    from torch.utils.data import DistributedSampler, IterableDataset
+
+    if isinstance(loader.dataset, IterableDataset):
+        raise InvalidArgumentError(
+            f"{name} is a DataLoader over an IterableDataset, which has no length or positions to resume "
+            "from; give a map-style Dataset (len() and indexing)."
+        )
+    sampler = loader.batch_sampler.sampler if loader.batch_sampler is not None else loader.sampler
+    if world > 1 and not isinstance(sampler, DistributedSampler):
+        raise InvalidArgumentError(
+            f"{name} is a DataLoader without a DistributedSampler, but this run has {world} processes: every "
+            "process would read the whole set. Give a Dataset (fit shards it) or a DataLoader with "
+            "sampler=DistributedSampler(dataset)."
+        )
+
+
+def _loader_batches(
+    recipe: Recipe, loader: Any, *, world: int, device: torch.device, fmt: torch.memory_format
+) -> Batches:
+    """A DataLoader as given; per epoch its sampler's set_epoch and its generator reseeded from (seed, epoch)."""
+    _check_loader("train_data", loader, world)
+    sampler = loader.batch_sampler.sampler if loader.batch_sampler is not None else loader.sampler
+
+    def set_epoch(epoch: int) -> None:
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        if loader.generator is not None:
+            loader.generator.manual_seed(recipe.seed * 1_000_003 + epoch)
+
+    return Batches(
+        lambda start: _to_device(_epoch_batches(loader, start, set_epoch), device, fmt),
+        None,
+        None,
+        per_epoch=len(loader),
+        recipe=recipe,
+    )
+
+
+def data_weights(
+    model: nn.Module, recipe: Recipe, classes: tuple[str, ...], *, arch: str, base: Weights | None, out: Any
+) -> Weights:
+    """The weights record of a model trained on an image folder: its classes and pre-processing.
+
+    Attached as ``model.pretrained_weights``, it travels into ``model/config.json``
+    (``reszoo.hub.save_pretrained``), so a later ``load_pretrained`` knows the class names and
+    the normalisation the model was trained with.
+    """
+    from reszoo.transforms import model_resize_size
+
+    config = model.config
+    folder = Path(recipe.data_root or ".").expanduser().resolve().name
+    start = f"fine-tuned from {base.name}" if base is not None else "trained from scratch"
+    return Weights(
+        name=f"{arch}-{folder}",
+        arch=arch,
+        source=LocalSource(str(Path(out) / "model") if out is not None else str(recipe.data_root)),
+        converter="reszoo",
+        dataset="folder",
+        num_classes=len(classes),
+        mean=tuple(recipe.mean),  # type: ignore[arg-type]
+        std=tuple(recipe.std),  # type: ignore[arg-type]
+        crop_size=config.image_size,
+        resize_size=model_resize_size(size=config.image_size, cifar_style=config.stem == "cifar"),
+        origin="reszoo train",
+        notes=f"{start} on the image folder {recipe.data_root} ({len(classes)} classes) by reszoo.",
+        categories=tuple(classes),
+        license=base.license if base is not None else None,
+    )

@@ -71,8 +71,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if code is None:
             raise
         label = "stopped" if code > EXIT_USAGE else "error"
-        print(f"reszoo {args.command}: {label}: {err}", file=sys.stderr)
+        print(f"reszoo {args.command}: {label}: {one_line(err)}", file=sys.stderr)
         return code
+
+
+def one_line(err: BaseException) -> str:
+    """The error's own message: an error raised in a DataLoader worker arrives wrapped in the worker's
+    traceback ("Caught X in DataLoader worker process 0. Original Traceback ..."), whose last line is it."""
+    text = str(err)
+    if "\nOriginal Traceback" in text:
+        last = text.rstrip().splitlines()[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return text
 
 
 if __name__ == "__main__":

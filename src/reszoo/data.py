@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+import random
+from collections.abc import Callable, Iterator, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,9 @@ IMAGENET_SPLITS = ("train", "val")
 __all__ = [
     "CIFAR_NAMES",
     "DeviceCifarLoader",
+    "EpochSampler",
+    "SeededSamples",
+    "ShardSampler",
     "cifar_dataset",
     "default_num_workers",
     "imagenet_dataset",
@@ -191,10 +195,11 @@ def imagenet_dataset(
 
 
 def default_num_workers() -> int:
-    """DataLoader workers for this machine: the CPUs this process may use, at most 8.
+    """DataLoader workers for this process: its share of the CPUs it may use, at most 8.
 
-    Beyond about 8 workers per GPU, decoding stops being the bottleneck and the extra processes
-    only cost memory.
+    Under torchrun each of the ``LOCAL_WORLD_SIZE`` processes of a node starts its own workers,
+    so the CPUs are divided between them (at least one worker each). Beyond about 8 workers per
+    GPU, decoding stops being the bottleneck and the extra processes only cost memory.
 
     Returns:
         The number of workers.
@@ -203,7 +208,9 @@ def default_num_workers() -> int:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS and Windows have no sched_getaffinity
         cpus = os.cpu_count() or 1
-    return min(8, cpus)
+    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    per_node = int(local) if local.isdigit() and int(local) > 0 else 1
+    return max(1, min(8, cpus // per_node))
 
 
 def make_loader(
@@ -400,3 +407,71 @@ class DeviceCifarLoader:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels.index_select(0, idx)
+
+
+class EpochSampler(torch.utils.data.DistributedSampler):
+    """A ``DistributedSampler`` (shuffled by ``(seed, epoch)``) that can start part-way into an epoch.
+
+    ``set_epoch(epoch, start=k)`` skips the first ``k`` samples of this process's share without
+    loading them, so a resumed run continues at the very sample an uninterrupted one would read.
+    Each index comes as ``(epoch, index)``, for :class:`SeededSamples`. Works without a process
+    group (``num_replicas`` and ``rank`` are given).
+    """
+
+    def __init__(self, dataset: Sized, *, num_replicas: int, rank: int, seed: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)  # type: ignore[arg-type]
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        super().set_epoch(epoch)
+        self.start = start
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        indices = list(super().__iter__())[self.start :]
+        return iter([(self.epoch, i) for i in indices])
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+
+class ShardSampler(torch.utils.data.Sampler[int]):
+    """Indices ``rank, rank + world, ...`` in order: every sample evaluated exactly once over the processes."""
+
+    def __init__(self, size: int, *, num_replicas: int, rank: int) -> None:
+        self.indices = range(rank, size, num_replicas)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class SeededSamples(Dataset):
+    """``dataset[index]`` under a random state fixed by ``(seed, epoch, index)``.
+
+    Random augmentation then depends on which sample of which epoch is read, not on how many were
+    read before, in which worker or process: a resumed run, or one with another ``num_workers``,
+    sees the very same augmented images. torch's and Python's global random states are set for
+    the call and put back after. Takes the ``(epoch, index)`` pairs of :class:`EpochSampler`.
+    """
+
+    def __init__(self, dataset: Dataset, *, seed: int) -> None:
+        self.dataset = dataset
+        self.seed = check_int("seed", seed, minimum=0)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        # Plain arithmetic, not hash(): the same draws on every Python version and platform.
+        state = ((self.seed * 1_000_003 + epoch) * 2_147_483_647 + index) % 2**63
+        python_state = random.getstate()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(state)
+            random.seed(state)
+            try:
+                return self.dataset[index]
+            finally:
+                random.setstate(python_state)

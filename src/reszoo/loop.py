@@ -3,10 +3,12 @@
 :func:`run_fit` is what :func:`reszoo.train.fit` runs once the arguments are checked, the device
 chosen and the process group started:
 
-1. :func:`_set_up`: memory format, optimizer, seed, :func:`_restore` from the checkpoint when
-   resuming, the batch streams (the dataset is read here, before any file is written), the
-   DDP / ``torch.compile`` wrappers. What is fixed for the run goes in :class:`_Run`; what changes
-   as it goes (iteration, plateau, errors, running sums) in the one small :class:`_State`.
+1. :func:`_set_up`: memory format, the batch streams (the dataset is read here, before any file
+   is written; an image folder's class names and pre-processing become the model's weights
+   record), the frozen backbone and the optimizer's parameter groups, seed, :func:`_restore` from
+   the checkpoint when resuming, the DDP / ``torch.compile`` wrappers. What is fixed for the run
+   goes in :class:`_Run`; what changes as it goes (iteration, plateau, errors, running sums) in
+   the one small :class:`_State`.
 2. ``reszoo.runfolder.claim_folder`` (the folder's lock, held to the end) and
    ``reszoo.runfolder.start_folder``: ``recipe.json``, ``run.json``, the history trimmed to the
    checkpoint (rank 0 of a run with a folder).
@@ -34,11 +36,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reszoo.batches import Batch, Batches, make_batches
+from reszoo.batches import Batch, Batches, data_weights, make_batches
 from reszoo.devices import preferred_memory_format
 from reszoo.errors import InvalidArgumentError, NonFiniteLossError, TrainingInterrupted
 from reszoo.fileio import write_error
 from reszoo.interrupts import StopRequest
+from reszoo.paramgroups import param_groups, train_mode
 from reszoo.recipes import Recipe, learning_rate
 from reszoo.runfolder import (
     CHECKPOINT_NAME,
@@ -54,7 +57,7 @@ from reszoo.runfolder import (
     write_json,
 )
 
-__all__ = ["FitResult", "run_fit"]
+__all__ = ["FitResult", "param_groups", "run_fit", "train_mode"]
 
 
 @dataclass
@@ -90,13 +93,19 @@ def run_fit(
     world: int,
     device: torch.device,
     run_info: dict[str, Any],
+    train_data: Any = None,
+    eval_data: Any = None,
 ) -> FitResult:
     """Train with checked arguments on ``device`` as process ``rank`` of ``world``.
 
     ``run_info`` holds what ``run.json`` says beyond the recipe: ``model`` (the registered name,
-    or None) and ``model_overrides`` (the names of the config fields that were overridden).
+    or None), ``model_overrides`` (the names of the config fields that were overridden) and
+    ``pretrained`` (the weights a fine-tune started from, or None). ``train_data``/``eval_data``:
+    the caller's data for ``recipe.data == "custom"``.
     """
-    run, state = _set_up(model, recipe, out=out, resume=resume, rank=rank, world=world, device=device)
+    where = dict(out=out, resume=resume, rank=rank, world=world, device=device)
+    run, state = _set_up(model, recipe, **where, data=(train_data, eval_data), run_info=run_info)
+    recipe = run.recipe
     claim = contextlib.nullcontext()
     if run.writes:
         assert run.out is not None
@@ -159,28 +168,44 @@ class _State:
 
 
 def _set_up(
-    model: nn.Module, recipe: Recipe, *, out: Any, resume: bool, rank: int, world: int, device: torch.device
+    model: nn.Module,
+    recipe: Recipe,
+    *,
+    out: Any,
+    resume: bool,
+    rank: int,
+    world: int,
+    device: torch.device,
+    data: tuple[Any, Any],
+    run_info: dict[str, Any],
 ) -> tuple[_Run, _State]:
-    if recipe.channels_last is None:
-        memory_format = preferred_memory_format(device.type)
-    else:
-        memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
-    model.to(device, memory_format=memory_format)
-    model.train()
+    channels_last = _to_device(model, recipe, device)
+    # The dataset is read before anything is written: a missing one leaves no run folder behind.
+    # It consumes no global random state, so reading it before or after the restore is the same.
+    where = dict(device=device, rank=rank, world=world, channels_last=channels_last)
+    batches = make_batches(recipe, model, **where, train_data=data[0], eval_data=data[1])
+    recipe = batches.recipe  # with the folder's mean/std and iterations from epochs, as recipe.json says
+    if recipe.schedule == "plateau" and batches.evaluate is None:
+        raise InvalidArgumentError(
+            "schedule='plateau' lowers the lr when the evaluation error stops improving, but this run has no "
+            "evaluation set (eval_data=None, or val_fraction=0); choose schedule='step' or 'cosine'."
+        )
+    if batches.classes is not None:  # an image folder: its classes and pre-processing go with the model
+        base = getattr(model, "pretrained_weights", None)
+        arch = run_info["model"] or getattr(base, "arch", None) or "custom"
+        model.pretrained_weights = data_weights(model, recipe, batches.classes, arch=arch, base=base, out=out)
+        run_info["classes"] = list(batches.classes)  # into run.json: a checkpoint read alone names them too
     optimizer = torch.optim.SGD(
-        model.parameters(),
+        param_groups(model, recipe),
         lr=learning_rate(recipe, 0),
         momentum=recipe.momentum,
-        weight_decay=recipe.weight_decay,
         nesterov=recipe.nesterov,
     )
+    train_mode(model, recipe)
     torch.manual_seed(recipe.seed)
     state = _State()
     if resume:
         _restore(state, model, optimizer, Path(out), recipe, device)
-    channels_last = memory_format == torch.channels_last
-    # The dataset is read before anything is written: a missing one leaves no run folder behind.
-    data = make_batches(recipe, model, device=device, rank=rank, world=world, channels_last=channels_last)
     net: nn.Module = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -190,7 +215,17 @@ def _set_up(
         net = torch.compile(net)  # type: ignore[assignment]
     amp = recipe.amp if recipe.amp is not None else device.type == "cuda"
     out_dir = Path(out) if out is not None else None
-    return _Run(recipe, model, net, optimizer, data, device, amp, channels_last, rank, world, out_dir), state
+    return _Run(recipe, model, net, optimizer, batches, device, amp, channels_last, rank, world, out_dir), state
+
+
+def _to_device(model: nn.Module, recipe: Recipe, device: torch.device) -> bool:
+    """Move ``model`` to ``device`` in the recipe's memory format; True for channels-last."""
+    if recipe.channels_last is None:
+        memory_format = preferred_memory_format(device.type)
+    else:
+        memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format)
+    return memory_format == torch.channels_last
 
 
 def _restore(
@@ -327,7 +362,7 @@ def _step(run: _Run, state: _State, batch: Batch) -> None:
     x, y = batch
     state.lr = learning_rate(run.recipe, state.iteration, plateau_drops=state.plateau["drops"])
     for group in run.optimizer.param_groups:
-        group["lr"] = state.lr
+        group["lr"] = state.lr * group.get("lr_scale", 1.0)
     with run.autocast():
         logits = run.net(x)
         loss = F.cross_entropy(logits.float(), y)
@@ -346,7 +381,7 @@ def _step(run: _Run, state: _State, batch: Batch) -> None:
 def _report(run: _Run, state: _State, output: _Output, *, evaluate: bool, checkpoint: bool) -> None:
     """Log the interval since the last report; evaluate (and follow a plateau); checkpoint."""
     rec = _interval_record(run, state)
-    if evaluate:
+    if evaluate and run.data.evaluate is not None:
         rec["test_error"] = state.errors["test_error"] = _evaluate_and_plateau(run, state)
     if run.rank == 0:
         state.history.append(rec)
@@ -400,12 +435,14 @@ def _evaluate(run: _Run) -> float:
     was_training = model.training
     model.eval()
     counts = _accumulator(2, run.device)  # wrong, seen
+    assert run.data.evaluate is not None
     for x, y in run.data.evaluate():
         with run.autocast():
             logits = model(x)
         counts[0] += (logits.argmax(1) != y).sum()
         counts[1] += y.numel()
-    model.train(was_training)
+    if was_training:
+        train_mode(model, run.recipe)
     if run.world > 1:
         torch.distributed.all_reduce(counts)
     return (counts[0] / counts[1].clamp(min=1)).item()

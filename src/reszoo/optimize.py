@@ -291,8 +291,9 @@ def _time_side_by_side(candidates: dict[str, nn.Module], example: torch.Tensor) 
             step()
         times = interleaved(steps, rounds=1, number=1, warmup=1)
         slowest = max(t[0] for t in times.values())
-        number = max(1, min(50, int(0.05 / max(slowest, 1e-6))))  # blocks of about 50 ms
-        times = interleaved(steps, rounds=5, number=number, warmup=0)
+        number = max(1, min(100, int(0.1 / max(slowest, 1e-6))))  # blocks of about 0.1 s
+        # The pause lets ONNX Runtime's spinning threads go idle before the other path's block.
+        times = interleaved(steps, rounds=6, number=number, warmup=0, pause=0.02)
     return {key: statistics.median(t) for key, t in times.items()}
 
 

@@ -23,6 +23,7 @@ from reszoo.checks import (
     check_choice,
     check_instance,
     check_int,
+    check_mean_std,
     check_number,
     check_positive,
     is_int,
@@ -34,9 +35,11 @@ from reszoo.constants import NUM_CLASSES
 from reszoo.errors import InvalidArgumentError
 from reszoo.plaindata import PlainData
 
-# "synthetic" needs no files (reszoo.batches.SyntheticTask); the others are reszoo.constants' ids.
-DATASETS = ("synthetic", *NUM_CLASSES)
-SCHEDULES = ("step", "plateau")
+# "synthetic" needs no files (reszoo.batches.SyntheticTask); then reszoo.constants' ids; "folder" is
+# an image folder at data_root (reszoo.imagefolder); "custom" the caller's own Dataset or DataLoader
+# (reszoo.train.fit(..., train_data=...), Python only).
+DATASETS = ("synthetic", *NUM_CLASSES, "folder", "custom")
+SCHEDULES = ("step", "plateau", "cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # ImageNet iterations per epoch at batch 256: ceil(1,281,167 / 256).
 IMAGENET_ITERS_PER_EPOCH = 5005
@@ -48,6 +51,7 @@ __all__ = [
     "SCHEDULES",
     "Recipe",
     "cifar_recipe",
+    "finetune_recipe",
     "imagenet_recipe",
     "is_cifar_depth",
     "learning_rate",
@@ -58,7 +62,7 @@ __all__ = [
 _POSITIVE_INTS = ("batch_size", "iterations", "log_every", "checkpoint_every", "eval_batch_size")
 _NATURAL_INTS = ("eval_every", "warmup_iters", "plateau_patience", "seed", "synthetic_eval_images")
 _NON_NEGATIVE = ("weight_decay", "synthetic_noise", "plateau_threshold")
-_BOOLS = ("download", "val_split", "nesterov", "compile")
+_BOOLS = ("download", "val_split", "nesterov", "compile", "freeze_backbone", "decay_norm_and_bias")
 _AUTO_BOOLS = ("amp", "channels_last")  # None = decided per device
 
 
@@ -70,19 +74,37 @@ class Recipe(PlainData):
     checked when a recipe is made, types included: ``lr="0.1"`` or ``download="no"`` is an error.
 
     Args:
-        data: ``"synthetic"``, ``"cifar10"``, ``"cifar100"`` or ``"imagenet"``.
-        data_root: dataset folder (not needed for ``"synthetic"``).
+        data: ``"synthetic"``, ``"cifar10"``, ``"cifar100"``, ``"imagenet"``, ``"folder"`` (an
+            image folder at ``data_root``: ``train/<class>/`` and ``val/<class>/``, or one tree of
+            class folders with ``val_fraction`` held out; see :mod:`reszoo.imagefolder`) or
+            ``"custom"`` (your own ``Dataset`` or ``DataLoader``, given to
+            :func:`reszoo.train.fit` as ``train_data``; Python only).
+        data_root: dataset folder (not needed for ``"synthetic"`` and ``"custom"``).
         download: download CIFAR if it is missing.
         val_split: CIFAR only: train on 45k images and evaluate on the held-out 5k, as in the
             paper's tuning runs (``reszoo.data.paper_split``), instead of on the test set.
+        val_fraction: ``"folder"`` with one tree of class folders: the share of each class held
+            out for evaluation (drawn with ``seed``); 0 evaluates nothing. Ignored when the folder
+            has ``train/`` and ``val/``.
+        mean: per-channel normalisation mean for ``"folder"`` (inputs in [0, 1]); ``None`` = the
+            pretrained weights' (``model.pretrained_weights``) or, training from scratch, measured
+            on up to 2,000 training images (``reszoo.transforms.channel_stats``). The value used
+            is written into the run's ``recipe.json``.
+        std: per-channel standard deviation, as ``mean`` (both or neither).
         batch_size: global batch (split evenly over the processes of a distributed run).
         lr: base learning rate.
         momentum: SGD momentum, in [0, 1).
-        weight_decay: L2 penalty applied by SGD to every parameter.
+        weight_decay: L2 penalty applied by SGD (to every parameter unless ``decay_norm_and_bias``
+            is False).
+        decay_norm_and_bias: apply ``weight_decay`` to norm weights and biases too (the paper's
+            choice); False exempts every 1-D parameter, as timm and torchvision's recipes can.
         nesterov: Nesterov momentum (the paper uses plain momentum; needs momentum > 0).
         iterations: stop after this many iterations.
-        schedule: ``"step"`` (divide by ``1/gamma`` at each milestone) or ``"plateau"`` (divide
-            when the evaluation error has not improved for ``plateau_patience`` evaluations).
+        epochs: train for this many passes over the training set instead: ``iterations`` is set
+            from the training set's size when the run starts (and written so into ``recipe.json``).
+        schedule: ``"step"`` (divide by ``1/gamma`` at each milestone), ``"plateau"`` (divide
+            when the evaluation error has not improved for ``plateau_patience`` evaluations) or
+            ``"cosine"`` (from ``lr`` down to 0 at ``iterations``, after the warm-up).
         milestones: iterations where the step schedule divides the learning rate.
         gamma: factor applied at each milestone or plateau.
         warmup_iters: iterations trained at ``warmup_lr`` before the schedule starts.
@@ -104,6 +126,10 @@ class Recipe(PlainData):
         eval_batch_size: batch per process for evaluation.
         synthetic_noise: standard deviation of the noise added to the synthetic class patterns.
         synthetic_eval_images: size of the synthetic evaluation set.
+        freeze_backbone: train the classifier (``model.fc``) only; the rest keeps its weights and
+            its BatchNorm statistics (held in eval mode).
+        backbone_lr_scale: the backbone's learning rate is ``lr * backbone_lr_scale`` (the
+            classifier's is ``lr``); e.g. 0.1 when fine-tuning.
     """
 
     kind = "recipe"  # how PlainData's messages name an instance (a class attribute, not a field)
@@ -112,12 +138,17 @@ class Recipe(PlainData):
     data_root: str | None = None
     download: bool = False
     val_split: bool = False
+    val_fraction: float = 0.1
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
     batch_size: int = 128
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    decay_norm_and_bias: bool = True
     nesterov: bool = False
     iterations: int = 64_000
+    epochs: int | None = None
     schedule: str = "step"
     milestones: tuple[int, ...] = (32_000, 48_000)
     gamma: float = 0.1
@@ -137,10 +168,13 @@ class Recipe(PlainData):
     eval_batch_size: int = 500
     synthetic_noise: float = 1.0
     synthetic_eval_images: int = 2000
+    freeze_backbone: bool = False
+    backbone_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.milestones, list):  # JSON gives lists
-            object.__setattr__(self, "milestones", tuple(self.milestones))
+        for name in ("milestones", "mean", "std"):
+            if isinstance(getattr(self, name), list):  # JSON gives lists
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         if isinstance(self.data_root, os.PathLike):
             object.__setattr__(self, "data_root", os.fspath(self.data_root))
         # Ranges first, with messages that say what each field means; then PlainData's strict
@@ -176,15 +210,17 @@ class Recipe(PlainData):
         for name in _NATURAL_INTS:
             check_int(name, getattr(self, name), minimum=0)
         check_int("num_workers", self.num_workers, minimum=0, optional=True)
-        for name in ("lr", "warmup_lr"):
+        check_int("epochs", self.epochs, minimum=1, optional=True)
+        for name in ("lr", "warmup_lr", "backbone_lr_scale"):
             check_positive(name, getattr(self, name))
         for name in _NON_NEGATIVE:
             check_number(name, getattr(self, name), minimum=0)
         # Interval ends that checks.check_number cannot say: momentum 1 never forgets a gradient,
-        # gamma 0 would stop training at the first drop.
+        # gamma 0 would stop training at the first drop, val_fraction 1 would leave nothing to train on.
         for name, inside, expected in (
             ("momentum", lambda v: 0 <= v < 1, "a number in [0, 1)"),
             ("gamma", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+            ("val_fraction", lambda v: 0 <= v < 1, "a number in [0, 1)"),
         ):
             value = getattr(self, name)
             if not is_number(value):
@@ -202,6 +238,12 @@ class Recipe(PlainData):
             )
         if self.nesterov and self.momentum == 0:
             raise InvalidArgumentError("nesterov=True needs momentum > 0; received momentum=0.")
+        if (self.mean is None) != (self.std is None):
+            raise InvalidArgumentError(
+                f"mean and std go together (both or neither); received mean={self.mean}, std={self.std}."
+            )
+        if self.mean is not None:
+            check_mean_std(self.mean, self.std)
 
 
 def recipe_fields() -> tuple[str, ...]:
@@ -254,7 +296,7 @@ def imagenet_recipe(*, schedule: str = "plateau", **overrides: Any) -> Recipe:
     recipe), counted in iterations.
 
     Args:
-        schedule: ``"plateau"`` or ``"step"``.
+        schedule: ``"plateau"``, ``"step"`` or ``"cosine"`` (to 0 over 90 epochs).
         **overrides: any :class:`Recipe` field.
 
     Returns:
@@ -273,6 +315,8 @@ def imagenet_recipe(*, schedule: str = "plateau", **overrides: Any) -> Recipe:
     )
     if schedule == "plateau":
         base.update(iterations=600_000, milestones=())
+    elif schedule == "cosine":
+        base.update(iterations=90 * epoch, milestones=())
     else:
         base.update(iterations=90 * epoch, milestones=(30 * epoch, 60 * epoch))
     return Recipe().replace(**{**base, **overrides})
@@ -297,6 +341,56 @@ def paper_recipe(*, depth: int | None = None, **overrides: Any) -> Recipe:
     return cifar_recipe(depth=depth, **overrides)
 
 
+def finetune_recipe(**overrides: Any) -> Recipe:
+    """A short recipe for fine-tuning pretrained weights on your own images (``data="folder"``).
+
+    10 epochs, batch 64, SGD with momentum 0.9, lr 0.01 on a cosine schedule to 0, weight
+    decay 1e-4 except on norm weights and biases, evaluation and a log record at the end of the
+    run. Why these numbers:
+
+    - lr 0.01 is a tenth of the paper's 0.1: fine-tuning starts near a good solution, and the
+      usual practice (torchvision's transfer-learning tutorial: 0.001 at batch 4; timm's
+      fine-tuning runs) takes about 1/10 of the from-scratch rate, scaled with the batch.
+    - cosine to 0 needs no milestones to tune for a dataset of unknown size, and is what timm's
+      and torchvision's current recipes use; ``epochs`` sets the length from the folder's size.
+    - 10 epochs: torchvision's tutorial trains 25 (on 244 images), Kornblith et al. (2019, "Do
+      Better ImageNet Models Transfer Better?") 20k steps at batch 256 on larger sets; a few
+      thousand images converge in well under 10 epochs from pretrained features.
+    - no decay on norms and biases (``decay_norm_and_bias=False``): decaying BatchNorm's scale
+      pulls pretrained features towards zero for no regularisation benefit (timm's
+      ``filter_bias_and_bn``, torchvision's ``--norm-weight-decay 0``).
+    - ``backbone_lr_scale`` (e.g. 0.1) or ``freeze_backbone`` are left to you: small folders
+      (hundreds of images) often do better with either.
+
+    Args:
+        **overrides: any :class:`Recipe` field, e.g. ``data_root="photos/"``, ``epochs=3``.
+
+    Returns:
+        A :class:`Recipe`.
+
+    Example:
+        >>> r = finetune_recipe(data_root="photos/")
+        >>> r.schedule, r.lr, r.epochs, r.decay_norm_and_bias
+        ('cosine', 0.01, 10, False)
+    """
+    base: dict[str, Any] = dict(
+        data="folder",
+        batch_size=64,
+        lr=0.01,
+        schedule="cosine",
+        milestones=(),
+        epochs=10,
+        decay_norm_and_bias=False,
+        eval_every=0,
+        checkpoint_every=500,
+        log_every=10,
+        eval_batch_size=100,
+    )
+    if "iterations" in overrides and "epochs" not in overrides:
+        base["epochs"] = None  # iterations given: they set the length
+    return Recipe().replace(**{**base, **overrides})
+
+
 def learning_rate(recipe: Recipe, iteration: int, *, plateau_drops: int = 0) -> float:
     """The learning rate of ``recipe`` at a (0-based) iteration.
 
@@ -313,5 +407,8 @@ def learning_rate(recipe: Recipe, iteration: int, *, plateau_drops: int = 0) -> 
     check_int("plateau_drops", plateau_drops, minimum=0)
     if iteration < recipe.warmup_iters:
         return recipe.warmup_lr
+    if recipe.schedule == "cosine":
+        done = (iteration - recipe.warmup_iters) / max(1, recipe.iterations - recipe.warmup_iters)
+        return recipe.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
     drops = sum(iteration >= m for m in recipe.milestones) if recipe.schedule == "step" else plateau_drops
     return recipe.lr * recipe.gamma**drops

@@ -254,6 +254,24 @@ def check_folder(out: Path, model: nn.Module, *, resume: bool) -> None:
             f"received a {type(model).__name__}. Train it with out=None."
         )
     config.to_dict()  # a config holding callables cannot be saved: refuse it now, not after training
+    if resume:
+        _check_same_model(out, config)
+
+
+def _check_same_model(out: Path, config: ResNetConfig) -> None:
+    """A resume must continue the model the folder's run trained (one line naming what differs)."""
+    path = out / RUN_NAME
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8")).get("config")
+        saved_config = ResNetConfig.from_dict(saved)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return  # no readable run.json: the checkpoint's own check (load_state_dict) speaks
+    if saved_config != config:
+        mine, theirs = config.to_dict(), saved_config.to_dict()
+        fields = [k for k in mine if mine[k] != theirs.get(k)]
+        name = json.loads(path.read_text(encoding="utf-8")).get("model") or "a model built in Python"
+        diff = ", ".join(f"{k}={theirs.get(k)} there, {mine[k]} here" for k in fields[:4])
+        raise InvalidArgumentError(f"{out} holds a run of another model ({name}; {diff}); resume it with that model.")
 
 
 def start_folder(
@@ -265,8 +283,9 @@ def start_folder(
         out: the run folder (created).
         recipe: the recipe of this start.
         config: the model's config.
-        run_info: ``model`` (the registered name, or None) and ``model_overrides`` (the names of
-            the overridden config fields; their values are recorded as the config holds them).
+        run_info: ``model`` (the registered name, or None), ``model_overrides`` (the names of
+            the overridden config fields; their values are recorded as the config holds them) and
+            ``pretrained`` (the weights a fine-tune started from, or None).
         world: process count.
         iteration: where the run starts (the checkpoint's iteration when resuming).
     """
@@ -279,6 +298,8 @@ def start_folder(
         "model_overrides": {key: config_dict[key] for key in run_info["model_overrides"]},
         "config": config_dict,
         "recipe": recipe.to_dict(),
+        "pretrained": run_info.get("pretrained"),
+        "classes": run_info.get("classes"),  # an image folder's class names, in label order
         "seed": recipe.seed,
         "world_size": world,
         "versions": versions(),

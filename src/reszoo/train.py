@@ -8,7 +8,11 @@ Two ways in:
   overrides and recipe are used, with any given now on top). It seeds torch with
   ``recipe.seed`` *before* building the model, so two runs with the same seed start from
   bit-identical weights.
-- :func:`fit` trains a model you built.
+- :func:`fit` trains a model you built, on a built-in dataset, an image folder
+  (``recipe.data="folder"``) or your own ``Dataset``/``DataLoader`` (``train_data=``).
+
+``train_model(name, pretrained=...)`` is fine-tuning in one call: the weights are loaded, the
+classifier replaced for the folder's classes, and :func:`~reszoo.recipes.finetune_recipe` used.
 
 Both check every argument, choose the device (``reszoo.devices.resolve_device``) and, under
 torchrun, start the process group; then :func:`reszoo.loop.run_fit` runs the loop's steps (set
@@ -36,6 +40,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,12 +48,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from reszoo.accelerator import accelerator, cudnn_benchmark
+from reszoo.accelerator import cudnn_benchmark
 from reszoo.batches import SyntheticTask, model_classes
 from reszoo.checks import check_bool, check_instance, check_str, type_error
 from reszoo.constants import NUM_CLASSES
-from reszoo.devices import distributed, resolve_device
+from reszoo.devices import distributed, pin_device
 from reszoo.errors import InvalidArgumentError, NonFiniteLossError
+from reszoo.imagefolder import folder_classes
 from reszoo.loop import FitResult, run_fit
 from reszoo.recipes import (
     DATASETS,
@@ -57,6 +63,7 @@ from reszoo.recipes import (
     SCHEDULES,
     Recipe,
     cifar_recipe,
+    finetune_recipe,
     imagenet_recipe,
     is_cifar_depth,
     learning_rate,
@@ -64,6 +71,7 @@ from reszoo.recipes import (
     recipe_fields,
 )
 from reszoo.registry import create_model, default_config
+from reszoo.resnet import ResNetConfig
 from reszoo.runfolder import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
@@ -71,6 +79,7 @@ from reszoo.runfolder import (
     RUN_NAME,
     check_folder,
     load_checkpoint,
+    read_run,
     resume_settings,
     state_digest,
 )
@@ -90,6 +99,7 @@ __all__ = [
     "Recipe",
     "SyntheticTask",
     "cifar_recipe",
+    "finetune_recipe",
     "fit",
     "imagenet_recipe",
     "learning_rate",
@@ -104,6 +114,7 @@ __all__ = [
 def train_model(
     name: str,
     *,
+    pretrained: str | os.PathLike[str] | None = None,
     model_overrides: Mapping[str, Any] | None = None,
     recipe_overrides: Mapping[str, Any] | None = None,
     out: str | os.PathLike[str] | None = None,
@@ -111,16 +122,23 @@ def train_model(
     progress: bool = True,
     on_step: Callable[[int], None] | None = None,
 ) -> FitResult:
-    """Build the registered model ``name`` and train it with the paper's recipe for its data.
+    """Build the registered model ``name`` and train it: the paper's recipe, or a fine-tune.
 
-    The recipe is :func:`~reszoo.recipes.paper_recipe` for ``recipe_overrides["data"]`` (the
-    model's depth decides the CIFAR warm-up) with ``recipe_overrides`` on top. The model is built
+    Without ``pretrained`` the recipe is :func:`~reszoo.recipes.paper_recipe` for
+    ``recipe_overrides["data"]`` (the model's depth decides the CIFAR warm-up); with it,
+    :func:`~reszoo.recipes.finetune_recipe`; ``recipe_overrides`` go on top. The model is built
     after ``torch.manual_seed(recipe.seed)``, so the same seed gives the same starting weights.
+    With ``data="folder"`` the folder's class count sets ``num_classes`` and its class names
+    travel with the saved model (``model/config.json``).
 
     Args:
         name: a registered model name, e.g. ``"resnet110"``.
+        pretrained: weights to fine-tune from, anything ``create_model(name, pretrained=...)``
+            takes: a weight name for ``name``, ``"hf-hub:owner/repo"``, or a folder written by
+            ``save_pretrained`` (e.g. a run's ``model/``). The classifier is replaced when the
+            class count differs. On resume it is read from the run folder (nothing is loaded).
         model_overrides: config fields to change, e.g. ``{"num_classes": 100}``.
-        recipe_overrides: recipe fields to change, e.g. ``{"data": "synthetic", "iterations": 200}``.
+        recipe_overrides: recipe fields to change, e.g. ``{"data": "folder", "data_root": "photos/"}``.
         out: the run folder; None writes nothing. A folder that holds a run (``checkpoint.pt``)
             is refused unless ``resume``.
         resume: continue the run in ``out``: the model named in its ``run.json`` must be
@@ -133,23 +151,80 @@ def train_model(
         A :class:`FitResult`.
 
     Raises:
-        InvalidArgumentError: a bad name, override or folder (one holding another run).
-        MissingInputError: ``resume`` with no ``run.json`` or no checkpoint in ``out``.
+        InvalidArgumentError: a bad name, override, folder (one holding another run) or image
+            folder (one class, classes that differ from ``num_classes``).
+        MissingInputError: ``resume`` with no ``run.json`` or no checkpoint in ``out``; a missing
+            image folder.
     """
     check_str("name", name)
     model_overrides = dict(_mapping("model_overrides", model_overrides))
     recipe_overrides = dict(_mapping("recipe_overrides", recipe_overrides))
+    if pretrained is not None and not isinstance(pretrained, (str, os.PathLike)):
+        raise type_error("pretrained", pretrained, "None, a weight name, 'hf-hub:owner/repo' or a saved folder")
+    pretrained = None if pretrained is None else os.fspath(pretrained)
     if check_bool("resume", resume):
         if out is None:
             raise InvalidArgumentError("resume=True needs out (the run folder holding checkpoint.pt).")
         recipe, model_overrides = resume_settings(out, name, model_overrides, recipe_overrides)
+        pretrained = _resumed_pretrained(out, pretrained)
+        torch.manual_seed(recipe.seed)
+        model = create_model(name, **model_overrides)  # the checkpoint holds every weight: nothing to load
     else:
-        depth = default_config(name).replace(**model_overrides).depth  # checks the overrides; builds nothing
-        recipe = paper_recipe(depth=depth if is_cifar_depth(depth) else None, **recipe_overrides)
-    torch.manual_seed(recipe.seed)  # the starting weights follow the seed
-    model = create_model(name, **model_overrides)
-    run_info = {"model": name, "model_overrides": sorted(model_overrides)}
+        recipe = _start_recipe(name, pretrained, model_overrides, recipe_overrides)
+        model_overrides = _with_folder_classes(recipe, model_overrides)
+        torch.manual_seed(recipe.seed)  # the starting weights follow the seed
+        model = _build(name, pretrained, model_overrides)
+        model_overrides = {*model_overrides, *_changed_fields(name, model.config)}  # given, or from the weights
+    run_info = {"model": name, "model_overrides": sorted(model_overrides), "pretrained": pretrained}
     return _launch(model, recipe, out=out, resume=resume, progress=progress, on_step=on_step, run_info=run_info)
+
+
+def _start_recipe(name: str, pretrained: str | None, model_overrides: dict, recipe_overrides: dict) -> Recipe:
+    if pretrained is not None:
+        return finetune_recipe(**recipe_overrides)
+    depth = default_config(name).replace(**model_overrides).depth  # checks the overrides; builds nothing
+    return paper_recipe(depth=depth if is_cifar_depth(depth) else None, **recipe_overrides)
+
+
+def _with_folder_classes(recipe: Recipe, model_overrides: dict[str, Any]) -> dict[str, Any]:
+    """``num_classes`` from the image folder (``data="folder"``); a different one given is refused."""
+    if recipe.data != "folder":
+        return model_overrides
+    if not recipe.data_root:
+        raise InvalidArgumentError("data='folder' needs data_root (--root: the image folder); received None.")
+    classes = folder_classes(recipe.data_root)
+    given = model_overrides.get("num_classes")
+    if given is not None and given != len(classes):
+        raise InvalidArgumentError(
+            f"num_classes={given} differs from the {len(classes)} class folders of {recipe.data_root} "
+            f"({', '.join(classes)}); leave num_classes out and the folder sets it."
+        )
+    return {**model_overrides, "num_classes": len(classes)}
+
+
+def _build(name: str, pretrained: str | None, model_overrides: dict[str, Any]) -> nn.Module:
+    if pretrained is None:
+        return create_model(name, **model_overrides)
+    with warnings.catch_warnings():
+        # A new classifier for the folder's classes is the point of a fine-tune, not news.
+        warnings.filterwarnings("ignore", message=".*the classifier is freshly initialised")
+        return create_model(name, pretrained=pretrained, **model_overrides)
+
+
+def _changed_fields(name: str, config: ResNetConfig) -> list[str]:
+    """The config fields that differ from ``name``'s defaults (e.g. a weight entry's): a resume rebuilds from them."""
+    mine, default = config.to_dict(), default_config(name).to_dict()
+    return [key for key in mine if mine[key] != default.get(key)]
+
+
+def _resumed_pretrained(out: Any, pretrained: str | None) -> str | None:
+    saved = read_run(out).get("pretrained")
+    if pretrained is not None and pretrained != saved:
+        raise InvalidArgumentError(
+            f"{os.fspath(out)} holds a fine-tune of {saved!r}; received pretrained={pretrained!r}. A resume "
+            "continues from the checkpoint: leave --pretrained out."
+        )
+    return saved
 
 
 def _mapping(name: str, value: Any) -> Mapping[str, Any]:
@@ -160,6 +235,8 @@ def fit(
     model: nn.Module,
     recipe: Recipe,
     *,
+    train_data: Any = None,
+    eval_data: Any = None,
     out: str | os.PathLike[str] | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -172,10 +249,27 @@ def fit(
     ``batch_size / world_size`` images per step (so the global batch is the recipe's), and only
     rank 0 logs and writes files.
 
+    Your own data: give ``train_data`` (and ``eval_data``), each a map-style ``Dataset`` of
+    ``(image tensor, label)`` or a ``DataLoader`` of ``(images, labels)`` batches; the recipe's
+    ``data`` becomes ``"custom"`` (so ``recipe.json`` says so). A ``Dataset`` is loaded by fit:
+    shuffled by ``(seed, epoch)``, sharded by a ``DistributedSampler`` under torchrun, each
+    sample's random augmentation drawn from ``(seed, epoch, index)``, so a resume is exact (with
+    any ``num_workers``) and skips to its place in the epoch without loading what came before. A
+    ``DataLoader`` is used as given: each epoch fit calls its sampler's ``set_epoch`` and reseeds
+    its ``generator`` (if any) from ``(seed, epoch)``, and a resume replays the epoch up to its
+    place. That resume is exact when the order is seeded (``shuffle=False``, a
+    ``generator=torch.Generator()``, or a ``DistributedSampler``) and random augmentation runs in
+    workers (``num_workers > 0``: their seeds come from the generator) or not at all; otherwise
+    it continues with other random draws. Refused: a DataLoader over an ``IterableDataset`` (no
+    place to resume to) and, under torchrun, one without a ``DistributedSampler``.
+
     Args:
         model: the model (a reszoo ResNet when ``out`` is given: the final model is saved with
-            ``save_pretrained``; any classifier otherwise).
+            ``save_pretrained``, or with ``data="folder"``; any classifier otherwise).
         recipe: how to train.
+        train_data: your training data (a ``Dataset`` or ``DataLoader``; see above), or None for
+            the recipe's ``data``.
+        eval_data: your evaluation data, or None (no evaluation: ``test_error`` stays None).
         out: run folder for the history, checkpoints and the final model; None writes nothing.
             A folder that already holds a run (``checkpoint.pt``) is refused unless ``resume``.
         resume: continue from ``out/checkpoint.pt`` (exactly: same data, RNG and optimizer state).
@@ -200,16 +294,47 @@ def fit(
         TrainingInterrupted: SIGINT (Ctrl-C) or SIGTERM arrived while training into ``out``: the
             run stopped after the step under way and saved a checkpoint to resume from.
     """
-    return _launch(model, recipe, out=out, resume=resume, progress=progress, on_step=on_step, run_info=None)
+    recipe = _with_data(recipe, train_data, eval_data)
+    data = (train_data, eval_data)
+    return _launch(model, recipe, out=out, resume=resume, progress=progress, on_step=on_step, run_info=None, data=data)
+
+
+def _with_data(recipe: Any, train_data: Any, eval_data: Any) -> Any:
+    """``data="custom"`` when ``train_data`` is given; the data arguments checked."""
+    from torch.utils.data import DataLoader, Dataset
+
+    what = "None, a torch Dataset (len() and indexing) or a DataLoader"
+    for name, value in (("train_data", train_data), ("eval_data", eval_data)):
+        map_style = isinstance(value, Dataset) and hasattr(value, "__len__")
+        if value is not None and not (isinstance(value, DataLoader) or map_style):
+            raise type_error(name, value, what)
+    check_instance("recipe", recipe, Recipe, what="a reszoo.train.Recipe")
+    if train_data is None:
+        if eval_data is not None:
+            raise InvalidArgumentError("eval_data needs train_data too (your own data: both, or train_data alone).")
+        return recipe
+    return recipe.replace(data="custom", data_root=None) if recipe.data != "custom" else recipe
 
 
 # -- checks, device and process group ------------------------------------------------------
 
 
 def _launch(
-    model: Any, recipe: Any, *, out: Any, resume: Any, progress: Any, on_step: Any, run_info: dict[str, Any] | None
+    model: Any,
+    recipe: Any,
+    *,
+    out: Any,
+    resume: Any,
+    progress: Any,
+    on_step: Any,
+    run_info: dict[str, Any] | None,
+    data: tuple[Any, Any] = (None, None),
 ) -> FitResult:
     _check_fit_args(model, recipe, out, resume, progress, on_step)
+    if recipe.data == "custom" and data[0] is None:
+        raise InvalidArgumentError(
+            "data='custom' needs train_data: fit(model, recipe, train_data=dataset_or_loader) (Python only)."
+        )
     rank, world, _ = distributed()
     if recipe.batch_size % world:
         raise InvalidArgumentError(
@@ -235,7 +360,7 @@ def _launch(
         dist.init_process_group(backend="nccl" if cuda else "gloo", device_id=device if cuda else None)
         own_group = True
     try:
-        run_info = run_info or {"model": None, "model_overrides": []}
+        run_info = run_info or {"model": None, "model_overrides": [], "pretrained": None}
         # Every step has the same shapes (drop_last), so cuDNN's autotuner pays off on CUDA, as in
         # timm's train.py; the flag is put back afterwards.
         with cudnn_benchmark(device):
@@ -250,6 +375,8 @@ def _launch(
                 world=world,
                 device=device,
                 run_info=run_info,
+                train_data=data[0],
+                eval_data=data[1],
             )
         if world > 1:
             # Leave together: a rank that tears down Gloo while rank 0 is still writing the final
@@ -273,9 +400,14 @@ def _check_fit_args(model: Any, recipe: Any, out: Any, resume: Any, progress: An
         raise type_error("on_step", on_step, "None or a callable taking the iteration")
     if resume and out is None:
         raise InvalidArgumentError("resume=True needs out (the run folder holding checkpoint.pt).")
-    if recipe.data != "synthetic" and not recipe.data_root:
+    if recipe.data not in ("synthetic", "custom") and not recipe.data_root:
         raise InvalidArgumentError(
             f"data={recipe.data!r} needs data_root (the dataset folder); received data_root=None."
+        )
+    if recipe.data == "folder" and not isinstance(getattr(model, "config", None), ResNetConfig):
+        raise InvalidArgumentError(
+            f"data='folder' pre-processes images for the model's input (config.image_size, config.stem), which "
+            f"needs a reszoo ResNet; received a {type(model).__name__}. Give your own Dataset as train_data."
         )
     expected = NUM_CLASSES.get(recipe.data)
     if expected is not None and model_classes(model) != expected:
@@ -289,11 +421,6 @@ def _check_fit_args(model: Any, recipe: Any, out: Any, resume: Any, progress: An
 
 def _device(recipe: Recipe) -> torch.device:
     # Under a launch, resolve_device maps a bare "cuda" to this rank's GPU (LOCAL_RANK, SLURM_LOCALID
-    # or the rank, modulo the GPUs present), so no two ranks share one.
-    device = resolve_device(recipe.device)
-    if device.type == "cuda":
-        cuda = accelerator(device)
-        if device.index is None:
-            device = torch.device("cuda", cuda.current_index())
-        cuda.set_current(device)  # NCCL and the default stream follow the current device
-    return device
+    # or the rank, modulo the GPUs present), so no two ranks share one; NCCL and the default stream
+    # follow the current device.
+    return pin_device(recipe.device, make_current=True)

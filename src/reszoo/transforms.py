@@ -70,6 +70,10 @@ __all__ = [
     "eval_transform",
     "imagenet_eval_transform",
     "imagenet_train_transform",
+    "model_eval_transform",
+    "model_resize",
+    "model_resize_size",
+    "model_train_transform",
     "multi_scale_predict",
     "normalization",
     "sample_crop_flip",
@@ -350,6 +354,63 @@ def imagenet_eval_transform(
     """
     check_int("resize_size", resize_size, minimum=1)  # eval_transform takes None (no resize); this one resizes
     return eval_transform(mean=mean, std=std, crop_size=crop_size, resize_size=resize_size, interpolation=interpolation)
+
+
+# The paper's ImageNet geometry at 224 (shorter side 256 for the centre crop, 256-480 for the
+# scale augmentation), scaled for another input size.
+def _imagenet_sizes(size: int) -> tuple[int, tuple[int, int]]:
+    return round(size * 256 / 224), (round(size * 256 / 224), round(size * 480 / 224))
+
+
+def model_resize(*, size: int, cifar_style: bool) -> v2.Compose:
+    """Any image to the model's input geometry, as uint8 (no normalisation): what the model's eval sees.
+
+    Shorter side resized to :func:`model_resize_size` (``size`` for CIFAR-style models, ``size *
+    256 / 224`` for ImageNet-style ones), then the centre ``size`` x ``size`` crop: what
+    ``eval_transform(crop_size=size, resize_size=model_resize_size(...))`` does, so a weights
+    record describes it.
+    """
+    check_int("size", size, minimum=1)
+    resize = model_resize_size(size=size, cifar_style=cifar_style)
+    return v2.Compose([v2.ToImage(), v2.Resize(resize, antialias=True), v2.CenterCrop(size)])
+
+
+def model_resize_size(*, size: int, cifar_style: bool) -> int:
+    """The shorter side images are resized to before the centre crop of :func:`model_resize`."""
+    return size if cifar_style else _imagenet_sizes(size)[0]
+
+
+def model_eval_transform(*, size: int, cifar_style: bool, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+    """Evaluation pre-processing for images of any size: :func:`model_resize`, then float and normalise.
+
+    Args:
+        size: the model's input size (``config.image_size``).
+        cifar_style: the model has the CIFAR stem (``config.stem == "cifar"``).
+        mean: per-channel mean.
+        std: per-channel standard deviation.
+    """
+    return v2.Compose([*model_resize(size=size, cifar_style=cifar_style).transforms, *_to_float_normalized(mean, std)])
+
+
+def model_train_transform(*, size: int, cifar_style: bool, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+    """Training pre-processing for images of any size, the paper's for the model's kind.
+
+    CIFAR-style: shorter side resized to ``size``, then the paper's CIFAR augmentation (pad 4,
+    random ``size`` crop, flip; :func:`cifar_train_transform`). ImageNet-style: the paper's ImageNet augmentation
+    (:func:`imagenet_train_transform`: scale 256-480 for 224, scaled with ``size``, random crop,
+    flip, PCA lighting).
+
+    Args:
+        size: the model's input size (``config.image_size``).
+        cifar_style: the model has the CIFAR stem (``config.stem == "cifar"``).
+        mean: per-channel mean.
+        std: per-channel standard deviation.
+    """
+    check_int("size", size, minimum=1)
+    if not cifar_style:
+        return imagenet_train_transform(mean=mean, std=std, crop_size=size, scale_range=_imagenet_sizes(size)[1])
+    resize = v2.Resize(size, antialias=True)
+    return v2.Compose([v2.ToImage(), resize, *cifar_train_transform(mean=mean, std=std, crop_size=size).transforms[1:]])
 
 
 def _stack_crops(crops: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from torch import nn
 
 from reszoo.bench.isolation import Row, run_isolated
 from reszoo.bench.measuring import BenchResult, StepSettings, build_step, fill_times, new_result, torch_benchmark
-from reszoo.checks import check_int
+from reszoo.checks import check_int, check_number
 from reszoo.errors import InvalidArgumentError
 from reszoo.reference import reference_cifar_resnet
 from reszoo.registry import create_model, default_config
@@ -30,20 +31,23 @@ def _check_rounds(rounds: int, number: int, warmup: int) -> None:
 
 
 def interleaved(
-    steps: dict[str, Callable[[], Any]], *, rounds: int = 10, number: int = 2, warmup: int = 2
+    steps: dict[str, Callable[[], Any]], *, rounds: int = 10, number: int = 2, warmup: int = 2, pause: float = 0.0
 ) -> dict[str, list[float]]:
     """Time several step callables round-robin; returns per-step times in seconds for each.
 
     Each round times every variant for ``number`` steps in turn (with ``torch.utils.benchmark``'s
     synchronising timer), forwards on even rounds and backwards on odd ones, so a disturbance on
-    a shared machine falls on all variants, not on one.
+    a shared machine falls on all variants, not on one. ``pause`` seconds are slept, untimed,
+    before each block: thread pools that spin-wait after their work (ONNX Runtime's intra-op
+    threads do) are then idle when the next variant starts, instead of taking its cores.
     """
     _check_rounds(rounds, number, warmup)
-    return _round_robin(steps, rounds=rounds, number=number, warmup=warmup)
+    check_number("pause", pause, minimum=0)
+    return _round_robin(steps, rounds=rounds, number=number, warmup=warmup, pause=pause)
 
 
 def _round_robin(
-    steps: dict[str, Callable[[], Any]], *, rounds: int, number: int, warmup: int
+    steps: dict[str, Callable[[], Any]], *, rounds: int, number: int, warmup: int, pause: float = 0.0
 ) -> dict[str, list[float]]:
     """:func:`interleaved` with its options already checked."""
     # The timer function of torch.utils.benchmark synchronises CUDA before reading the clock;
@@ -59,6 +63,8 @@ def _round_robin(
         # the other's caches and allocations).
         for key in order if i % 2 == 0 else order[::-1]:
             step = steps[key]
+            if pause:
+                time.sleep(pause)
             start = timer()
             for _ in range(number):
                 step()

@@ -80,7 +80,8 @@ def compare_onnxruntime(
     }
     variants = [_prepared(label, make, x, ref) for label, make in makers.items()]
     steps = {v["label"]: _step(v["model"], x) for v in variants}
-    times = interleaved(steps, rounds=rounds, number=number, warmup=warmup)
+    # Paused blocks: ONNX Runtime's spinning threads are idle before the next variant's block.
+    times = interleaved(steps, rounds=rounds, number=number, warmup=warmup, pause=0.02)
     cpu = cpu_features()
     results = []
     for v in variants:

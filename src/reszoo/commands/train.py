@@ -28,6 +28,15 @@ def _int_list(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, e.g. 0.485,0.456,0.406; received {text!r}"
+        ) from None
+
+
 def _recipe_kwargs(type_name: str) -> dict[str, Any]:
     return {
         "int": {"type": int},
@@ -38,6 +47,7 @@ def _recipe_kwargs(type_name: str) -> dict[str, Any]:
         "bool": _BOOL,
         "bool | None": _BOOL,
         "tuple[int, ...]": {"type": _int_list},
+        "tuple[float, ...] | None": {"type": _float_list},
     }[type_name]
 
 
@@ -92,8 +102,18 @@ def _model_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model with the paper's recipe (resumable; torchrun for several GPUs)")
+    p = sub.add_parser(
+        "train",
+        help="train a model with the paper's recipe, or fine-tune one on an image folder (resumable; torchrun)",
+    )
     p.add_argument("model", help="a registered model name, e.g. resnet110")
+    p.add_argument(
+        "--pretrained",
+        default=None,
+        metavar="WEIGHTS",
+        help="fine-tune from these weights (a weight name, hf-hub:owner/repo or a saved folder) with the "
+        "fine-tuning recipe (reszoo.train.finetune_recipe); e.g. --data folder --root DIR",
+    )
     p.add_argument("--out", default=None, help="run folder (history, checkpoints, final model)")
     p.add_argument("--resume", default=None, metavar="RUN", help="continue the run in this folder exactly")
     p.add_argument("-M", "--model-arg", action="append", metavar="KEY=VALUE", help=_MODEL_ARG_HELP)
@@ -129,6 +149,7 @@ def run_train(args: argparse.Namespace) -> int:
         out = args.resume
     result = train_model(
         args.model,
+        pretrained=args.pretrained,
         model_overrides=_model_overrides(args.model_arg),
         recipe_overrides=_given(args),
         out=out,
