@@ -36,7 +36,7 @@ print("image folders written under", root)
 EOF
 
 step train 90 $PY -m reszoo train resnet20 --data folder --root "$WORK/shapes" --device "$DEVICE" --amp --channels-last \
-    --iterations 600 --batch-size 64 --lr 0.05 --schedule cosine --eval-every 300 --no-progress --out "$WORK/run"
+    --iterations "${ITERS:-600}" --batch-size 64 --lr 0.05 --schedule cosine --eval-every "$(( ${ITERS:-600} / 2 ))" --no-progress --out "$WORK/run"
 step finetune 60 $PY -m reszoo train resnet20 --pretrained "$WORK/run/model" --data folder --root "$WORK/two" \
     --device "$DEVICE" --freeze-backbone --iterations 100 --batch-size 32 --no-progress --out "$WORK/ft"
 step evaluate 60 $PY -m reszoo evaluate "$WORK/run" --data folder --root "$WORK/shapes" --device "$DEVICE" \
