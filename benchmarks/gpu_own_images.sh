@@ -46,7 +46,7 @@ step evaluate_multi_scale 60 $PY -m reszoo evaluate "$WORK/run" --data folder --
     --multi-scale
 step evaluate_finetuned 60 $PY -m reszoo evaluate "$WORK/ft" --data folder --root "$WORK/two" --device "$DEVICE"
 step predict 60 $PY -m reszoo predict "$WORK/ft" "$WORK/two/val" --top-k 2 --device "$DEVICE" --json "$OUT/predict.json"
-if [ "$DEVICE" = cuda ]; then
+if [ "$DEVICE" = cuda ] && [ "${BENCH:-1}" = 1 ]; then  # BENCH=0 skips it
     step resnet50_vs_torchvision 120 $PY -m reszoo bench resnet50 --device cuda --compare torchvision --dtype bf16 \
         --channels-last --batch-size 256 --mode both --json "$OUT/resnet50-vs-torchvision.json"
 fi

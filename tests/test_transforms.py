@@ -405,3 +405,36 @@ def test_weight_fields_build_the_same_pipeline_as_the_presets():
     assert torch.equal(a(img), b(img))
     c = T.eval_transform(mean=T.CIFAR10_MEAN, std=T.CIFAR10_STD, crop_size=32)
     assert torch.equal(c(img[:, :32, :32]), T.cifar_eval_transform()(img[:, :32, :32]))
+
+
+def _interpolations(transform):
+    """Every ``interpolation`` attribute in a (nested) torchvision pipeline."""
+    found = []
+    stack = [transform]
+    while stack:
+        t = stack.pop()
+        if hasattr(t, "interpolation"):
+            found.append(t.interpolation)
+        stack.extend(getattr(t, "transforms", []))
+    return found
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
+def test_pipelines_hand_torchvision_an_interpolation_mode_not_a_string(interpolation):
+    # torchvision before 0.2x refuses interpolation="bilinear" (seen on a GPU machine with 0.26:
+    # "Argument interpolation should be an InterpolationMode ..."); reszoo declares torchvision>=0.19.
+    from reszoo import transforms as T
+
+    pipelines = [
+        T.eval_transform(
+            mean=T.IMAGENET_MEAN, std=T.IMAGENET_STD, crop_size=224, resize_size=256, interpolation=interpolation
+        ),
+        T.ten_crop_transform(
+            mean=T.IMAGENET_MEAN, std=T.IMAGENET_STD, crop_size=224, resize_size=256, interpolation=interpolation
+        ),
+        T.imagenet_train_transform(recipe="paper", interpolation=interpolation),
+        T.imagenet_train_transform(recipe="rrc", interpolation=interpolation),
+    ]
+    modes = [m for p in pipelines for m in _interpolations(p)]
+    assert len(modes) >= 4
+    assert all(m == v2.InterpolationMode(interpolation) and isinstance(m, v2.InterpolationMode) for m in modes), modes

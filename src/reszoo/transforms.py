@@ -97,6 +97,12 @@ def normalization(dataset: str) -> tuple[tuple[float, float, float], tuple[float
     return NORMALIZATION[check_choice("dataset", dataset, NORMALIZATION)]
 
 
+def interpolation_mode(interpolation: str) -> v2.InterpolationMode:
+    """``"bilinear"``, ``"bicubic"`` or ``"nearest"`` as torchvision's enum (torchvision before
+    0.2x refuses the plain string: "Argument interpolation should be an InterpolationMode")."""
+    return v2.InterpolationMode(check_choice("interpolation", interpolation, INTERPOLATIONS))
+
+
 def _resize(resize_size: Any, crop_size: int, interpolation: str) -> v2.Resize:
     """The shorter-side resize before a ``crop_size`` crop (center or ten-crop)."""
     check_int("resize_size", resize_size, minimum=1)
@@ -104,9 +110,7 @@ def _resize(resize_size: Any, crop_size: int, interpolation: str) -> v2.Resize:
         raise InvalidArgumentError(
             f"crop_size must be <= resize_size; received crop_size={crop_size}, resize_size={resize_size}."
         )
-    return v2.Resize(
-        resize_size, interpolation=check_choice("interpolation", interpolation, INTERPOLATIONS), antialias=True
-    )
+    return v2.Resize(resize_size, interpolation=interpolation_mode(interpolation), antialias=True)
 
 
 def _to_float_normalized(mean: Sequence[float], std: Sequence[float]) -> list[v2.Transform]:
@@ -282,7 +286,9 @@ def _scale_augmentation(scale_range: Any, crop_size: int, interpolation: str) ->
         raise value_error("scale_range", scale_range, f"(low, high) with crop_size ({crop_size}) <= low <= high")
     return [
         # RandomShortestSize draws one of the listed sizes uniformly: every integer in the range.
-        v2.RandomShortestSize(list(range(low, high + 1)), interpolation=interpolation, antialias=True),
+        v2.RandomShortestSize(
+            list(range(low, high + 1)), interpolation=interpolation_mode(interpolation), antialias=True
+        ),
         v2.RandomCrop(crop_size),
     ]
 
@@ -327,7 +333,7 @@ def imagenet_train_transform(
         if pca_std > 0:
             lighting.append(PCALighting(pca_std))
     else:
-        geometry = [v2.RandomResizedCrop(crop_size, interpolation=interpolation, antialias=True)]
+        geometry = [v2.RandomResizedCrop(crop_size, interpolation=interpolation_mode(interpolation), antialias=True)]
     to_float, normalize = _to_float_normalized(mean, std)
     return v2.Compose([v2.ToImage(), *geometry, v2.RandomHorizontalFlip(0.5), to_float, *lighting, normalize])
 
