@@ -204,6 +204,29 @@ def test_user_dataset_resume_equals_uninterrupted(tmp_path):
     assert straight.test_error is not None
 
 
+def test_user_dataset_under_amp_and_channels_last_resumes_exactly(tmp_path):
+    # bf16 autocast and channels_last (the CUDA defaults) on CPU: the user's batches reach the model
+    # channels_last, inside autocast, and the resume is still exact.
+    seen = []
+
+    def make():
+        model = tiny()
+        model.conv1.register_forward_pre_hook(
+            lambda m, args: seen.append(
+                (args[0].is_contiguous(memory_format=torch.channels_last), torch.is_autocast_enabled("cpu"))
+            )
+        )
+        return model
+
+    recipe = folder_recipe("unused", iterations=10, amp=True, channels_last=True)
+    data = {"train_data": Augmented(), "eval_data": Augmented(9)}
+    _resume_matches_straight(tmp_path, make, recipe, data=data)
+    assert seen and all(cl for cl, _ in seen)  # every batch, training and evaluation
+    assert all(amp for _, amp in seen)
+    saved = json.loads((tmp_path / "b" / "recipe.json").read_text())
+    assert saved["amp"] is True and saved["channels_last"] is True
+
+
 def test_user_dataloader_with_a_generator_resumes_exactly(tmp_path):
     x, y = torch.randn(24, 3, 16, 16), torch.arange(24) % 3
     loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True, generator=torch.Generator())
