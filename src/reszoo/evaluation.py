@@ -371,9 +371,8 @@ def evaluate(
     """Top-1 / top-5 and per-class accuracy of ``model`` on a test set, with its throughput.
 
     Args:
-        model: a classifier (a reszoo ResNet: its weights record gives the pre-processing, class
-            names and published figures). It runs in eval mode on ``device`` (and stays there); its
-            training mode is put back after.
+        model: a classifier (a reszoo ResNet's weights record gives the pre-processing, class names
+            and published figures); run in eval mode on ``device``, its training mode put back after.
         data: a ``Dataset`` of (image tensor, label) or a ``DataLoader`` of batches, already
             pre-processed; or ``"cifar10"``, ``"cifar100"``, ``"imagenet"`` (a folder with
             ``val/<wnid>/``) or ``"folder"`` (an image folder, :mod:`reszoo.imagefolder`), read
@@ -408,11 +407,7 @@ def evaluate(
     """
     check_instance("model", model, nn.Module, what="a torch.nn.Module (e.g. reszoo.load_pretrained(name))")
     protocol = _protocol(ten_crop, multi_scale)
-    loading = {
-        "batch_size": check_int("batch_size", batch_size, minimum=1),
-        "num_workers": check_int("num_workers", num_workers, minimum=0, optional=True),
-        "limit": check_int("limit", limit, minimum=1, optional=True),
-    }
+    loading = _loading(batch_size, num_workers, limit)
     scales = check_ints("scales", scales, minimum=1, optional=True) or multi_scale_sizes(
         preprocessing_of(model)["crop_size"]
     )
@@ -427,8 +422,39 @@ def evaluate(
         tally, seconds = _run(model, loader, device=device, protocol=protocol, scales=scales, limit=limit)
     finally:
         model.train(was_training)
+    return _result(
+        model,
+        tally,
+        seconds,
+        names=_class_names(model, loader, tally.num_classes),
+        device=device,
+        protocol=protocol,
+        published=_published(model, data, split),
+        label=label,
+    )
+
+
+def _loading(batch_size: Any, num_workers: Any, limit: Any) -> dict[str, Any]:
+    return {
+        "batch_size": check_int("batch_size", batch_size, minimum=1),
+        "num_workers": check_int("num_workers", num_workers, minimum=0, optional=True),
+        "limit": check_int("limit", limit, minimum=1, optional=True),
+    }
+
+
+def _result(
+    model: nn.Module,
+    tally: _Tally,
+    seconds: float,
+    *,
+    names: tuple[str, ...],
+    device: torch.device,
+    protocol: str,
+    published: tuple[Metric, ...],
+    label: str,
+) -> EvalResult:
+    """The counts of a pass as an :class:`EvalResult` (accuracies in %)."""
     w = getattr(model, "pretrained_weights", None)
-    names = _class_names(model, loader, tally.num_classes)
     counts, correct = tally.per_class.tolist(), tally.correct.tolist()
     return EvalResult(
         top1=100.0 * sum(correct) / tally.images,
@@ -442,6 +468,6 @@ def evaluate(
         device=str(device),
         protocol=protocol,
         weights=w.name if isinstance(w, Weights) else None,
-        published=_published(model, data, split),
+        published=published,
         data=label,
     )

@@ -130,6 +130,39 @@ def optimize_for_inference(
         fast = reszoo.optimize_for_inference(model)  # on a CPU: compiled on the first call
         int8 = reszoo.optimize_for_inference(model, dtype="int8", calibration=[images[:32]])
     """
+    args = (channels_last, fold_bn, compile, compile_mode, dtype, backend, calibration, input_size, example_inputs)
+    name = _check_arguments(model, *args)
+    if name == "int8":
+        from reszoo.quantize import quantize_int8
+
+        return quantize_int8(model, calibration, compile_mode=compile_mode)
+    fast = copy.deepcopy(model).eval()
+    for p in fast.parameters():
+        p.requires_grad_(False)
+    if fold_bn:
+        fold_batchnorm(fast)
+    if backend == "onnxruntime":
+        from reszoo.ort import ort_module
+
+        return ort_module(fast.float().cpu(), input_size=_input_size(model, input_size))
+    if backend == "auto":
+        return _fastest(fast, example_inputs, channels_last=channels_last)
+    return _torch_path(fast, name, channels_last=channels_last, compile=compile, compile_mode=compile_mode)
+
+
+def _check_arguments(
+    model: Any,
+    channels_last: Any,
+    fold_bn: Any,
+    compile: Any,  # noqa: A002
+    compile_mode: Any,
+    dtype: Any,
+    backend: Any,
+    calibration: Any,
+    input_size: Any,
+    example_inputs: Any,
+) -> str | None:
+    """Every argument of :func:`optimize_for_inference` checked, alone and together; the dtype's name."""
     check_instance("model", model, nn.Module)
     for flag, value in (("channels_last", channels_last), ("fold_bn", fold_bn)):
         check_bool(flag, value)
@@ -148,22 +181,7 @@ def optimize_for_inference(
     )
     if name in ("bf16", "fp16") and _device(model).type == "cpu":
         check_cpu_dtype(name)
-    if name == "int8":
-        from reszoo.quantize import quantize_int8
-
-        return quantize_int8(model, calibration, compile_mode=compile_mode)
-    fast = copy.deepcopy(model).eval()
-    for p in fast.parameters():
-        p.requires_grad_(False)
-    if fold_bn:
-        fold_batchnorm(fast)
-    if backend == "onnxruntime":
-        from reszoo.ort import ort_module
-
-        return ort_module(fast.float().cpu(), input_size=_input_size(model, input_size))
-    if backend == "auto":
-        return _fastest(fast, example_inputs, channels_last=channels_last)
-    return _torch_path(fast, name, channels_last=channels_last, compile=compile, compile_mode=compile_mode)
+    return name
 
 
 def _torch_path(
