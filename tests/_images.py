@@ -124,3 +124,44 @@ def make_image_folder(
             start=per_class,
         )
     return root
+
+
+# -- a tiny model of these images ------------------------------------------------------------------
+
+# The normalisation the tiny shapes model says it was trained with (not ImageNet's or CIFAR's, so a
+# test sees whether the model's own record is what pre-processing reads).
+SHAPES_MEAN, SHAPES_STD = (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)
+
+
+def shapes_weights(num_classes: int = 3, **fields):
+    """A weights record for the tiny shapes net: the class names and its own normalisation."""
+    from conftest import TINY_OVERRIDES
+    from reszoo import weights as W
+
+    base = dict(
+        name="tiny-shapes",
+        arch="resnet20",
+        source=W.LocalSource("nowhere"),
+        converter="reszoo",
+        dataset="folder",
+        num_classes=num_classes,
+        mean=SHAPES_MEAN,
+        std=SHAPES_STD,
+        crop_size=32,
+        config_overrides=tuple({**TINY_OVERRIDES, "num_classes": num_classes}.items()),
+        categories=CLASSES,
+    )
+    return W.Weights(**{**base, **fields})
+
+
+def shapes_model(seed: int = 0, num_classes: int = 3, **fields):
+    """The tiny resnet20-shaped net with random weights (seeded) and :func:`shapes_weights` attached, eval mode."""
+    import torch
+
+    from conftest import TINY_OVERRIDES
+    from reszoo import ResNet, ResNetConfig
+
+    torch.manual_seed(seed)
+    model = ResNet(ResNetConfig(**TINY_OVERRIDES, num_classes=num_classes)).eval()
+    model.pretrained_weights = shapes_weights(num_classes=num_classes, **fields)
+    return model

@@ -56,3 +56,35 @@ def tiny_model(tiny_config):
     from reszoo import ResNet
 
     return lambda **overrides: ResNet(tiny_config, **overrides)
+
+
+@pytest.fixture
+def hub_server(tmp_path, monkeypatch):
+    """Empty reszoo and Hugging Face caches, and a fake Hugging Face Hub on 127.0.0.1 (tests/_http.py)."""
+    import sys
+    from pathlib import Path
+
+    import huggingface_hub.constants as hf_constants
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _http import FileServer
+
+    monkeypatch.setenv("RESZOO_CACHE", str(tmp_path / "reszoo"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    with FileServer() as srv:
+        monkeypatch.setenv("HF_ENDPOINT", srv.url)
+        yield srv
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test: a shell that starts a job in the background (as a
+    CI runner may) leaves SIGINT ignored, and then no Ctrl-C would reach the process at all."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

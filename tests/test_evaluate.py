@@ -12,7 +12,6 @@ import random
 import sys
 from pathlib import Path
 
-import huggingface_hub.constants as hf_constants
 import numpy as np
 import PIL.Image
 import pytest
@@ -31,11 +30,10 @@ from reszoo.loading import load_for_evaluation, load_run
 from reszoo.runfolder import save_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _http import FileServer  # noqa: E402
-from _images import CLASSES, make_image_folder, write_images  # noqa: E402
+from _images import CLASSES, SHAPES_MEAN, SHAPES_STD, make_image_folder, shapes_model, shapes_weights, write_images  # noqa: E402
 from conftest import TINY_OVERRIDES  # noqa: E402
 
-MEAN, STD = (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)
+MEAN, STD = SHAPES_MEAN, SHAPES_STD
 
 
 def opened(path) -> PIL.Image.Image:
@@ -52,32 +50,6 @@ def folder(tmp_path_factory):
     )  # three modes over two formats: grayscale, RGBA and palette PNGs, grayscale and RGB JPEGs
     write_images(root / "val" / "circle", "circle", 2, size=44, rng=random.Random(1), start=100)
     return root
-
-
-def shapes_record(**fields) -> W.Weights:
-    """A weights record for the tiny 3-class net: the shapes' names and its own normalisation."""
-    base = dict(
-        name="tiny-shapes",
-        arch="resnet20",
-        source=W.LocalSource("nowhere"),
-        converter="reszoo",
-        dataset="folder",
-        num_classes=3,
-        mean=MEAN,
-        std=STD,
-        crop_size=32,
-        config_overrides=tuple({**TINY_OVERRIDES, "num_classes": 3}.items()),
-        categories=CLASSES,
-    )
-    return W.Weights(**{**base, **fields})
-
-
-def shapes_model(seed: int = 0, **record) -> ResNet:
-    """A tiny random net that tells the shapes apart a little (its predictions vary: the oracle means something)."""
-    torch.manual_seed(seed)
-    model = ResNet(ResNetConfig(**TINY_OVERRIDES, num_classes=3)).eval()
-    model.pretrained_weights = shapes_record(**record)
-    return model
 
 
 def pixels(path_or_image) -> torch.Tensor:
@@ -259,30 +231,17 @@ def test_labels_outside_the_model_are_refused():
 # -- what WEIGHTS_OR_RUN names --------------------------------------------------------------------
 
 
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """Empty caches and a fake Hugging Face Hub on 127.0.0.1 (as tests/test_hub.py's `server`)."""
-    monkeypatch.setenv("RESZOO_CACHE", str(tmp_path / "reszoo"))
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    with FileServer() as srv:
-        monkeypatch.setenv("HF_ENDPOINT", srv.url)
-        yield srv
-
-
 def same_outputs(a, b) -> None:
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(a(x), b(x))
 
 
-def test_a_weight_entry_on_the_hub(hub, monkeypatch, folder):
+def test_a_weight_entry_on_the_hub(hub_server, monkeypatch, folder):
     model = shapes_model(seed=4)
-    entry = shapes_record(name="tiny-shapes-hub", source=W.HubSource(repo_id="someone/tiny-shapes"))
+    entry = shapes_weights(name="tiny-shapes-hub", source=W.HubSource(repo_id="someone/tiny-shapes"))
     monkeypatch.setitem(W.WEIGHTS, entry.name, entry)
-    hub.add_hub_file("someone/tiny-shapes", "model.safetensors", safetensors_bytes(model.state_dict()))
+    hub_server.add_hub_file("someone/tiny-shapes", "model.safetensors", safetensors_bytes(model.state_dict()))
     loaded = load_for_evaluation("tiny-shapes-hub")
     assert loaded.pretrained_weights is entry and not loaded.training
     same_outputs(loaded, model)
@@ -291,14 +250,14 @@ def test_a_weight_entry_on_the_hub(hub, monkeypatch, folder):
     )
 
 
-def test_a_saved_folder_and_an_hf_hub_repo(hub, tmp_path):
+def test_a_saved_folder_and_an_hf_hub_repo(hub_server, tmp_path):
     model = shapes_model(seed=5)
     out = save_pretrained(model, tmp_path / "saved")
     local = load_for_evaluation(out)
     same_outputs(local, model)
     assert local.pretrained_weights.class_names == CLASSES and local.pretrained_weights.mean == MEAN
     for name in ("model.safetensors", "config.json"):
-        hub.add_hub_file("someone/shapes", name, (out / name).read_bytes())
+        hub_server.add_hub_file("someone/shapes", name, (out / name).read_bytes())
     remote = load_for_evaluation("hf-hub:someone/shapes")
     same_outputs(remote, model)
     assert remote.pretrained_weights.class_names == CLASSES

@@ -27,21 +27,6 @@ from _images import make_image_folder  # noqa: E402
 from conftest import TINY_ARGS, TINY_OVERRIDES  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def sigint():
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 def folder_recipe(root, **kw):
     base = dict(
         data="folder",
@@ -248,7 +233,7 @@ def test_non_finite_loss_stops_on_folder_data(tmp_path, small_folder):
     assert train.load_checkpoint(tmp_path)["iteration"] == 4
 
 
-def test_ctrl_c_on_folder_data_saves_and_resumes(tmp_path, small_folder, sigint):
+def test_ctrl_c_on_folder_data_saves_and_resumes(tmp_path, small_folder, python_sigint):
     def ctrl_c_at_3(it):
         if it == 3:
             signal.raise_signal(signal.SIGINT)

@@ -13,18 +13,16 @@ import PIL.Image
 import pytest
 import torch
 
-from reszoo import ResNet, ResNetConfig, save_pretrained
-from reszoo import weights as W
+from reszoo import ResNet, save_pretrained
 from reszoo.cli import main
 from reszoo.constants import CIFAR10_CLASSES
 from reszoo.errors import MissingInputError
 from reszoo.prediction import Prediction, predict
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _images import CLASSES, make_image_folder  # noqa: E402
-from conftest import TINY_OVERRIDES  # noqa: E402
+from _images import CLASSES, SHAPES_MEAN, SHAPES_STD, make_image_folder, shapes_model  # noqa: E402
 
-MEAN, STD = (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)
+MEAN, STD = SHAPES_MEAN, SHAPES_STD
 
 
 def opened(path) -> PIL.Image.Image:
@@ -45,29 +43,6 @@ def folder(tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("shapes")
     return make_image_folder(root, per_class=8, layout="single", modes=("L", "RGBA", "P"))
-
-
-def record(**fields) -> W.Weights:
-    base = dict(
-        name="tiny-shapes",
-        arch="resnet20",
-        source=W.LocalSource("nowhere"),
-        converter="reszoo",
-        dataset="folder",
-        num_classes=3,
-        mean=MEAN,
-        std=STD,
-        crop_size=32,
-        categories=CLASSES,
-    )
-    return W.Weights(**{**base, **fields})
-
-
-def shapes_model(seed: int = 0, num_classes: int = 3, **fields) -> ResNet:
-    torch.manual_seed(seed)
-    model = ResNet(ResNetConfig(**TINY_OVERRIDES, num_classes=num_classes)).eval()
-    model.pretrained_weights = record(num_classes=num_classes, **fields)
-    return model
 
 
 def confident(num_classes: int = 3, bias=BIAS, **fields) -> ResNet:

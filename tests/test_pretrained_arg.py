@@ -10,7 +10,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import huggingface_hub.constants as hf_constants
 import pytest
 import torch
 from safetensors.torch import save as safetensors_bytes
@@ -22,24 +21,10 @@ from reszoo.adapt import adapt_input_conv
 from reszoo.errors import ArgumentTypeError, InvalidArgumentError, MissingInputError, WeightsIntegrityError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _http import FileServer  # noqa: E402
 from _refnets import randomize_  # noqa: E402
 from conftest import TINY_OVERRIDES  # noqa: E402
 
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
-
-
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    """Empty reszoo and Hugging Face caches, and a Hub on 127.0.0.1."""
-    monkeypatch.setenv("RESZOO_CACHE", str(tmp_path / "reszoo"))
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    with FileServer() as srv:
-        monkeypatch.setenv("HF_ENDPOINT", srv.url)
-        yield srv
 
 
 def tiny_net(seed: int, **overrides) -> reszoo.ResNet:
@@ -100,8 +85,8 @@ def test_every_default_is_an_entry_of_that_architecture_as_registered():
 
 
 @pytest.mark.timeout(120)
-def test_pretrained_true_loads_the_default_entry_once_and_offline(server, monkeypatch):
-    ref = hub_entry(monkeypatch, server, "resnet20-testdefault", seed=1, default=True)
+def test_pretrained_true_loads_the_default_entry_once_and_offline(hub_server, monkeypatch):
+    ref = hub_entry(monkeypatch, hub_server, "resnet20-testdefault", seed=1, default=True)
     model = reszoo.create_model("resnet20", pretrained=True)
     assert model.training, "create_model returns training mode, with or without weights (as timm, torchvision)"
     assert model.pretrained_weights.name == "resnet20-testdefault"
@@ -114,13 +99,13 @@ def test_pretrained_true_loads_the_default_entry_once_and_offline(server, monkey
         reszoo.create_model("resnet20", pretrained="hf-hub:tests/resnet20-testdefault"),
     ):
         torch.testing.assert_close(again.eval()(X), ref(X), rtol=0, atol=0)
-    assert server.gets == {"/tests/resnet20-testdefault/resolve/main/model.safetensors": 1}
+    assert hub_server.gets == {"/tests/resnet20-testdefault/resolve/main/model.safetensors": 1}
 
 
 @pytest.mark.timeout(120)
-def test_a_named_entry_builds_its_own_variant(server, monkeypatch):
-    hub_entry(monkeypatch, server, "resnet20-testdefault", seed=1, default=True)
-    ref_b = hub_entry(monkeypatch, server, "resnet20-test-b", seed=2, shortcut="B")
+def test_a_named_entry_builds_its_own_variant(hub_server, monkeypatch):
+    hub_entry(monkeypatch, hub_server, "resnet20-testdefault", seed=1, default=True)
+    ref_b = hub_entry(monkeypatch, hub_server, "resnet20-test-b", seed=2, shortcut="B")
     model = reszoo.resnet20(pretrained="resnet20-test-b")
     assert model.config.shortcut == "B" and model.pretrained_weights.name == "resnet20-test-b"
     torch.testing.assert_close(model.eval()(X), ref_b(X), rtol=0, atol=0)

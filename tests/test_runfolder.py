@@ -140,15 +140,6 @@ def test_a_signal_stops_after_the_step_with_a_checkpoint_and_the_run_resumes_exa
     assert train.state_digest(resumed.model) == train.state_digest(whole.model)
 
 
-@pytest.fixture
-def python_sigint():
-    """Python's own SIGINT handler for the test: a shell that starts a job in the background (as a
-    CI runner may) leaves SIGINT ignored, and then no Ctrl-C would reach the process at all."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 def test_a_second_ctrl_c_stops_at_once_and_the_last_checkpoint_stays(tmp_path, python_sigint):
     def twice_at_3(it):
         if it == 3:
