@@ -28,19 +28,20 @@ def _import_reszoo():
     if added:
         sys.path.insert(0, src)
     try:
-        import reszoo.registry
+        import reszoo
+        import reszoo.models  # registers the built-in architectures
     finally:
         if added:  # submodules imported later are found through the package's own __path__
             sys.path.remove(src)
-    return reszoo.registry
+    return reszoo
 
 
-def _entry_point(registry, name):
+def _entry_point(reszoo, name):
     def entry(*, pretrained=False, **overrides):
-        return registry.create_model(name, pretrained=pretrained, **overrides)
+        return reszoo.create_model(name, pretrained=pretrained, **overrides)
 
     entry.__name__ = entry.__qualname__ = name
-    doc = (registry.get_model_fn(name).__doc__ or name).strip().splitlines()[0]
+    doc = (reszoo.models.registry.get_model_fn(name).__doc__ or name).strip().splitlines()[0]
     entry.__doc__ = (
         f"{doc}\n\n"
         f"pretrained: True for the default weights, a weight name for {name} ('reszoo list --pretrained'), "
@@ -50,7 +51,7 @@ def _entry_point(registry, name):
     return entry
 
 
-_registry = _import_reszoo()
-for _name in _registry.list_models():
-    globals()[_name] = _entry_point(_registry, _name)
+_reszoo = _import_reszoo()
+for _name in _reszoo.list_models():
+    globals()[_name] = _entry_point(_reszoo, _name)
 del _name

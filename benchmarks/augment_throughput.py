@@ -29,8 +29,9 @@ import torchvision
 from PIL import Image
 from torch.utils.data import Dataset
 
-from reszoo.data import DeviceCifarLoader, default_num_workers, make_loader
-from reszoo.transforms import CIFAR10_MEAN, CIFAR10_STD, cifar_train_transform
+from reszoo.data.constants import CIFAR10_MEAN, CIFAR10_STD
+from reszoo.data.datasets import DeviceCifarLoader, default_num_workers, make_loader
+from reszoo.data.transforms import cifar_train_transform
 
 
 class SyntheticCifar(Dataset):

@@ -146,7 +146,7 @@ def train56(rounds: int) -> dict:
 
     import reszoo
     from reszoo import bench
-    from reszoo.devices import preferred_memory_format
+    from reszoo.utils.devices import preferred_memory_format
 
     torch.manual_seed(0)
     cl = preferred_memory_format("cpu") == torch.channels_last

@@ -60,8 +60,8 @@ def build_paths(name: str, batch: int, wanted: list[str]) -> tuple[dict, dict]:
     import torch
 
     import reszoo
-    from reszoo.bench import comparison_models
-    from reszoo.cpuinfo import cpu_features
+    from reszoo.bench.comparing import comparison_models
+    from reszoo.utils.cpuinfo import cpu_features
 
     torch.manual_seed(0)
     model = reszoo.create_model(name).eval()
@@ -149,7 +149,8 @@ def block_length(steps: dict) -> int:
 def measure_config(name: str, batch: int, wanted: list[str], rounds: int) -> dict:
     import torch
 
-    from reszoo.bench import interleaved, median_iqr
+    from reszoo.bench.comparing import interleaved
+    from reszoo.bench.measuring import median_iqr
 
     torch._dynamo.reset()  # each config starts with dynamo's caches empty (its recompile limit is 8)
     print(f"{name} batch {batch}:", flush=True)
@@ -181,7 +182,7 @@ def agreement(steps: int = 300) -> dict:
     import torch.nn.functional as F
 
     import reszoo
-    from reszoo.cpuinfo import cpu_features
+    from reszoo.utils.cpuinfo import cpu_features
 
     def task(n, seed):  # which quadrant holds a bright square: learnt in a few hundred steps
         g = torch.Generator().manual_seed(seed)
@@ -355,8 +356,8 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    from reszoo.bench import environment
-    from reszoo.cpuinfo import cpu_features
+    from reszoo.bench.machine import environment
+    from reszoo.utils.cpuinfo import cpu_features
 
     torch.set_num_threads(args.threads)
     date = datetime.date.today().isoformat()

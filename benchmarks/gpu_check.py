@@ -26,10 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.size is not None and args.size < 1:
         p.error(f"--size must be an integer >= 1, received {args.size}")
 
-    from reszoo.bench import environment
+    from reszoo.bench.machine import environment
     from reszoo.bench.selfcheck import format_checks, self_check
-    from reszoo.devices import resolve_device
     from reszoo.errors import UsageError
+    from reszoo.utils.devices import resolve_device
 
     try:
         device = resolve_device(args.device)

@@ -38,8 +38,9 @@ def run(
 
     from reszoo import bench
     from reszoo.bench import reporting as report
-    from reszoo.devices import preferred_memory_format
-    from reszoo.registry import create_model, default_config, list_models
+    from reszoo.models._factory import create_model
+    from reszoo.models.registry import default_config, list_models
+    from reszoo.utils.devices import preferred_memory_format
 
     s = SETTINGS[device]
     channels_last = preferred_memory_format(device) == torch.channels_last
@@ -70,7 +71,7 @@ def run(
 def _write(results: list[Any], *, out: pathlib.Path, env: dict[str, Any], command: str, date: str) -> None:
     """The JSON rows and the markdown table so far (both replaced whole: a reader never sees half a file)."""
     from reszoo.bench import reporting as report
-    from reszoo.fileio import atomic_path
+    from reszoo.utils.fileio import atomic_path
 
     report.to_json(results, str(out.with_suffix(".json")), env=env)
     md = [
@@ -107,8 +108,8 @@ def main() -> None:
     import torch
 
     from reszoo import bench
-    from reszoo.devices import compile_modes
-    from reszoo.registry import list_models
+    from reszoo.models.registry import list_models
+    from reszoo.utils.devices import compile_modes
 
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     if "cuda" in devices and not torch.cuda.is_available():

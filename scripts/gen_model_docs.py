@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from reszoo.summary import format_table, human, model_table
+from reszoo.models.summary import model_table
+from reszoo.utils.text import format_table, human
 
 # He et al. 2015: CIFAR-10 parameters and test error (Table 6); ImageNet top-1 error with 10-crop
 # testing: Table 3 for option B, Table 2 for the plain nets and ResNet-18 (option A there).

@@ -135,23 +135,30 @@ SHAPES_MEAN, SHAPES_STD = (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)
 
 def shapes_weights(num_classes: int = 3, **fields):
     """A weights record for the tiny shapes net: the class names and its own normalisation."""
-    from conftest import TINY_OVERRIDES
-    from reszoo import weights as W
+    from reszoo.weights import catalog as W
 
     base = dict(
         name="tiny-shapes",
-        arch="resnet20",
-        source=W.LocalSource("nowhere"),
-        converter="reszoo",
+        arch=None,
         dataset="folder",
         num_classes=num_classes,
         mean=SHAPES_MEAN,
         std=SHAPES_STD,
         crop_size=32,
-        config_overrides=tuple({**TINY_OVERRIDES, "num_classes": num_classes}.items()),
         categories=CLASSES,
     )
-    return W.Weights(**{**base, **fields})
+    return W.WeightsInfo(**{**base, **fields})
+
+
+def shapes_entry(num_classes: int = 3, **fields):
+    """A catalog entry for the tiny shapes net (``source=`` says where its file is): what the record says,
+    plus the registered architecture and config its weights fit."""
+    from conftest import TINY_OVERRIDES
+    from reszoo.weights import catalog as W
+
+    info = vars(shapes_weights(num_classes=num_classes))
+    overrides = tuple({**TINY_OVERRIDES, "num_classes": num_classes}.items())
+    return W.Weights(**{**info, "arch": "resnet20", "converter": "reszoo", "config_overrides": overrides, **fields})
 
 
 def shapes_model(seed: int = 0, num_classes: int = 3, **fields):

@@ -1,7 +1,7 @@
 """Reference networks and checkpoint layouts, to check converters by their outputs.
 
 The reference CIFAR ResNet itself (written from the published descriptions, without reszoo's
-parts) lives in :mod:`reszoo.reference`, where ``reszoo bench --compare`` uses it too; this module
+parts) lives in :mod:`reszoo.models.reference`, where ``reszoo bench --compare`` uses it too; this module
 keeps the test-only helpers around it: seeded random weights and the file akamaster's trainer wrote.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reszoo.reference import RefBlock, RefCifarResNet
+from reszoo.models.reference import RefBlock, RefCifarResNet
 
 __all__ = ["RefBlock", "RefCifarResNet", "akamaster_checkpoint", "randomize_"]
 

@@ -1,9 +1,11 @@
-"""The house rules of docs/architecture.md that a machine can check: imports point down, private
-names stay private, nothing imports the package face, no cycles, and `import reszoo` stays light."""
+"""The house rules of docs/architecture.md that a machine can check: packages import downwards, no
+module imports another in a cycle (imports inside functions and the faces' lazy tables counted),
+private names stay private, nothing in src imports a package face, and `import reszoo` stays light."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -12,28 +14,26 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "reszoo"
 
-# The layers of docs/architecture.md, bottom first. A module may import its own layer or below.
+# The packages of docs/architecture.md, bottom first. A module imports from its own package or below.
 LAYERS: list[set[str]] = [
-    {"_version", "errors", "checks", "constants", "devices", "fileio", "plaindata", "interrupts", "cpuinfo"}
-    | {"accelerator"},
-    {"layers", "stems", "shortcuts", "blocks", "resnet", "registry", "zoo", "summary", "features"},
-    {"weights", "convert", "adapt", "transforms", "augment", "data", "recipes", "reference", "imagefolder", "inputs"},
-    {"cache", "batches", "runfolder", "paramgroups"}
-    | {"bench.machine", "bench.measuring", "bench.compiling", "bench.isolation"},
-    {"hub", "publish", "loop", "freezing", "bench.reporting"},
-    {"pretrained", "train", "export", "ort", "quantize", "optimize", "evaluation", "prediction", "loading"}
-    | {"bench.comparing", "bench.selfcheck", "bench.ort_compare", "bench"},
-    {"experiment"},
-    {"cli", "__main__", "commands", *(f"commands.{p.stem}" for p in (SRC / "commands").glob("*.py"))},
+    {"_version", "errors", "utils"},
+    {"models"},
+    {"data"},
+    {"weights"},
+    {"train"},
+    {"infer"},
+    {"bench"},
+    {"diagnose"},
+    {"cli", "__main__", ""},
 ]
-# Lazy (inside a function) imports that go up on purpose, with the reason.
+# Imports that go up on purpose, with the reason.
 UPWARD_ALLOWED = {
-    # reszoo.hub.load_pretrained & co. were documented in 0.1; a module __getattr__ keeps them working.
-    ("hub", "pretrained"),
-    # create_model(name, pretrained=True) is the timm/torchvision one-liner; the loading it asks for
-    # (downloads, cache, Hub) is a tool over the core, imported only when weights are asked for.
-    ("registry", "pretrained"),
+    # create_model(name, pretrained=True) and resnet56(pretrained=True): the one builder above both the
+    # registry and the weights (timm's factory -> builder), entered only when weights are asked for.
+    ("models._factory", "weights.pretrained"),
 }
+# The package faces: they offer names defined in their own package (reszoo's: in every package).
+FACES = {"", "data", "train", "weights", "bench"}
 
 
 def _module_name(path: Path) -> str:
@@ -41,61 +41,68 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1]) if parts[-1] == "__init__" else ".".join(parts)
 
 
-def _rank(module: str) -> int:
-    for rank, layer in enumerate(LAYERS):
-        if module in layer:
-            return rank
-    raise AssertionError(f"{module} is in no layer of tests/test_architecture.py (and docs/architecture.md)")
-
-
-def _imports(tree: ast.Module) -> list[tuple[str, list[str], bool]]:
-    """(module imported, names imported, at module level?) for every reszoo import."""
-    top = {id(node) for node in tree.body}
-    for node in tree.body:  # imports under `if TYPE_CHECKING:` are not executed
-        if isinstance(node, ast.If):
-            top |= {id(n) for n in node.body}
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "reszoo":
-            found.append((node.module, [a.name for a in node.names], id(node) in top))
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.split(".")[0] == "reszoo":
-                    found.append((alias.name, [], id(node) in top))
-    return found
-
-
 MODULES = {_module_name(p): ast.parse(p.read_text()) for p in sorted(SRC.rglob("*.py"))}
 
 
-def _target(module: str, names: list[str]) -> list[str]:
-    """The reszoo modules an import statement reaches (``from reszoo import data`` reaches reszoo.data)."""
-    inner = module.removeprefix("reszoo").lstrip(".")
-    if inner:
-        return [inner]
-    return [n for n in names if n in MODULES or f"{n}" in {m.split(".")[0] for m in MODULES}]
+def _package(module: str) -> str:
+    return module.split(".")[0]
+
+
+def _rank(module: str) -> int:
+    for rank, layer in enumerate(LAYERS):
+        if _package(module) in layer:
+            return rank
+    raise AssertionError(f"reszoo.{module} is in no package of tests/test_architecture.py (and docs/architecture.md)")
+
+
+def _owner(dotted: str) -> str | None:
+    """The reszoo module that ``reszoo.a.b.c`` (a module or a name in one) reaches."""
+    inner = dotted.removeprefix("reszoo").lstrip(".")
+    while inner not in MODULES:
+        if not inner:
+            return None if dotted != "reszoo" else ""
+        inner = inner.rpartition(".")[0]
+    return inner
+
+
+def _imports(module: str) -> list[tuple[str, list[str], str]]:
+    """(module reached, names imported, how) for every reszoo import, at any depth; `how` is 'import'
+    or 'lazy face' (a face's table of name -> module, read through importlib)."""
+    found = []
+    for node in ast.walk(MODULES[module]):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "reszoo":
+            for alias in node.names:  # `from reszoo.x import y`: y is a submodule, or a name of reszoo.x
+                submodule = f"{node.module}.{alias.name}"
+                if submodule.removeprefix("reszoo.") in MODULES:
+                    found.append((_owner(submodule), [], "import"))
+                else:
+                    found.append((_owner(node.module), [alias.name], "import"))
+        elif isinstance(node, ast.Import):
+            found += [(_owner(a.name), [], "import") for a in node.names if a.name.split(".")[0] == "reszoo"]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("reszoo."):
+            owner = _owner(node.value)
+            if owner is not None and node.value.removeprefix("reszoo.") in MODULES:
+                found.append((owner, [], "lazy face"))  # an importlib target named in a table
+    return [(m, n, how) for m, n, how in found if m is not None and m != module]
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if m))
 def test_imports_point_down_and_stay_public(module):
-    for imported, names, _ in _imports(MODULES[module]):
+    for target, names, how in _imports(module):
         private = [n for n in names if n.startswith("_") and n != "__version__"]
-        assert not private, f"reszoo.{module} imports the private {imported}.{private}"
-        if imported == "reszoo" and not names:
-            pytest.fail(f"reszoo.{module} imports the package face (`import reszoo`)")
-        for target in _target(imported, names):
-            if target in ("", "commands") and module == "cli":
-                continue
-            if (module, target) in UPWARD_ALLOWED:
-                continue
-            assert _rank(target) <= _rank(module), f"reszoo.{module} imports reszoo.{target}, a layer above it"
+        assert not private, f"reszoo.{module} imports the private {target}.{private}"
+        if target in FACES and how == "import" and _package(module) != target:
+            pytest.fail(f"reszoo.{module} imports the package face reszoo.{target}; import the defining module")
+        if (module, target) in UPWARD_ALLOWED or module == "":
+            continue
+        assert _rank(target) <= _rank(module), f"reszoo.{module} imports reszoo.{target}, a package above it"
 
 
 def test_no_private_attribute_of_another_module_is_used():
     # `other._name` where `other` is an imported reszoo module.
     for module, tree in MODULES.items():
         aliases = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
-        aliases &= {m.split(".")[-1] for m in MODULES} | {"rdata", "rt"}
+        aliases &= {m.split(".")[-1] for m in MODULES}
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
                 assert not (node.attr.startswith("_") and not node.attr.startswith("__")), (
@@ -103,39 +110,78 @@ def test_no_private_attribute_of_another_module_is_used():
                 )
 
 
-def test_no_import_cycles_at_module_level():
-    graph = {
-        module: {t for imp, names, top in _imports(tree) if top for t in _target(imp, names) if t in MODULES}
-        for module, tree in MODULES.items()
-        if module
-    }
-    seen: set[str] = set()
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
 
-    def visit(node: str, stack: list[str]) -> None:
-        if node in stack:
-            raise AssertionError(f"import cycle: {' -> '.join([*stack[stack.index(node) :], node])}")
-        if node in seen:
-            return
-        for nxt in graph.get(node, ()):
-            visit(nxt, [*stack, node])
-        seen.add(node)
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
 
-    for module in graph:
-        visit(module, [])
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the modules it imports, at module level, inside functions and through the faces' tables;
+    a package's face is not an edge of its own modules (importing reszoo.x.y runs reszoo.x first)."""
+    return {m: {t for t, _, _ in _imports(m) if not (m.startswith(t + ".") or (t == "" and m))} for m in MODULES}
+
+
+def test_no_import_cycles_counting_lazy_imports():
+    assert _cycles(import_graph()) == []
+
+
+def test_the_cycle_check_finds_a_cycle_through_a_function_level_import():
+    graph = import_graph()
+    graph["models.registry"] = {*graph["models.registry"], "weights.pretrained"}  # the 0.1 registry's lazy import
+    assert any("models.registry" in c and "weights.pretrained" in c for c in _cycles(graph))
+
+
+def test_the_registry_is_a_leaf_of_the_models():
+    assert {t for t in import_graph()["models.registry"] if _package(t) != "utils"} <= {"models.resnet"}
 
 
 def test_import_reszoo_loads_no_tool_code():
     code = (
-        "import sys, reszoo; heavy = ['torchvision', 'huggingface_hub', 'torch.utils.benchmark', "
-        "'reszoo.train', 'reszoo.bench', 'reszoo.hub', 'reszoo.pretrained', 'reszoo.data', 'reszoo.transforms']; "
+        "import sys, reszoo; heavy = ['torch', 'torchvision', 'huggingface_hub', 'reszoo.train', 'reszoo.bench', "
+        "'reszoo.weights', 'reszoo.data', 'reszoo.models']; "
         "print(','.join(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "", f"`import reszoo` imported {out.stdout.strip()}"
 
 
-def test_lazy_names_of_the_package_face_resolve():
-    import reszoo
+def test_every_name_of_the_faces_resolves():
+    for face in sorted(FACES):
+        module = importlib.import_module(f"reszoo.{face}" if face else "reszoo")
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"reszoo.{face}.{name}"
 
-    for name in reszoo.__all__:
-        assert getattr(reszoo, name) is not None, name
+
+def test_at_most_a_dozen_modules_directly_in_the_package():
+    top = sorted(p.name for p in SRC.glob("*.py"))
+    assert len(top) <= 12, top

@@ -12,10 +12,13 @@ import pytest
 import torch
 
 import reszoo
-from reszoo import bench, devices
-from reszoo.accelerator import Accelerator, use_accelerator
+from reszoo import bench
 from reszoo.bench import reporting as report
 from reszoo.cli import main
+from reszoo.models.reference import reference_cifar_resnet
+from reszoo.utils import devices
+from reszoo.utils.accelerator import Accelerator, use_accelerator
+from reszoo.utils.devices import preferred_memory_format
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from conftest import TINY_OVERRIDES  # noqa: E402
@@ -176,10 +179,10 @@ def test_median_iqr():
 
 
 def test_preferred_memory_format():
-    assert bench.preferred_memory_format("cpu") == torch.channels_last
-    assert bench.preferred_memory_format("cuda") == torch.channels_last
+    assert preferred_memory_format("cpu") == torch.channels_last
+    assert preferred_memory_format("cuda") == torch.channels_last
     with pytest.raises(ValueError, match="'tpu'.*cpu, cuda, mps"):
-        bench.preferred_memory_format("tpu")
+        preferred_memory_format("tpu")
 
 
 def test_interleaved_times_every_variant_each_round():
@@ -193,7 +196,7 @@ def test_interleaved_times_every_variant_each_round():
 
 
 def test_reference_cifar_resnet_matches_reszoo_architecture():
-    ref, ours = bench.reference_cifar_resnet(20), reszoo.create_model("resnet20")
+    ref, ours = reference_cifar_resnet(20), reszoo.create_model("resnet20")
     assert reszoo.count_params(ref) == reszoo.count_params(ours)
     assert reszoo.count_flops(ref, (3, 32, 32)) == reszoo.count_flops(ours, (3, 32, 32))
     # Same tensors in the same order: copying the weights across gives the same outputs.
@@ -202,7 +205,7 @@ def test_reference_cifar_resnet_matches_reszoo_architecture():
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(ref.eval()(x), ours.eval()(x))
     with pytest.raises(ValueError, match="6n\\+2"):
-        bench.reference_cifar_resnet(21)
+        reference_cifar_resnet(21)
 
 
 def test_comparison_models():
@@ -404,8 +407,8 @@ def test_tf32_off_an_nvidia_gpu_is_refused(tiny_model, capsys):
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 def test_a_dtype_without_cpu_kernels_is_measured_with_a_warning(monkeypatch, tiny_model, dtype):
-    from reszoo import cpuinfo
     from reszoo.bench import machine
+    from reszoo.utils import cpuinfo
 
     features = cpuinfo.cpu_features()
     monkeypatch.setattr(machine, "cpu_features", lambda: {**features, dtype: False})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reszoo.cli import main
+from reszoo.cli import COMMANDS, main
 from reszoo.errors import FileWriteError, HubUnreachableError, MissingInputError, TrainingInterrupted
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,17 +83,21 @@ def test_list_markdown(capsys):
     assert lines[0].startswith("| model ") and lines[1].startswith("|---") and "269,722" in lines[2]
 
 
-# What `reszoo --help` may not load: the heavy dependencies of the benchmark, the data code and the Hub client.
-HEAVY = ("torchvision", "huggingface_hub", "torch.utils.benchmark", "torch.utils.flop_counter")
+# What `reszoo --help` and `reszoo COMMAND --help` may not load: torch itself, and with it everything heavy.
+HEAVY = ("torch", "torchvision", "huggingface_hub", "numpy")
 
 
-def test_help_imports_nothing_heavy():
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)], ids=lambda c: " ".join(c) or "reszoo")
+def test_help_imports_no_torch(command):
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "reszoo.cli", "--help"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-X", "importtime", "-m", "reszoo", *command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
-    assert "usage: reszoo" in done.stdout and "reszoo.commands" in imported
+    assert "usage: reszoo" in done.stdout and "reszoo.cli" in imported
     assert not sorted(m for m in imported if any(m == h or m.startswith(h + ".") for h in HEAVY))
 
 
@@ -141,7 +145,7 @@ def _raising(err):
     ids=["ctrl-c", "sigterm", "disk-full", "offline", "permission", "worker"],
 )
 def test_expected_failures_are_one_line_with_their_exit_code(monkeypatch, capsys, err, code, line):
-    from reszoo.commands import models
+    from reszoo.cli import models
 
     monkeypatch.setattr(models, "run_list", _raising(err))
     assert main(["list"]) == code
@@ -150,7 +154,7 @@ def test_expected_failures_are_one_line_with_their_exit_code(monkeypatch, capsys
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch):
-    from reszoo.commands import models
+    from reszoo.cli import models
 
     monkeypatch.setattr(models, "run_list", _raising(ZeroDivisionError("a bug")))
     with pytest.raises(ZeroDivisionError):

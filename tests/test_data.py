@@ -12,9 +12,9 @@ import torchvision.datasets.cifar as tv_cifar
 from torch.utils.data import TensorDataset
 from torchvision.datasets import FakeData
 
-from reszoo import augment
 from reszoo import data as D
 from reszoo import transforms as T
+from reszoo.data import augment, datasets
 from reszoo.errors import ArgumentTypeError, MissingInputError
 
 
@@ -266,12 +266,13 @@ def test_flags_and_paths_are_strictly_typed(tmp_path):
         D.make_loader(TensorDataset(torch.arange(4)), batch_size=2, train=1)
     with pytest.raises(ArgumentTypeError, match="images must be a uint8 tensor"):
         D.DeviceCifarLoader([[0]], torch.zeros(1), batch_size=1, mean=(0.5,), std=(0.2,), train=True)
-    # the on-device augmentation lives in reszoo.augment; transforms re-exports it
-    assert D.batch_random_crop_flip is augment.batch_random_crop_flip is T.batch_random_crop_flip
+    # one import path per object: the on-device augmentation is reszoo.data.augment's alone
+    assert "batch_random_crop_flip" in augment.__all__
+    assert "batch_random_crop_flip" not in T.__all__ and "batch_random_crop_flip" not in D.__all__
 
 
 def test_default_num_workers_shares_the_cpus_between_the_ranks_of_a_node(monkeypatch):
-    monkeypatch.setattr(D.os, "sched_getaffinity", lambda pid: set(range(12)), raising=False)
+    monkeypatch.setattr(datasets.os, "sched_getaffinity", lambda pid: set(range(12)), raising=False)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert D.default_num_workers() == 8  # at most 8
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun: 4 ranks on this node, each with its own workers

@@ -1,8 +1,8 @@
-"""reszoo.evaluation and `reszoo evaluate`: accuracy against hand-written oracles, offline, on real image files.
+"""reszoo.infer.evaluation and `reszoo evaluate`: accuracy against hand-written oracles, offline, on real image files.
 
 The image set is the PIL-drawn folder of tests/_images.py (PNG and JPEG; RGB, grayscale, RGBA and
 palette images); weights come from a saved folder, a 127.0.0.1 fake of the Hugging Face Hub
-(tests/_http.py) or a run folder written by reszoo.train.fit.
+(tests/_http.py) or a run folder written by reszoo.train.trainer.fit.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ import torch.nn.functional as F
 from safetensors.torch import save as safetensors_bytes
 
 from reszoo import ResNet, ResNetConfig, save_pretrained, train
-from reszoo import weights as W
 from reszoo.cli import main
-from reszoo.constants import CIFAR10_CLASSES, CIFAR10_MEAN
+from reszoo.data.constants import CIFAR10_CLASSES, CIFAR10_MEAN
 from reszoo.errors import InvalidArgumentError, MissingInputError, RunFolderError
-from reszoo.evaluation import evaluate
-from reszoo.inputs import input_transform, multi_scale_sizes
-from reszoo.loading import load_for_evaluation, load_run
-from reszoo.runfolder import save_checkpoint
+from reszoo.infer.evaluation import evaluate
+from reszoo.infer.inputs import input_transform, multi_scale_sizes
+from reszoo.infer.loading import load_for_evaluation, load_run
+from reszoo.train.runfolder import save_checkpoint
+from reszoo.weights import catalog as W
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _images import CLASSES, SHAPES_MEAN, SHAPES_STD, make_image_folder, shapes_model, shapes_weights, write_images  # noqa: E402
+from _images import CLASSES, SHAPES_MEAN, SHAPES_STD, make_image_folder, shapes_entry, shapes_model, write_images  # noqa: E402
 from conftest import TINY_OVERRIDES  # noqa: E402
 
 MEAN, STD = SHAPES_MEAN, SHAPES_STD
@@ -239,7 +239,7 @@ def same_outputs(a, b) -> None:
 
 def test_a_weight_entry_on_the_hub(hub_server, monkeypatch, folder):
     model = shapes_model(seed=4)
-    entry = shapes_weights(name="tiny-shapes-hub", source=W.HubSource(repo_id="someone/tiny-shapes"))
+    entry = shapes_entry(name="tiny-shapes-hub", source=W.HubSource(repo_id="someone/tiny-shapes"))
     monkeypatch.setitem(W.WEIGHTS, entry.name, entry)
     hub_server.add_hub_file("someone/tiny-shapes", "model.safetensors", safetensors_bytes(model.state_dict()))
     loaded = load_for_evaluation("tiny-shapes-hub")

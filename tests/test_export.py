@@ -1,4 +1,4 @@
-"""`reszoo export` and reszoo.export.export_model: the artefact is written only after it matched eager."""
+"""`reszoo export` and reszoo.infer.export.export_model: the artefact is written only after it matched eager."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import pytest
 import torch
 
 import reszoo
-import reszoo.export
+import reszoo.infer.export
 from reszoo import cli
-from reszoo.errors import ArgumentTypeError, InvalidArgumentError
-from reszoo.export import ExportCheckError, export_model, format_for
+from reszoo.errors import ArgumentTypeError, ExportCheckError, InvalidArgumentError
+from reszoo.infer.export import export_model, format_for
 
 X = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(7))
 
 
 def run_artefact(path, fmt: str, x: torch.Tensor) -> torch.Tensor:
-    """The file on disk, loaded independently of reszoo.export, run on ``x``."""
+    """The file on disk, loaded independently of reszoo.infer.export, run on ``x``."""
     if fmt == "onnx":
         import onnxruntime
 
@@ -99,8 +99,8 @@ def test_torchscript_is_scripted_and_traced_where_script_cannot_read_the_module(
 def test_a_failed_check_leaves_out_as_it_was(tmp_path, monkeypatch):
     out = tmp_path / "model.pt2"
     out.write_bytes(b"the previous export")
-    monkeypatch.setattr(reszoo.export, "ATOL", -1.0)  # no difference can pass
-    monkeypatch.setattr(reszoo.export, "RTOL", -1.0)
+    monkeypatch.setattr(reszoo.infer.export, "ATOL", -1.0)  # no difference can pass
+    monkeypatch.setattr(reszoo.infer.export, "RTOL", -1.0)
     with pytest.raises(ExportCheckError, match=r"pt2 export of resnet20: torch.export.load differs .* was not written"):
         export_model("resnet20", out)
     assert out.read_bytes() == b"the previous export" and sorted(os.listdir(tmp_path)) == ["model.pt2"]

@@ -10,8 +10,8 @@ from torch import nn
 
 import reszoo
 from reszoo.errors import ArgumentTypeError, InvalidArgumentError
-from reszoo.features import FeatureInfo, ResNetFeatures
-from reszoo.summary import config_counts, count_params, layer_summary
+from reszoo.models.features import FeatureInfo, ResNetFeatures
+from reszoo.models.summary import config_counts, count_params, layer_summary
 
 # (channels, reduction) of features 0..N: the stem's activation, then layer1..layerN.
 EXPECTED_INFO = {

@@ -16,11 +16,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from reszoo import create_model, train
-from reszoo.batches import make_batches
 from reszoo.cli import main
-from reszoo.errors import InvalidArgumentError, MissingInputError, TrainingInterrupted
-from reszoo.paramgroups import param_groups
-from reszoo.recipes import finetune_recipe, learning_rate
+from reszoo.errors import InvalidArgumentError, MissingInputError, NonFiniteLossError, TrainingInterrupted
+from reszoo.train._paramgroups import param_groups
+from reszoo.train.batches import make_batches
+from reszoo.train.recipes import finetune_recipe, learning_rate
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _images import make_image_folder  # noqa: E402
@@ -228,7 +228,7 @@ def test_non_finite_loss_stops_on_folder_data(tmp_path, small_folder):
     def poison_after_5(it):
         poisoned["on"] = it >= 5
 
-    with pytest.raises(train.NonFiniteLossError, match="last good checkpoint"):
+    with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
         train.fit(model, folder_recipe(small_folder), out=tmp_path, progress=False, on_step=poison_after_5)
     assert train.load_checkpoint(tmp_path)["iteration"] == 4
 

@@ -33,15 +33,20 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import reszoo
-from reszoo import bench, hub, pretrained, publish, recipes, registry, summary, train, transforms, weights
-from reszoo.checks import is_int, is_number
+from reszoo import bench, train, transforms
 from reszoo.cli import main
-from reszoo.devices import compile_modes
 from reszoo.errors import FileWriteError, ReszooError
-from reszoo.optimize import BACKENDS, DTYPES
-from reszoo.plaindata import field_types
-from reszoo.recipes import Recipe
-from reszoo.resnet import ResNet, ResNetConfig
+from reszoo.infer.optimize import BACKENDS, DTYPES
+from reszoo.models import registry, summary
+from reszoo.models._factory import create_model
+from reszoo.models.resnet import ResNet, ResNetConfig
+from reszoo.train import recipes
+from reszoo.train.recipes import Recipe
+from reszoo.utils.checks import is_int, is_number
+from reszoo.utils.devices import compile_modes
+from reszoo.utils.plaindata import field_types
+from reszoo.weights import catalog as weights
+from reszoo.weights import hub, pretrained, publish
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import TINY_ARGS, TINY_OVERRIDES  # noqa: E402
@@ -91,7 +96,7 @@ def assert_clean(err: BaseException, *, kinds: tuple[type, ...] = (TypeError, Va
 
 
 def fits(value: Any, hint: Any) -> bool:
-    """Whether ``value`` has a type ``hint`` allows (an oracle written apart from reszoo.plaindata)."""
+    """Whether ``value`` has a type ``hint`` allows (an oracle written apart from reszoo.utils.plaindata)."""
     origin, args = get_origin(hint), get_args(hint)
     if hint is Any:
         return True
@@ -209,7 +214,7 @@ def world(tmp_path_factory):
 TINY = dict(TINY_OVERRIDES)
 # Each public function with arguments that work, to be spoiled one at a time (built per call: cheap).
 CALLS: dict[str, Any] = {
-    "create_model": lambda w: (registry.create_model, {"name": "resnet20", **TINY}),
+    "create_model": lambda w: (create_model, {"name": "resnet20", **TINY}),
     "list_models": lambda w: (registry.list_models, {"pattern": "resnet*"}),
     "default_config": lambda w: (registry.default_config, {"name": "resnet20"}),
     "ResNet": lambda w: (ResNet, {"config": ResNetConfig(**TINY)}),
@@ -536,7 +541,7 @@ def test_damaged_saved_model_folder(originals, data):
 @settings(FUZZ, max_examples=MANY)
 @given(data=st.data())
 def test_damaged_run_json_and_recipe_json(originals, data):
-    from reszoo.runfolder import resume_settings
+    from reszoo.train.runfolder import resume_settings
 
     name = data.draw(st.sampled_from(["run.json", "recipe.json"]))
     bad = data.draw(damaged_json((originals.run / name).read_text()))
@@ -567,7 +572,7 @@ def _json_or_error(path: Path) -> Any:
 @settings(FUZZ, max_examples=MANY)
 @given(data=st.data())
 def test_damaged_checkpoint(originals, data):
-    from reszoo.runfolder import load_checkpoint
+    from reszoo.train.runfolder import load_checkpoint
 
     original = (originals.run / "checkpoint.pt").read_bytes()
     bad = data.draw(damaged(original))
@@ -611,7 +616,7 @@ def test_checkpoint_with_wrong_contents(originals, key, value):
 @settings(FUZZ, max_examples=MANY)
 @given(data=st.data())
 def test_damaged_legacy_checkpoint(originals, data):
-    from reszoo.convert import convert_state_dict, fit_state_dict, read_checkpoint
+    from reszoo.weights.convert import convert_state_dict, fit_state_dict, read_checkpoint
 
     original = originals.legacy.read_bytes()
     bad = data.draw(damaged(original))
@@ -786,7 +791,7 @@ class _Faulty:
 @contextlib.contextmanager
 def fault(monkeypatch: Any, *, point: str, budget: int, code: int) -> Any:
     """Make the next atomic write fail: after ``budget`` bytes ("write"), at fsync, or at the rename."""
-    from reszoo import fileio
+    from reszoo.utils import fileio
 
     real_open = builtins.open
 
@@ -813,7 +818,7 @@ def fault(monkeypatch: Any, *, point: str, budget: int, code: int) -> Any:
 def _write(writer: str, folder: Path, version: int) -> list[Path]:
     """Write ``version`` (0: the old content, 1: the new) with one of reszoo's writers; the files it writes."""
     from reszoo.bench import reporting
-    from reszoo.runfolder import save_checkpoint, write_json
+    from reszoo.train.runfolder import save_checkpoint, write_json
 
     torch.manual_seed(version)
     model = ResNet(ResNetConfig(**TINY_OVERRIDES))
@@ -853,7 +858,7 @@ def _content(path: Path) -> Any:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        from reszoo.fileio import tensors_digest
+        from reszoo.utils.fileio import tensors_digest
 
         return tensors_digest(load_file(path))
     return path.read_bytes()

@@ -1,7 +1,7 @@
 """Every GPU-only branch of the benchmark and the trainer, run on a CPU (issue 15).
 
 A fake CUDA accelerator (:class:`FakeCuda`) answers for ``"cuda"`` through the seam in
-``reszoo.accelerator``: it has two devices, logs each call (device scope, synchronisation,
+``reszoo.utils.accelerator``: it has two devices, logs each call (device scope, synchronisation,
 memory counters, graph capture, generators) and places tensors on the CPU, so the logic of each
 branch is asserted here. Where torch's own behaviour reproduces on a CPU it is tested for real:
 autocast's cache with ``make_graphed_callables``, dynamo's recompile limit and dynamic shapes,
@@ -24,11 +24,13 @@ import pytest
 import torch
 
 import reszoo
-from reszoo import bench, devices, train
-from reszoo.accelerator import Accelerator, failure_kind, fp32_flags, fp32_math, use_accelerator
+from reszoo import bench, train
 from reszoo.bench import comparing, compiling, isolation, selfcheck
-from reszoo.data import DeviceCifarLoader
-from reszoo.recipes import Recipe
+from reszoo.data.datasets import DeviceCifarLoader
+from reszoo.train import trainer
+from reszoo.train.recipes import Recipe
+from reszoo.utils import devices
+from reszoo.utils.accelerator import Accelerator, failure_kind, fp32_flags, fp32_math, use_accelerator
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FAST = {"warmup": 1, "min_run_time": 0.01}
@@ -580,7 +582,7 @@ def test_fit_on_cuda_runs_with_the_cudnn_autotuner(monkeypatch, fake_cuda, tiny_
         monkeypatch.delenv(var, raising=False)
     before = torch.backends.cudnn.benchmark
     seen: list = []
-    monkeypatch.setattr(train, "run_fit", lambda *a, **k: seen.append((torch.backends.cudnn.benchmark, k["device"])))
+    monkeypatch.setattr(trainer, "run_fit", lambda *a, **k: seen.append((torch.backends.cudnn.benchmark, k["device"])))
     train.fit(tiny_model(), Recipe(data="synthetic", device="cuda", batch_size=4, iterations=1), progress=False)
     assert seen == [(True, torch.device("cuda", 0))]
     assert torch.backends.cudnn.benchmark is before

@@ -25,12 +25,11 @@ import torchvision
 from safetensors.torch import save as safetensors_bytes
 
 import reszoo
-import reszoo.cache
-from reszoo import hub, pretrained
-from reszoo import weights as W
-from reszoo.convert import convert_state_dict, fit_state_dict
-from reszoo.errors import MissingInputError
-from reszoo.hub import WeightsIntegrityError, WeightsNotCachedError
+import reszoo.weights.cache
+from reszoo.errors import MissingInputError, WeightsIntegrityError, WeightsNotCachedError
+from reszoo.weights import catalog as W
+from reszoo.weights import hub, pretrained, publish
+from reszoo.weights.convert import convert_state_dict, fit_state_dict
 
 # pytest runs with --import-mode=importlib (tests/ is not a package), so the helpers are found by path.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -130,8 +129,8 @@ def test_url_entry_downloads_verifies_converts_and_caches(server, monkeypatch):
     assert not model.training and model.pretrained_weights is entry
     torch.testing.assert_close(model(X), ref(X), rtol=1e-5, atol=1e-5)
 
-    converted = hub.download(entry.name)  # cached: no new download, just the file load_pretrained read
-    assert converted.is_file() and reszoo.cache.original_path(entry).is_file()
+    converted = pretrained.download(entry.name)  # cached: no new download, just the file load_pretrained read
+    assert converted.is_file() and reszoo.weights.cache.original_path(entry).is_file()
     assert not list(converted.parent.glob("*.tmp"))  # the atomic write left nothing behind
     # The next load reads the converted safetensors only: no download, and it works offline.
     go_offline(monkeypatch)
@@ -148,7 +147,9 @@ def test_mission_call_resolves_to_the_akamaster_resnet110_file(server, monkeypat
         reszoo.load_pretrained("resnet110-cifar")
     assert "discarded" in str(info.value)
     assert server.gets == {AKAMASTER_PATH + "resnet110-1d1ed7c2.th": 1}
-    assert not reszoo.cache.original_path(reszoo.get_weights("resnet110-cifar")).exists()  # the bad file was not kept
+    assert not reszoo.weights.cache.original_path(
+        reszoo.get_weights("resnet110-cifar")
+    ).exists()  # the bad file was not kept
 
 
 def test_offline_without_cache_names_the_file_and_the_fix(cache, monkeypatch):
@@ -190,7 +191,10 @@ def test_unreadable_file_with_matching_checksum_is_not_kept(server, monkeypatch)
     entry = add_url_entry(monkeypatch, prefix)
     with pytest.raises(ValueError, match="truncated, corrupted or not a checkpoint"):
         reszoo.load_pretrained(entry.name)
-    assert not reszoo.cache.original_path(entry).exists() and not reszoo.cache.converted_path(entry).exists()
+    assert (
+        not reszoo.weights.cache.original_path(entry).exists()
+        and not reszoo.weights.cache.converted_path(entry).exists()
+    )
 
 
 def test_damaged_cache_files_are_rebuilt(server, monkeypatch):
@@ -199,7 +203,7 @@ def test_damaged_cache_files_are_rebuilt(server, monkeypatch):
     server.add(path, data)
     entry = add_url_entry(monkeypatch, prefix)
     reszoo.load_pretrained(entry.name)
-    converted, original = hub.download(entry.name), reszoo.cache.original_path(entry)
+    converted, original = pretrained.download(entry.name), reszoo.weights.cache.original_path(entry)
     # Converted file damaged: rebuilt from the verified original, no new download.
     converted.write_bytes(converted.read_bytes()[:-40])
     torch.testing.assert_close(reszoo.load_pretrained(entry.name)(X), ref(X), rtol=1e-5, atol=1e-5)
@@ -297,12 +301,12 @@ def test_load_download_and_convert_share_one_resolver(server, monkeypatch, tmp_p
         return resolved
 
     monkeypatch.setattr(pretrained, "resolve", recording_resolve)
-    path = hub.download(entry.name)
+    path = pretrained.download(entry.name)
     model = reszoo.load_pretrained("resnet8-testset")
-    out = hub.convert_checkpoint(entry.name, tmp_path / "out")
+    out = pretrained.convert_checkpoint(entry.name, tmp_path / "out")
     assert [name for name, _ in seen] == [entry.name] * 3
     assert {resolved for _, resolved in seen} == {pretrained.Resolved(entry, entry.source)}
-    assert path == reszoo.cache.converted_path(entry) and model.pretrained_weights is entry
+    assert path == reszoo.weights.cache.converted_path(entry) and model.pretrained_weights is entry
     torch.testing.assert_close(reszoo.load_pretrained(out)(X), ref(X), rtol=1e-5, atol=1e-5)
 
 
@@ -337,7 +341,8 @@ def test_concurrent_loads_both_succeed_with_identical_tensors(cache, tmp_path):
         script = textwrap.dedent(
             f"""
             import sys, reszoo
-            from reszoo import hub, weights as W
+            from reszoo.weights import hub
+            from reszoo.weights import catalog as W
             e = W.Weights(name="resnet8-testset", arch="resnet20",
                 source=W.UrlSource(url="https://github.com{path}", sha256_prefix="{prefix}"),
                 converter="akamaster", dataset="cifar10", num_classes=10, mean=W.IMAGENET_MEAN,
@@ -421,7 +426,7 @@ def test_hub_download_of_an_entry_keeps_the_revision_in_the_name(server, monkeyp
     entry = add_hub_entry(monkeypatch)
     good = reszoo.create_model("resnet20", **TINY_OVERRIDES).state_dict()
     server.add_hub_file(entry.source.repo_id, "model.safetensors", safetensors_bytes(good), revision="v1")
-    path = hub.download("hf-hub:someone/resnet8@v1")  # only v1 exists: the entry's "main" would be a 404
+    path = pretrained.download("hf-hub:someone/resnet8@v1")  # only v1 exists: the entry's "main" would be a 404
     assert path.name == "model.safetensors"
     go_offline(monkeypatch)
     model = reszoo.load_pretrained("hf-hub:someone/resnet8@v1")
@@ -467,11 +472,11 @@ def test_revision_is_refused_for_a_local_directory(tmp_path):
 
 def test_download_refuses_bad_names(cache):
     with pytest.raises(ValueError, match="received name=None"):
-        hub.download(None)
+        pretrained.download(None)
     with pytest.raises(ValueError, match=r"Unknown pretrained weights 'resnet56-cifar1'"):
-        hub.download("resnet56-cifar1")
+        pretrained.download("resnet56-cifar1")
     with pytest.raises(ValueError, match="received name='hf-hub:nouser'"):
-        hub.download("hf-hub:nouser")
+        pretrained.download("hf-hub:nouser")
 
 
 # -- save_pretrained / load_pretrained(dir) / hf-hub: / push_to_hub --------------------------------------
@@ -529,7 +534,7 @@ def test_load_from_hf_hub_repo_in_our_format(tmp_path, server):
         server.add_hub_file("someone/resnet8-b", f, (out / f).read_bytes(), revision="v1")
     loaded = reszoo.load_pretrained("hf-hub:someone/resnet8-b@v1")
     torch.testing.assert_close(loaded(X), model(X))
-    assert reszoo.hub.download("hf-hub:someone/resnet8-b@v1").name == "model.safetensors"
+    assert reszoo.weights.pretrained.download("hf-hub:someone/resnet8-b@v1").name == "model.safetensors"
 
 
 def test_bad_local_directory_and_bad_names(tmp_path):
@@ -546,24 +551,22 @@ def test_bad_local_directory_and_bad_names(tmp_path):
         reszoo.save_pretrained(torch.nn.Linear(2, 2), tmp_path / "x")
     model = reszoo.ResNet(FAMILIES["cifar-option-A"])
     with pytest.raises(
-        ValueError, match="weights must be a reszoo.weights.Weights record.*received weights='resnet20-cifar10'"
+        ValueError, match="weights must be a reszoo.weights.WeightsInfo record.*received weights='resnet20-cifar10'"
     ):
         reszoo.save_pretrained(model, tmp_path / "x", weights="resnet20-cifar10")
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match=r"save_directory='.*file' is a file, not a directory"):
         reszoo.save_pretrained(model, tmp_path / "file")
     with pytest.raises(ValueError, match="model_card needs a reszoo ResNet.*received Linear"):
-        hub.model_card(torch.nn.Linear(2, 2), "someone/x")
+        publish.model_card(torch.nn.Linear(2, 2), "someone/x")
 
 
-def test_publishing_names_of_0_1_still_import_from_hub():
-    from reszoo import publish
-
-    for name in ("push_to_hub", "model_card", "check_repo_id"):
-        assert getattr(hub, name) is getattr(publish, name), name
-    assert reszoo.push_to_hub is publish.push_to_hub
-    with pytest.raises(AttributeError, match="has no attribute 'publish_everything'"):
-        hub.publish_everything  # noqa: B018 - the lookup is the test
+def test_one_import_path_per_name_no_0_1_shims():
+    # 0.2 moved these names once (CHANGELOG "Changed"); the weights modules no longer offer each other's.
+    for name in ("push_to_hub", "model_card", "check_repo_id", "load_pretrained", "download", "tensors_digest"):
+        with pytest.raises(AttributeError, match=f"has no attribute '{name}'"):
+            getattr(hub, name)
+    assert reszoo.push_to_hub is publish.push_to_hub and reszoo.load_pretrained is pretrained.load_pretrained
 
 
 @pytest.fixture
@@ -607,7 +610,7 @@ def test_push_to_hub_uploads_weights_config_and_card(tmp_path, fake_hub_api):
         ("resnet", {"repo_id": "a/b/c"}, "repo_id must be 'owner/name' \\(or 'name'\\); received repo_id='a/b/c'"),
         ("resnet", {"repo_id": ""}, "received repo_id=''"),
         ("resnet", {"private": "yes"}, "private must be True, False or None; received private='yes'"),
-        ("resnet", {"weights": "resnet20-cifar10"}, "weights must be a reszoo.weights.Weights record"),
+        ("resnet", {"weights": "resnet20-cifar10"}, "weights must be a reszoo.weights.WeightsInfo record"),
         ("linear", {}, "save_pretrained needs a reszoo ResNet.*received Linear"),
     ],
 )
@@ -629,7 +632,7 @@ def test_cli_download_then_offline_load_and_convert(server, monkeypatch, tmp_pat
     server.add(AKAMASTER_PATH + f"resnet8-{prefix}.th", data)
     entry = add_url_entry(monkeypatch, prefix)
     assert main(["download", "resnet8-test*"]) == 0
-    assert str(reszoo.cache.converted_path(entry)) in capsys.readouterr().out
+    assert str(reszoo.weights.cache.converted_path(entry)) in capsys.readouterr().out
     go_offline(monkeypatch)
     torch.testing.assert_close(reszoo.load_pretrained(entry.name)(X), ref(X), rtol=1e-5, atol=1e-5)
     # convert: the cached original -> model.safetensors + config.json, loadable without the entry

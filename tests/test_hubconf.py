@@ -14,7 +14,7 @@ import torch
 import torch.hub
 
 import reszoo
-from reszoo import registry
+from reszoo.models import registry
 
 REPO = Path(__file__).resolve().parents[1]
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))

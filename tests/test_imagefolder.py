@@ -1,4 +1,4 @@
-"""Tests for reszoo.imagefolder: both layouts, the held-out split, bad folders and files, find_images."""
+"""Tests for reszoo.data.imagefolder: both layouts, the held-out split, bad folders and files, find_images."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
+from reszoo.data.imagefolder import IMAGE_EXTENSIONS, FolderSplit, ImageFiles, find_images, load_rgb, scan_folder
 from reszoo.errors import ArgumentTypeError, InvalidArgumentError, MissingInputError
-from reszoo.imagefolder import IMAGE_EXTENSIONS, FolderSplit, ImageFiles, find_images, load_rgb, scan_folder
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _images import CLASSES, make_image_folder  # noqa: E402

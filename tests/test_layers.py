@@ -10,8 +10,8 @@ from torch import nn
 import reszoo
 from reszoo import BasicBlock, ResNet, ResNetConfig
 from reszoo.errors import ArgumentTypeError, InvalidArgumentError
-from reszoo.layers import DropPath, drop_path
-from reszoo.shortcuts import ZeroPadShortcut
+from reszoo.models.layers import DropPath, drop_path
+from reszoo.models.shortcuts import ZeroPadShortcut
 
 
 # -- stochastic depth ----------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def test_checkpointing_every_block_recomputes_one_block_at_a_time(tiny_model):
 def test_backbones_checkpoint_too(tiny_model):
     model = tiny_model()
     model.set_grad_checkpointing(every="block")
-    backbone = reszoo.features.ResNetFeatures(model, out_indices=(1, 3))
+    backbone = reszoo.models.features.ResNetFeatures(model, out_indices=(1, 3))
     assert backbone.grad_checkpointing and backbone.checkpoint_every == "block"  # taken from the model
     x = torch.randn(2, 3, 16, 16)
     torch.manual_seed(0)

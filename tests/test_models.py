@@ -31,7 +31,7 @@ def test_registry_names():
     assert set(reszoo.list_models("plain*")) == {n for n in expected if n.startswith("plain")}
     assert reszoo.list_models("resnet1?") == ["resnet18"]
     for name in expected:
-        assert getattr(reszoo, name) is reszoo.registry.get_model_fn(name)
+        assert getattr(reszoo, name) is reszoo.models.registry.get_model_fn(name)
 
 
 @pytest.mark.parametrize("depth", sorted(CIFAR_OPTION_A))
@@ -148,7 +148,7 @@ def test_config_round_trip():
     cfg = reszoo.create_model("resnet50").config
     assert ResNetConfig.from_dict(cfg.to_dict()) == cfg
     assert ResNetConfig.from_dict({"depths": [1, 1], "widths": [4, 8]}).depths == (1, 1)
-    assert reszoo.registry.default_config("resnet50") == cfg
+    assert reszoo.models.registry.default_config("resnet50") == cfg
 
 
 @pytest.mark.parametrize(

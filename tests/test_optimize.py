@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 import reszoo
-from reszoo.cpuinfo import cpu_features
-from reszoo.freezing import FrozenCompiled
-from reszoo.optimize import fold_batchnorm, optimize_for_inference
+from reszoo.infer.freezing import FrozenCompiled
+from reszoo.infer.optimize import fold_batchnorm, optimize_for_inference
+from reszoo.utils.cpuinfo import cpu_features
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import TINY_OVERRIDES  # noqa: E402
@@ -179,10 +179,10 @@ def test_cpu_features_describe_this_cpu_and_torch_threads():
     [("bf16", torch.bfloat16, "AVX512-BF16 or AMX"), ("fp16", torch.float16, "AVX512-FP16 or AMX-FP16")],
 )
 def test_reduced_precision_refused_where_the_cpu_has_no_kernels(tiny_model, monkeypatch, name, dtype, needs):
-    import reszoo.cpuinfo
+    import reszoo.utils.cpuinfo
 
-    real = reszoo.cpuinfo.cpu_features()
-    monkeypatch.setattr(reszoo.cpuinfo, "cpu_features", lambda: {**real, name: False, "capability": "AVX2"})
+    real = reszoo.utils.cpuinfo.cpu_features()
+    monkeypatch.setattr(reszoo.utils.cpuinfo, "cpu_features", lambda: {**real, name: False, "capability": "AVX2"})
     with pytest.raises(ValueError, match=rf"dtype='{name}' needs a CPU with {needs}.*capability 'AVX2'"):
         optimize_for_inference(tiny_model(), dtype=name)
     with pytest.raises(ValueError, match=rf"dtype='{name}' needs"):
@@ -349,8 +349,8 @@ def test_onnxruntime_backend_matches_eager_and_is_cached(tiny_model, monkeypatch
 
 def test_auto_keeps_the_faster_path_and_says_what_it_timed(tiny_model, monkeypatch, tmp_path):
     pytest.importorskip("onnxruntime", reason="the onnx extra (pip install 'reszoo[onnx]') is not installed")
-    import reszoo.optimize as optimize
-    from reszoo.ort import OrtModule
+    import reszoo.infer.optimize as optimize
+    from reszoo.infer.ort import OrtModule
 
     monkeypatch.setenv("RESZOO_CACHE", str(tmp_path))
     model = tiny_model().eval()
@@ -374,7 +374,7 @@ def test_auto_keeps_the_faster_path_and_says_what_it_timed(tiny_model, monkeypat
 
 
 def test_auto_times_for_real_and_without_onnxruntime_keeps_torch(tiny_model, monkeypatch):
-    import reszoo.ort as ort
+    import reszoo.infer.ort as ort
 
     monkeypatch.setattr(ort, "missing_dependencies", lambda: ["onnxruntime"])
     model = tiny_model().eval()

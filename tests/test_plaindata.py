@@ -1,4 +1,4 @@
-"""reszoo.plaindata: strict field types and the plain-data round trip of settings dataclasses."""
+"""reszoo.utils.plaindata: strict field types and the plain-data round trip of settings dataclasses."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from reszoo.errors import ArgumentTypeError, InvalidArgumentError
-from reszoo.plaindata import PlainData, describe, field_types
+from reszoo.utils.plaindata import PlainData, describe, field_types
 
 
 class Base:
@@ -99,9 +99,9 @@ def test_replace_to_dict_from_dict_round_trip():
 
 
 def test_text_is_not_parsed_here():
-    # Text from a CLI or a JSON string goes through reszoo.checks.coerce first; the dataclass
+    # Text from a CLI or a JSON string goes through reszoo.utils.checks.coerce first; the dataclass
     # itself never reads "false" as a bool.
-    from reszoo.checks import coerce
+    from reszoo.utils.checks import coerce
 
     assert Settings(flag=coerce("flag", "false", "bool")).flag is False
     with pytest.raises(ArgumentTypeError, match="flag='false'"):

@@ -1,4 +1,4 @@
-"""reszoo.prediction and `reszoo predict`: top-k names and probabilities, offline, on real image files."""
+"""reszoo.infer.prediction and `reszoo predict`: top-k names and probabilities, offline, on real image files."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import torch
 
 from reszoo import ResNet, save_pretrained
 from reszoo.cli import main
-from reszoo.constants import CIFAR10_CLASSES
+from reszoo.data.constants import CIFAR10_CLASSES
 from reszoo.errors import MissingInputError
-from reszoo.prediction import Prediction, predict
+from reszoo.infer.prediction import Prediction, predict
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _images import CLASSES, SHAPES_MEAN, SHAPES_STD, make_image_folder, shapes_model  # noqa: E402

@@ -15,10 +15,10 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 import reszoo
-import reszoo.resnet
-from reszoo import weights as W
-from reszoo.adapt import adapt_input_conv
+import reszoo.models.resnet
 from reszoo.errors import ArgumentTypeError, InvalidArgumentError, MissingInputError, WeightsIntegrityError
+from reszoo.weights import catalog as W
+from reszoo.weights.convert import adapt_input_conv
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _refnets import randomize_  # noqa: E402
@@ -120,13 +120,13 @@ def test_a_save_pretrained_folder(folder):
 
 def test_the_network_is_built_once_on_the_meta_device(folder, monkeypatch):
     builds = []
-    real_init = reszoo.resnet.init_weights
+    real_init = reszoo.models.resnet.init_weights
 
     def spy(model, **kwargs):
         builds.append(all(p.is_meta for p in model.parameters()))
         return real_init(model, **kwargs)
 
-    monkeypatch.setattr(reszoo.resnet, "init_weights", spy)
+    monkeypatch.setattr(reszoo.models.resnet, "init_weights", spy)
     reszoo.create_model("resnet20", pretrained=folder[0])
     assert builds == [True]  # one build, never initialised: the weights are assigned
     builds.clear()

@@ -11,12 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reszoo import ResNet, ResNetConfig, create_model
-from reszoo.blocks import BLOCKS, ResidualBlock
 from reszoo.errors import ArgumentTypeError, InvalidArgumentError
-from reszoo.layers import ACT_LAYERS, NORM_LAYERS
-from reszoo.resnet import INIT_MODES
-from reszoo.shortcuts import SHORTCUT_OPTIONS
-from reszoo.stems import STEMS
+from reszoo.models.blocks import BLOCKS, ResidualBlock
+from reszoo.models.layers import ACT_LAYERS, NORM_LAYERS
+from reszoo.models.resnet import INIT_MODES
+from reszoo.models.shortcuts import SHORTCUT_OPTIONS
+from reszoo.models.stems import STEMS
 
 OPTIONS = ("A", "B", "C", "none")
 

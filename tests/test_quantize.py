@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reszoo.quantize import calibration_batches, quantize_int8, torchao_pt2e
+from reszoo.infer.quantize import calibration_batches, quantize_int8, torchao_pt2e
 
 SIDE = 16
 CLASSES = 4
@@ -50,7 +50,7 @@ def _trained(tiny_model) -> torch.nn.Module:
 @pytest.mark.timeout(600)
 def test_int8_agrees_with_fp32_on_held_out_inputs_of_a_trained_model(tiny_model):
     pytest.importorskip("torchao", reason="int8 needs torchao (pip install 'reszoo[int8]'), not installed")
-    from reszoo.optimize import optimize_for_inference
+    from reszoo.infer.optimize import optimize_for_inference
 
     model = _trained(tiny_model)
     held_out, labels = _task(1000, seed=10_000)  # seeds above the training ones: unseen inputs
@@ -94,7 +94,7 @@ def test_int8_refused_off_x86(tiny_model, monkeypatch):
 
 
 def test_missing_torchao_names_the_extra(tiny_model, monkeypatch):
-    from reszoo.optimize import optimize_for_inference  # what a user calls
+    from reszoo.infer.optimize import optimize_for_inference  # what a user calls
 
     real = importlib.import_module
 

@@ -17,9 +17,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from reszoo import ResNet, ResNetConfig, fileio, runfolder, train
+from reszoo import ResNet, ResNetConfig, train
 from reszoo.cli import main
-from reszoo.errors import FileWriteError, InvalidArgumentError, RunFolderError, TrainingInterrupted
+from reszoo.errors import (
+    FileWriteError,
+    InvalidArgumentError,
+    NonFiniteLossError,
+    RunFolderError,
+    TrainingInterrupted,
+)
+from reszoo.train import runfolder
+from reszoo.utils import fileio
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import TINY_ARGS, TINY_OVERRIDES  # noqa: E402
@@ -163,7 +171,7 @@ def test_a_stop_after_the_loss_went_non_finite_keeps_the_last_good_checkpoint(tm
             signal.raise_signal(signal.SIGINT)
 
     recipe = tiny_recipe(iterations=10, log_every=5, checkpoint_every=3)
-    with pytest.raises(train.NonFiniteLossError, match=r"Stopped by SIGINT at iteration 4, after the training loss"):
+    with pytest.raises(NonFiniteLossError, match=r"Stopped by SIGINT at iteration 4, after the training loss"):
         train.fit(model, recipe, out=tmp_path, progress=False, on_step=poison_then_ctrl_c)
     ckpt = runfolder.load_checkpoint(tmp_path)
     assert ckpt["iteration"] == 3

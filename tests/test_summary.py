@@ -1,4 +1,4 @@
-"""reszoo.summary: the closed-form parameter and MAC counts equal what the counters report."""
+"""reszoo.models.summary: the closed-form parameter and MAC counts equal what the counters report."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import reszoo
-from reszoo.summary import config_counts, count_flops, count_params, has_closed_form, model_row, model_table
+from reszoo.models.summary import config_counts, count_flops, count_params, has_closed_form, model_row, model_table
 
 
 def _counted(config: reszoo.ResNetConfig, input_size: tuple[int, int, int] | None = None) -> tuple[int, int]:

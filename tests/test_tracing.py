@@ -23,7 +23,7 @@ from torch import nn
 
 import reszoo
 from reszoo.errors import InvalidArgumentError
-from reszoo.resnet import check_input
+from reszoo.models.resnet import check_input
 
 MAX_BLOCKS = 30  # resnet56 (27 blocks) and resnet50 (16) at full depth, deeper nets cut
 TOL = {"rtol": 1e-5, "atol": 1e-5}  # fp32: the same kernels run, so only summation order may differ

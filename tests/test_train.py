@@ -1,4 +1,4 @@
-"""Tests of reszoo.train, reszoo.experiment and the ``train`` / ``experiment`` commands (CPU, seconds)."""
+"""Tests of reszoo.train, reszoo.train.experiment and the ``train`` / ``experiment`` commands (CPU, seconds)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import torch
 
 from reszoo import ResNet, ResNetConfig, train
 from reszoo.cli import main
+from reszoo.errors import NonFiniteLossError
+from reszoo.train import trainer
 
 # pytest runs with --import-mode=importlib (tests/ is not a package), so conftest is found by path.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -143,7 +145,10 @@ def test_recipe_takes_a_path_as_data_root(tmp_path):
         ),
         (lambda: train.cifar_recipe(depth=0), "received depth=0"),
         (lambda: train.cifar_recipe(depth=21), "6n+2 or 9n+2 with n >= 1"),
-        (lambda: train.learning_rate(None, 0), "recipe must be a reszoo.train.Recipe; received recipe=None (NoneType)"),
+        (
+            lambda: train.learning_rate(None, 0),
+            "recipe must be a reszoo.train.recipes.Recipe; received recipe=None (NoneType)",
+        ),
         (lambda: train.learning_rate(train.Recipe(), -1), "iteration must be an integer >= 0; received iteration=-1"),
         (lambda: train.learning_rate(train.Recipe(), 1.5), "received iteration=1.5"),
         (
@@ -188,7 +193,7 @@ def test_synthetic_task_is_deterministic_and_sharded():
 
 
 def _fake_cifar(monkeypatch):
-    from reszoo import data
+    from reszoo.data import datasets as data
 
     g = torch.Generator().manual_seed(0)
     sets = {
@@ -260,7 +265,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_mod
         poisoned["on"] = it >= 3
 
     recipe = tiny_recipe(iterations=10, log_every=1, checkpoint_every=2)
-    with pytest.raises(train.NonFiniteLossError, match=r"non-finite before iteration 4.*last good checkpoint"):
+    with pytest.raises(NonFiniteLossError, match=r"non-finite before iteration 4.*last good checkpoint"):
         train.fit(model, recipe, out=tmp_path, progress=False, on_step=poison_after_3)
     ckpt = train.load_checkpoint(tmp_path)
     assert ckpt["iteration"] == 2
@@ -282,7 +287,7 @@ def test_fit_rejects_mismatched_classes_and_bad_batch(tiny_model):
     ("kw", "message"),
     [
         ({"model": "resnet20"}, "model must be a torch.nn.Module; received model='resnet20' (str)"),
-        ({"recipe": {"lr": 0.1}}, "recipe must be a reszoo.train.Recipe; received recipe={'lr': 0.1} (dict)"),
+        ({"recipe": {"lr": 0.1}}, "recipe must be a reszoo.train.recipes.Recipe; received recipe={'lr': 0.1} (dict)"),
         ({"out": 3}, "out must be None or a folder path; received out=3"),
         ({"resume": "yes"}, "resume must be True or False; received resume='yes'"),
         ({"progress": 1}, "progress must be True or False; received progress=1"),
@@ -420,7 +425,7 @@ def test_cli_argparse_errors(argv, message, capsys):
 
 def test_run_json_is_written_by_the_library_atomically_with_seed_and_versions(tmp_path, monkeypatch, tiny_overrides):
     import reszoo
-    from reszoo import fileio
+    from reszoo.utils import fileio
 
     replaced = []
     real_replace = os.replace
@@ -450,14 +455,14 @@ def test_run_json_is_written_by_the_library_atomically_with_seed_and_versions(tm
 
 def test_same_seed_twice_from_the_cli_gives_identical_weights(tmp_path, monkeypatch):
     starts = []
-    real_create = train.create_model
+    real_create = trainer.create_model
 
     def recording_create(name, **overrides):
         model = real_create(name, **overrides)
         starts.append(train.state_digest(model))
         return model
 
-    monkeypatch.setattr(train, "create_model", recording_create)
+    monkeypatch.setattr(trainer, "create_model", recording_create)
     args = ["train", "resnet20", *TINY_ARGS, "--data", "synthetic", "--batch-size", "16", "--iterations", "3"]
     args += ["--synthetic-eval-images", "32", "--no-progress"]
     for i, seed in enumerate((0, 0, 1)):
@@ -516,7 +521,7 @@ def test_degradation_experiment_writes_csv_and_png(tmp_path, capsys):
     assert main(argv) == 0
     with open(tmp_path / "curves.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    from reszoo.experiment import CSV_COLUMNS
+    from reszoo.train.experiment import CSV_COLUMNS
 
     assert tuple(rows[0].keys()) == CSV_COLUMNS
     assert [(r["model"], r["iteration"]) for r in rows] == [
@@ -535,7 +540,7 @@ def test_degradation_experiment_writes_csv_and_png(tmp_path, capsys):
 
 
 def test_degradation_checks_every_model_before_training(tmp_path):
-    from reszoo.experiment import degradation
+    from reszoo.train.experiment import degradation
 
     recipe = tiny_recipe(iterations=1)
     with pytest.raises(ValueError, match=r"received depth=9"):

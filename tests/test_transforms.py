@@ -1,4 +1,4 @@
-"""Tests for reszoo.transforms: shapes, ranges, determinism, distributions, PCA lighting, multi-scale."""
+"""Tests for reszoo.data.transforms: shapes, ranges, determinism, distributions, PCA lighting, multi-scale."""
 
 from __future__ import annotations
 

@@ -11,9 +11,10 @@ import torch
 import torchvision
 
 import reszoo
-from reszoo import weights as W
-from reszoo.convert import CONVERTERS, convert_state_dict, fit_state_dict, read_checkpoint
-from reszoo.registry import create_model, list_models
+from reszoo.models._factory import create_model
+from reszoo.models.registry import list_models
+from reszoo.weights import catalog as W
+from reszoo.weights.convert import CONVERTERS, convert_state_dict, fit_state_dict, read_checkpoint
 
 # pytest runs with --import-mode=importlib (tests/ is not a package), so the helper is found by path.
 sys.path.insert(0, str(Path(__file__).parent))

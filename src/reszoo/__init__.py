@@ -7,40 +7,8 @@ Example:
     853018
 """
 
-import importlib
-
 from reszoo._version import __version__
-from reszoo.blocks import BasicBlock, Bottleneck, ResidualBlock, conv1x1, conv3x3
-from reszoo.errors import ReszooError
-from reszoo.registry import create_model, default_config, list_models, register_model
-from reszoo.resnet import ClassifierHead, ResNet, ResNetConfig, init_weights, make_stages
-from reszoo.shortcuts import ZeroPadShortcut, make_shortcut, projection
-from reszoo.stems import CifarStem, ImageNetStem
-from reszoo.summary import count_flops, count_macs, count_params
-from reszoo.zoo import (
-    cifar_config,
-    cifar_resnet,
-    imagenet_config,
-    imagenet_resnet,
-    plain18,
-    plain20,
-    plain32,
-    plain34,
-    plain44,
-    plain56,
-    plain110,
-    resnet18,
-    resnet20,
-    resnet32,
-    resnet34,
-    resnet44,
-    resnet50,
-    resnet56,
-    resnet101,
-    resnet110,
-    resnet152,
-    resnet1202,
-)
+from reszoo.utils.lazy import lazy_face
 
 __all__ = [
     "__version__",
@@ -117,38 +85,41 @@ __all__ = [
     "resnet1202",
 ]
 
-
-# Heavy parts load on first use (PEP 562), so `import reszoo` and `reszoo --help` cost little
-# beyond importing torch: the trainer, the benchmark, the Hub client and torchvision wait until
-# they are asked for. `from reszoo import train` works as for any submodule.
-_LAZY_MODULES = ("bench", "data", "export", "train", "transforms")
-_LAZY_ATTRS = {
-    "optimize_for_inference": "reszoo.optimize",
-    "load_pretrained": "reszoo.pretrained",
-    "save_pretrained": "reszoo.hub",
-    "push_to_hub": "reszoo.publish",
-    "get_weights": "reszoo.weights",
-    "list_pretrained": "reszoo.weights",
-    "finetune_recipe": "reszoo.recipes",
-    "scan_folder": "reszoo.imagefolder",
-    "find_images": "reszoo.imagefolder",
-    "evaluate": "reszoo.evaluation",
-    "EvalResult": "reszoo.evaluation",
-    "load_for_evaluation": "reszoo.loading",
-    "predict": "reszoo.prediction",
-    "Prediction": "reszoo.prediction",
+# Every name loads on first use (PEP 562), so `import reszoo` costs almost nothing and
+# `reszoo --help` imports no torch; `from reszoo import resnet56` works as for any module.
+_ZOO = (
+    "cifar_config", "cifar_resnet", "imagenet_config", "imagenet_resnet",
+    "plain18", "plain20", "plain32", "plain34", "plain44", "plain56", "plain110",
+    "resnet18", "resnet20", "resnet32", "resnet34", "resnet44", "resnet50", "resnet56",
+    "resnet101", "resnet110", "resnet152", "resnet1202",
+)  # fmt: skip
+_NAMES = {
+    "ReszooError": "reszoo.errors",
+    **dict.fromkeys(("BasicBlock", "Bottleneck", "ResidualBlock", "conv1x1", "conv3x3"), "reszoo.models.blocks"),
+    **dict.fromkeys(("CifarStem", "ImageNetStem"), "reszoo.models.stems"),
+    **dict.fromkeys(("ZeroPadShortcut", "make_shortcut", "projection"), "reszoo.models.shortcuts"),
+    **dict.fromkeys(
+        ("ClassifierHead", "ResNet", "ResNetConfig", "init_weights", "make_stages"), "reszoo.models.resnet"
+    ),
+    **dict.fromkeys(("default_config", "list_models", "register_model"), "reszoo.models.registry"),
+    "create_model": "reszoo.models._factory",
+    **dict.fromkeys(("count_flops", "count_macs", "count_params"), "reszoo.models.summary"),
+    **dict.fromkeys(_ZOO, "reszoo.models.zoo"),
+    "optimize_for_inference": "reszoo.infer.optimize",
+    "finetune_recipe": "reszoo.train.recipes",
+    **dict.fromkeys(("scan_folder", "find_images"), "reszoo.data.imagefolder"),
+    **dict.fromkeys(("evaluate", "EvalResult"), "reszoo.infer.evaluation"),
+    "load_for_evaluation": "reszoo.infer.loading",
+    **dict.fromkeys(("predict", "Prediction"), "reszoo.infer.prediction"),
+    **dict.fromkeys(("get_weights", "list_pretrained"), "reszoo.weights.catalog"),
+    "load_pretrained": "reszoo.weights.pretrained",
+    "save_pretrained": "reszoo.weights.hub",
+    "push_to_hub": "reszoo.weights.publish",
 }
-
-
-def __getattr__(name: str):
-    if name in _LAZY_MODULES:
-        return importlib.import_module(f"reszoo.{name}")
-    if name in _LAZY_ATTRS:
-        value = getattr(importlib.import_module(_LAZY_ATTRS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'reszoo' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+_MODULES = {
+    "bench": "reszoo.bench",
+    "data": "reszoo.data",
+    "train": "reszoo.train",
+    "transforms": "reszoo.data.transforms",
+}
+__getattr__, __dir__ = lazy_face(__name__, _NAMES, _MODULES)

@@ -5,12 +5,11 @@ The package face; the work is done in four modules, each with one job:
 - :mod:`reszoo.bench.measuring`: one measurement (``measure``, ``sweep``, ``make_step``).
 - :mod:`reszoo.bench.machine`: the environment a result depends on (versions, threads against
   cores, the load before the run), what a device computes fast, and the device peak table.
-- :mod:`reszoo.bench.comparing`: several implementations timed round-robin in one process
-  (``interleaved``, ``compare``).
+- :mod:`reszoo.bench.comparing`: reszoo's models beside their equivalents, timed round-robin in
+  one process (``compare``, on :func:`reszoo.utils.timing.interleaved`, offered here too).
 - :mod:`reszoo.bench.reporting`: results as a table, JSON, CSV, a plot.
 
-Device policy (which device, layout, precision) is :mod:`reszoo.devices`'; its names are
-re-exported here because ``reszoo.bench.preferred_memory_format`` and friends are documented.
+Device policy (which device, layout, precision) is :mod:`reszoo.utils.devices`'.
 
 Example:
     >>> import reszoo
@@ -21,7 +20,7 @@ Example:
     ('ok', True)
 """
 
-from reszoo.bench.comparing import compare, comparison_models, interleaved
+from reszoo.bench.comparing import compare, comparison_models
 from reszoo.bench.machine import PEAK_TFLOPS, environment, environment_warnings, peak_tflops_for
 from reszoo.bench.measuring import (
     MAX_SPREAD,
@@ -38,20 +37,9 @@ from reszoo.bench.measuring import (
     sweep,
 )
 from reszoo.bench.reporting import plot, summary_line, to_csv, to_json, to_table
-from reszoo.devices import (
-    DEVICE_TYPES,
-    DTYPES,
-    compile_modes,
-    default_device,
-    device_name,
-    precision,
-    preferred_memory_format,
-)
-from reszoo.reference import reference_cifar_resnet
+from reszoo.utils.timing import interleaved
 
 __all__ = [
-    "DEVICE_TYPES",
-    "DTYPES",
     "MAX_SPREAD",
     "MIN_RUNS",
     "MODES",
@@ -61,10 +49,7 @@ __all__ = [
     "build_step",
     "compare",
     "comparison_models",
-    "compile_modes",
     "default_batch_size",
-    "default_device",
-    "device_name",
     "environment",
     "environment_warnings",
     "forward_flops",
@@ -74,9 +59,6 @@ __all__ = [
     "median_iqr",
     "peak_tflops_for",
     "plot",
-    "precision",
-    "preferred_memory_format",
-    "reference_cifar_resnet",
     "summary_line",
     "sweep",
     "to_csv",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,60 +16,12 @@ import torch
 from torch import nn
 
 from reszoo.bench.isolation import Row, run_isolated
-from reszoo.bench.measuring import BenchResult, StepSettings, build_step, fill_times, new_result, torch_benchmark
-from reszoo.checks import check_int, check_number
+from reszoo.bench.measuring import BenchResult, StepSettings, build_step, fill_times, new_result
 from reszoo.errors import InvalidArgumentError
-from reszoo.reference import reference_cifar_resnet
-from reszoo.registry import create_model, default_config
-
-
-def _check_rounds(rounds: int, number: int, warmup: int) -> None:
-    check_int("rounds", rounds, minimum=1)
-    check_int("number", number, minimum=1)
-    check_int("warmup", warmup, minimum=0)
-
-
-def interleaved(
-    steps: dict[str, Callable[[], Any]], *, rounds: int = 10, number: int = 2, warmup: int = 2, pause: float = 0.0
-) -> dict[str, list[float]]:
-    """Time several step callables round-robin; returns per-step times in seconds for each.
-
-    Each round times every variant for ``number`` steps in turn (with ``torch.utils.benchmark``'s
-    synchronising timer), forwards on even rounds and backwards on odd ones, so a disturbance on
-    a shared machine falls on all variants, not on one. ``pause`` seconds are slept, untimed,
-    before each block: thread pools that spin-wait after their work (ONNX Runtime's intra-op
-    threads do) are then idle when the next variant starts, instead of taking its cores.
-    """
-    _check_rounds(rounds, number, warmup)
-    check_number("pause", pause, minimum=0)
-    return _round_robin(steps, rounds=rounds, number=number, warmup=warmup, pause=pause)
-
-
-def _round_robin(
-    steps: dict[str, Callable[[], Any]], *, rounds: int, number: int, warmup: int, pause: float = 0.0
-) -> dict[str, list[float]]:
-    """:func:`interleaved` with its options already checked."""
-    # The timer function of torch.utils.benchmark synchronises CUDA before reading the clock;
-    # Timer.timeit would add two untimed warm-up steps per call, doubling a round's cost.
-    timer = torch_benchmark().utils.timer.timer
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    times: dict[str, list[float]] = {key: [] for key in steps}
-    order = list(steps)
-    for i in range(rounds):
-        # Alternate the order each round so that neither variant always runs first (right after
-        # the other's caches and allocations).
-        for key in order if i % 2 == 0 else order[::-1]:
-            step = steps[key]
-            if pause:
-                time.sleep(pause)
-            start = timer()
-            for _ in range(number):
-                step()
-            times[key].append((timer() - start) / number)
-    return times
-
+from reszoo.models._factory import create_model
+from reszoo.models.reference import reference_cifar_resnet
+from reszoo.models.registry import default_config
+from reszoo.utils.timing import check_rounds, round_robin, torch_benchmark
 
 # On a GPU, the shortest timed block of a comparison (seconds).
 GPU_BLOCK_S = 0.05
@@ -90,7 +41,7 @@ def _block_length(steps: dict[str, Callable[[], Any]], seconds: float) -> int:
 
 def comparison_models(name: str) -> dict[str, Callable[[], nn.Module]]:
     """Factories of ``name`` and its equivalents: torchvision (and timm if installed) for ImageNet
-    models, :func:`reszoo.reference.reference_cifar_resnet` for CIFAR option-A models.
+    models, :func:`reszoo.models.reference.reference_cifar_resnet` for CIFAR option-A models.
 
     Args:
         name: a registered reszoo model name.
@@ -147,7 +98,7 @@ def compare(
     )
     gpu = settings.device.type != "cpu"
     warmup = 10 if gpu else 2
-    _check_rounds(rounds, number, warmup)
+    check_rounds(rounds, number, warmup)
     factories = comparison_models(name)
     torch.manual_seed(0)
     models = {label: make() for label, make in factories.items()}
@@ -159,7 +110,7 @@ def compare(
             for _ in range(warmup):
                 step()
         per_block = max(number, _block_length(steps, GPU_BLOCK_S)) if gpu else number
-        return _round_robin(steps, rounds=rounds, number=per_block, warmup=0), per_block
+        return round_robin(steps, rounds=rounds, number=per_block, warmup=0), per_block
 
     row, timed = run_isolated(body, settings.device, dtype=settings.dtype, compiled=False)
     for label, r in results.items():

@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 import torch
 
-from reszoo.accelerator import Accelerator, accelerator, cudnn_benchmark, failure_kind, fp32_math, tf32_enabled
 from reszoo.bench.compiling import CompileReport, CompileWatch, reset_compiler
+from reszoo.utils.accelerator import Accelerator, accelerator, cudnn_benchmark, failure_kind, fp32_math, tf32_enabled
 
 __all__ = ["Row", "run_isolated"]
 
@@ -100,7 +100,7 @@ def run_isolated(body: Callable[[Row], T], device: torch.device, *, dtype: str, 
         compiled: the row uses torch.compile (reset before and after, counters watched).
 
     Raises:
-        RuntimeError: a fatal device error (see :func:`reszoo.accelerator.failure_kind`).
+        RuntimeError: a fatal device error (see :func:`reszoo.utils.accelerator.failure_kind`).
     """
     acc = accelerator(device)
     if compiled:

@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from reszoo.accelerator import accelerator, fp32_flags
-from reszoo.cpuinfo import NEEDS, cpu_features
-from reszoo.cpuinfo import cores as usable_cores
-from reszoo.devices import device_name
+from reszoo.utils.accelerator import accelerator, fp32_flags
+from reszoo.utils.cpuinfo import NEEDS, cpu_features
+from reszoo.utils.cpuinfo import cores as usable_cores
+from reszoo.utils.devices import device_name
 
 __all__ = [
     "PEAK_TFLOPS",
@@ -62,7 +62,7 @@ def has_tf32(device: torch.device) -> bool:
 def dtype_warning(dtype: str, device: torch.device) -> str | None:
     """A warning for autocast to a dtype this device has no native kernels for, or None.
 
-    On a CPU without them (:data:`reszoo.cpuinfo.NEEDS`: AVX512-BF16 or AMX for bf16, AVX512-FP16
+    On a CPU without them (:data:`reszoo.utils.cpuinfo.NEEDS`: AVX512-BF16 or AMX for bf16, AVX512-FP16
     or AMX-FP16 for fp16) torch computes through slow fallbacks, several to many times slower
     than fp32. ``optimize_for_inference`` refuses such a dtype; a benchmark measures what it is
     asked, with this line in the row's ``warnings``.

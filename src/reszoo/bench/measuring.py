@@ -11,7 +11,7 @@ A dtype that means nothing on a device (tf32 off NVIDIA Ampere or newer) is refu
 :func:`environment` records what the machine was doing before the run (load average, threads
 against cores) and :func:`environment_warnings` says when that will distort the figures.
 The settings of a step are checked once, when its :class:`StepSettings` is made; the device
-policy (which device, layout, precision) is :mod:`reszoo.devices`'s, and tables, JSON, CSV and
+policy (which device, layout, precision) is :mod:`reszoo.utils.devices`'s, and tables, JSON, CSV and
 plots of the results are :mod:`reszoo.bench.reporting`'s, side-by-side comparisons
 :mod:`reszoo.bench.comparing`'s, the machine's state and peaks :mod:`reszoo.bench.machine`'s.
 """
@@ -28,11 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reszoo.accelerator import accelerator
 from reszoo.bench.compiling import compile_model
 from reszoo.bench.isolation import Row, run_isolated
 from reszoo.bench.machine import dtype_warning, has_tf32, peak_tflops_for
-from reszoo.checks import (
+from reszoo.errors import InvalidArgumentError
+from reszoo.models.resnet import ResNet
+from reszoo.models.summary import config_counts, count_flops, count_params
+from reszoo.utils.accelerator import accelerator
+from reszoo.utils.checks import (
     check_bool,
     check_callable,
     check_choice,
@@ -44,10 +47,8 @@ from reszoo.checks import (
     type_error,
     value_error,
 )
-from reszoo.devices import AUTOCAST_DTYPES, DTYPES, compile_modes, device_name, pin_device, precision
-from reszoo.errors import InvalidArgumentError
-from reszoo.resnet import ResNet
-from reszoo.summary import config_counts, count_flops, count_params
+from reszoo.utils.devices import AUTOCAST_DTYPES, DTYPES, compile_modes, device_name, pin_device, precision
+from reszoo.utils.timing import torch_benchmark
 
 MODES = ("infer", "train")
 # Below this many timed runs a median and an interquartile range say little.
@@ -118,7 +119,7 @@ class StepSettings:
         mode: ``"infer"`` (eval, inference_mode) or ``"train"`` (forward, loss, backward, SGD step).
         input_size: ``(C, H, W)``.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, a ``torch.device``, or ``None`` / ``"auto"`` for
-            the best present; held as the ``torch.device`` :func:`reszoo.devices.pin_device` gives
+            the best present; held as the ``torch.device`` :func:`reszoo.utils.devices.pin_device` gives
             (a bare ``"cuda"`` becomes ``cuda:N``, the current GPU).
         batch_size: images per step; ``None`` for :func:`default_batch_size`.
         dtype: ``"fp32"``, ``"tf32"``, ``"bf16"`` or ``"fp16"`` (autocast).
@@ -257,24 +258,6 @@ def build_step(model: nn.Module, settings: StepSettings) -> Callable[[], Any]:
     return train_step
 
 
-def torch_benchmark() -> Any:
-    """``torch.utils.benchmark``, imported on first use (it pulls in the slow ``torch.utils.cpp_extension``).
-
-    That import logs a "No CUDA runtime is found" warning on CUDA builds of torch without a GPU;
-    it says nothing about timing, so it is silenced for the import (and only for it).
-    """
-    import logging
-
-    log = logging.getLogger("torch.utils.cpp_extension")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        from torch.utils import benchmark
-    finally:
-        log.setLevel(level)
-    return benchmark
-
-
 def measure(
     model: nn.Module,
     *,
@@ -302,7 +285,7 @@ def measure(
         input_size, batch_size, mode, dtype, channels_last, compile, cuda_graphs: as in
             :class:`StepSettings`; ``input_size`` defaults to ``model.config.input_size`` for
             reszoo models; ``compile`` happens during warm-up, outside the timing.
-        device: defaults to :func:`reszoo.devices.default_device`.
+        device: defaults to :func:`reszoo.utils.devices.default_device`.
         warmup: untimed steps first (cuDNN autotuning, allocator, compilation); None for 10 on a
             GPU (as timm's benchmark) and 3 on a CPU; at least 1 when compiling or graphing.
         min_run_time: seconds of timed steps (``Timer.blocked_autorange``).

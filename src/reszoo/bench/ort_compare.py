@@ -18,12 +18,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from reszoo.bench.comparing import interleaved
 from reszoo.bench.measuring import BenchResult, StepSettings, fill_times, new_result
-from reszoo.checks import check_int
-from reszoo.cpuinfo import cpu_features
-from reszoo.optimize import optimize_for_inference
-from reszoo.registry import create_model, default_config
+from reszoo.infer.optimize import optimize_for_inference
+from reszoo.models._factory import create_model
+from reszoo.models.registry import default_config
+from reszoo.utils.checks import check_int
+from reszoo.utils.cpuinfo import cpu_features
+from reszoo.utils.timing import interleaved
 
 
 def _step(model: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Callable[[], Any]:
@@ -58,7 +59,7 @@ def compare_onnxruntime(
     Returns:
         Results for ``reszoo:NAME eager``, ``reszoo:NAME optimize_for_inference`` and
         ``onnxruntime:NAME``; ``extra`` holds ``ratio_vs_onnxruntime``, ``prepare_seconds``,
-        ``max_abs_diff`` (against the eager model) and ``cpu`` (:func:`reszoo.cpuinfo.cpu_features`).
+        ``max_abs_diff`` (against the eager model) and ``cpu`` (:func:`reszoo.utils.cpuinfo.cpu_features`).
 
     Raises:
         InvalidArgumentError: a bad argument, or onnxruntime not installed (``pip install 'reszoo[onnx]'``).

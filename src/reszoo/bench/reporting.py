@@ -17,8 +17,8 @@ from typing import Any
 
 from reszoo.bench.machine import environment
 from reszoo.bench.measuring import BenchResult
-from reszoo.fileio import atomic_path
-from reszoo.summary import format_table, human
+from reszoo.utils.fileio import atomic_path
+from reszoo.utils.text import format_table, human
 
 __all__ = ["notes", "plot", "summary_line", "to_csv", "to_json", "to_table"]
 

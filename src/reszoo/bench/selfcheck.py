@@ -31,11 +31,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from reszoo.accelerator import Accelerator, accelerator, fp32_flags
 from reszoo.bench.machine import has_tf32, peak_tflops_for
 from reszoo.bench.measuring import measure
-from reszoo.devices import device_name, pin_device, precision
-from reszoo.resnet import ResNet, ResNetConfig
+from reszoo.models.resnet import ResNet, ResNetConfig
+from reszoo.utils.accelerator import Accelerator, accelerator, fp32_flags
+from reszoo.utils.devices import device_name, pin_device, precision
 
 __all__ = ["Check", "format_checks", "judge_fp32", "judge_peak", "judge_sync", "judge_timer", "self_check"]
 
@@ -162,7 +162,7 @@ def check_peaks(device: torch.device, *, n: int) -> list[Check]:
 
 def check_sync(device: torch.device, *, n: int, name: str = "synchronisation") -> list[Check]:
     """Unsynchronised against synchronised, and the benchmark timer against a synchronised clock."""
-    from reszoo.bench.measuring import torch_benchmark
+    from reszoo.utils.timing import torch_benchmark
 
     acc = accelerator(device)
     where = acc.tensor_device(device)

@@ -1,0 +1,500 @@
+"""Pretrained weight entries: plain data saying where weights live and how to use them.
+
+Each entry is a frozen :class:`Weights` record: the architecture it fits, where the file comes
+from (a Hugging Face Hub repo or an original URL), the checksum where one is known, the converter
+that maps the original key layout to ours, the classes, the evaluation pre-processing, published
+accuracy with its source, license and origin. Nothing here downloads: :mod:`reszoo.weights.pretrained`
+turns a name into a model, through :mod:`reszoo.weights.hub` (the Hub) and :mod:`reszoo.weights.cache` (URLs).
+
+Example:
+    >>> import reszoo
+    >>> reszoo.get_weights("resnet110-cifar").name
+    'resnet110-cifar10'
+    >>> reszoo.list_pretrained("resnet5*-imagenet*")
+    ['resnet50-imagenet', 'resnet50-imagenet-v2']
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+from reszoo.data.constants import CIFAR10_CLASSES, CIFAR100_CLASSES, DATASETS, IMAGENET_MEAN, IMAGENET_STD
+from reszoo.errors import InvalidArgumentError
+from reszoo.utils.checks import check_bool, check_str, unknown_name_error
+from reszoo.utils.text import sort_key as arch_sort_key
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "WEIGHTS",
+    "HubSource",
+    "LocalSource",
+    "Metric",
+    "Source",
+    "UrlSource",
+    "Weights",
+    "WeightsInfo",
+    "default_weights",
+    "find_by_repo",
+    "get_weights",
+    "list_pretrained",
+    "pretrained_table",
+]
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A file in a Hugging Face Hub model repository (read with ``huggingface_hub``).
+
+    Args:
+        repo_id: ``"owner/name"``.
+        filename: the file in the repo; only safetensors files are read from the network.
+        revision: branch, tag or commit hash.
+        sha256: the file's sha256 where known. Hub LFS files are also checked against the
+            sha256 the Hub itself reports (their ETag), so this may be ``None``.
+    """
+
+    repo_id: str
+    filename: str = "model.safetensors"
+    revision: str = "main"
+    sha256: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://huggingface.co/{self.repo_id}/blob/{self.revision}/{self.filename}"
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """A file at a plain URL (the original author's release), usually a legacy torch checkpoint.
+
+    Args:
+        url: where the file is published.
+        sha256_prefix: the leading hex digits of the file's sha256, as embedded in its name
+            (the ``torch.hub`` convention); checked on every download.
+        sha256: the full sha256 where known.
+        size: the size in bytes where known (gives a clearer message for a truncated file).
+    """
+
+    url: str
+    sha256_prefix: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """A local directory or file to read weights from (where :func:`reszoo.load_pretrained` reads a path)."""
+
+    path: str
+
+    @property
+    def url(self) -> str:
+        return self.path
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One published number: ``value`` of ``name`` (e.g. top-1 %) on ``dataset``, and who says so."""
+
+    dataset: str
+    name: str
+    value: float
+    source: str
+
+
+Source = HubSource | UrlSource | LocalSource
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightsInfo:
+    """What a set of weights is and what it expects: the record ``model.pretrained_weights`` holds.
+
+    A catalog entry (:class:`Weights`) carries one, and so do a folder written by
+    :func:`reszoo.save_pretrained`, a training run and a model trained on an image folder; none of
+    these says where the file came from (that is the catalog's business).
+
+    Args:
+        name: the weights' name (a catalog name, a folder's or a run's name).
+        arch: the registered architecture they fit (see :func:`reszoo.list_models`), or ``None``
+            for a network no registered name describes.
+        dataset: what the weights were trained on, where known.
+        num_classes: outputs of the trained classifier.
+        mean: per-channel mean the inputs were normalised with (RGB, inputs in [0, 1]).
+        std: per-channel standard deviation.
+        crop_size: the square evaluation input size.
+        resize_size: shorter side to resize to before the center crop; ``None`` for no resize
+            and no crop (CIFAR: the 32x32 image as is).
+        interpolation: resize interpolation (``"bilinear"``, ``"bicubic"``, ``"nearest"``).
+        metrics: published accuracy with its source.
+        license: the weights' license (SPDX id, lower case as on the Hub).
+        origin: the project that trained and published them.
+        notes: anything a user should know (how it was trained, what differs from the paper).
+        categories: explicit class names; ``None`` looks them up from ``dataset`` (which keeps
+            the built-in entries small), see :attr:`class_names`.
+    """
+
+    name: str
+    arch: str | None
+    dataset: str | None
+    num_classes: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    crop_size: int
+    resize_size: int | None = None
+    interpolation: str = "bilinear"
+    metrics: tuple[Metric, ...] = ()
+    license: str | None = None
+    origin: str | None = None
+    notes: str = ""
+    categories: tuple[str, ...] | None = field(default=None, repr=False)
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """The label of each output, in order, or ``None`` where unknown."""
+        if self.categories is not None:
+            return self.categories
+        if self.dataset == "cifar10" and self.num_classes == 10:
+            return CIFAR10_CLASSES
+        if self.dataset == "cifar100" and self.num_classes == 100:
+            return CIFAR100_CLASSES
+        if self.dataset == "imagenet" and self.num_classes == 1000:
+            from torchvision.models import ResNet50_Weights  # torchvision ships the 1000 ImageNet labels
+
+            return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+        return None
+
+    def transforms(self) -> Any:
+        """The evaluation pre-processing these weights expect (a ``torchvision.transforms.v2`` pipeline)."""
+        from reszoo.data.transforms import eval_transform
+
+        return eval_transform(
+            mean=self.mean,
+            std=self.std,
+            crop_size=self.crop_size,
+            resize_size=self.resize_size,
+            interpolation=self.interpolation,
+        )
+
+    def preprocessing(self) -> dict[str, Any]:
+        """The pre-processing fields as a JSON-ready dict."""
+        return {
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "crop_size": self.crop_size,
+            "resize_size": self.resize_size,
+            "interpolation": self.interpolation,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Weights(WeightsInfo):
+    """A catalog entry: where a set of published weights comes from and how to read it, with what
+    they are (the :class:`WeightsInfo` fields).
+
+    Args:
+        source: where the file comes from, with its checksum where known.
+        converter: the key-layout converter in :mod:`reszoo.weights.convert` (``"reszoo"``,
+            ``"torchvision"``, ``"akamaster"``, ``"chenyaofo"``).
+        config_overrides: config fields that differ from ``arch``'s defaults, as (name, value) pairs.
+        aliases: other names that resolve to this entry.
+    """
+
+    arch: str
+    dataset: str
+    source: HubSource | UrlSource
+    converter: str
+    config_overrides: tuple[tuple[str, Any], ...] = ()
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """``config_overrides`` as a dict, for ``default_config(arch).replace(**overrides)``."""
+        return dict(self.config_overrides)
+
+
+# -- the entries ------------------------------------------------------------------------------
+
+
+def _entry(name: str, depth: int, dataset: str, **fields: Any) -> Weights:
+    """An entry for the registered ``resnet{depth}``; its classes and crop size follow from ``dataset``."""
+    info = DATASETS[dataset]
+    return Weights(
+        name=name,
+        arch=f"resnet{depth}",
+        dataset=dataset,
+        num_classes=info.num_classes,
+        crop_size=info.image_size,
+        **fields,
+    )
+
+
+_TV_DOCS = "https://pytorch.org/vision/stable/models/resnet.html"
+_TIMM_RESULTS = "timm results-imagenet.csv (timm's own re-evaluation, 224px)"
+
+
+def _imagenet(depth: int, *, v2: bool, tv_top1: float, timm_top1: float) -> Weights:
+    tag = "tv2_in1k" if v2 else "tv_in1k"
+    recipe = "IMAGENET1K_V2" if v2 else "IMAGENET1K_V1"
+    return _entry(
+        f"resnet{depth}-imagenet" + ("-v2" if v2 else ""),
+        depth,
+        "imagenet",
+        source=HubSource(repo_id=f"timm/resnet{depth}.{tag}"),
+        converter="torchvision",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        # torchvision evaluates V1 weights at resize 256 / crop 224 and V2 weights at 232 / 224 (bilinear).
+        resize_size=232 if v2 else 256,
+        aliases=(f"resnet{depth}.{tag}",),
+        metrics=(
+            Metric("imagenet-val", "top1", tv_top1, f"torchvision ResNet{depth}_Weights.{recipe} ({_TV_DOCS})"),
+            Metric("imagenet-val", "top1", timm_top1, _TIMM_RESULTS),
+        ),
+        license="bsd-3-clause",
+        origin=f"torchvision {recipe}, re-hosted as safetensors by timm: https://huggingface.co/timm/resnet{depth}.{tag}",
+        notes=(
+            "torchvision's improved recipe (long schedule, TrivialAugment, mixup/cutmix, EMA, ...)."
+            if v2
+            else "torchvision's original weights (ResNet v1.5: stride on the bottleneck's 3x3)."
+        ),
+    )
+
+
+_AKAMASTER = "https://github.com/akamaster/pytorch_resnet_cifar10"
+_AKAMASTER_FILES = {
+    # depth: (file hash prefix, test error % from its README, size in bytes where known)
+    20: ("12fca82f", 8.27, 1_099_231),
+    32: ("d509ac18", 7.37, None),
+    44: ("014dd654", 6.90, None),
+    56: ("4bfd9763", 6.61, 3_471_733),
+    110: ("1d1ed7c2", 6.32, None),
+    1202: ("f3b1deed", 6.18, None),
+}
+# He et al. 2015, Table 6: CIFAR-10 test error % of the paper's own runs (not these files).
+_PAPER_CIFAR10_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
+
+
+def _akamaster(depth: int) -> Weights:
+    prefix, error, size = _AKAMASTER_FILES[depth]
+    return _entry(
+        f"resnet{depth}-cifar10",
+        depth,
+        "cifar10",
+        source=UrlSource(
+            url=f"{_AKAMASTER}/raw/master/pretrained_models/resnet{depth}-{prefix}.th",
+            sha256_prefix=prefix,
+            size=size,
+        ),
+        converter="akamaster",
+        # Its trainer.py normalises CIFAR-10 with the ImageNet statistics, so these weights
+        # expect them (CIFAR's own statistics would shift every input).
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        aliases=(f"resnet{depth}-cifar",),
+        metrics=(
+            Metric("cifar10-test", "top1", round(100 - error, 2), f"{_AKAMASTER} README (test error {error}%)"),
+            Metric(
+                "cifar10-test",
+                "top1",
+                round(100 - _PAPER_CIFAR10_ERROR[depth], 2),
+                "He et al. 2015, Table 6 (the paper's own runs, for comparison; not these weights)",
+            ),
+        ),
+        license="bsd-2-clause",
+        origin=_AKAMASTER,
+        notes="The paper's option-A network and recipe, trained by Yerlan Idelbayev; legacy torch.save file.",
+    )
+
+
+_CHENYAOFO = "https://github.com/chenyaofo/pytorch-cifar-models"
+_CHENYAOFO_FILES = {
+    # (dataset, depth): (file hash prefix, top-1 % from its README)
+    ("cifar10", 20): ("4118986f", 92.60),
+    ("cifar10", 32): ("ef93fc4d", 93.53),
+    ("cifar10", 44): ("2a3cabcb", 94.01),
+    ("cifar10", 56): ("187c023a", 94.37),
+    ("cifar100", 20): ("23dac2f1", 68.83),
+    ("cifar100", 32): ("84213ce6", 70.16),
+    ("cifar100", 44): ("ffe32858", 71.63),
+    ("cifar100", 56): ("f2eff4c8", 72.63),
+}
+# Normalisation from its training logs (logs/{dataset}/resnet20/default.log, "data" section).
+_CHENYAOFO_NORM = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": ((0.5070, 0.4865, 0.4409), (0.2673, 0.2564, 0.2761)),
+}
+
+
+def _chenyaofo(dataset: str, depth: int) -> Weights:
+    prefix, top1 = _CHENYAOFO_FILES[(dataset, depth)]
+    mean, std = _CHENYAOFO_NORM[dataset]
+    return _entry(
+        f"resnet{depth}-{dataset}-b",
+        depth,
+        dataset,
+        source=UrlSource(
+            url=f"{_CHENYAOFO}/releases/download/resnet/{dataset}_resnet{depth}-{prefix}.pt",
+            sha256_prefix=prefix,
+        ),
+        converter="chenyaofo",
+        mean=mean,
+        std=std,
+        config_overrides=(("shortcut", "B"), ("num_classes", DATASETS[dataset].num_classes)),
+        aliases=(f"{dataset}_resnet{depth}",),
+        metrics=(Metric(f"{dataset}-test", "top1", top1, f"{_CHENYAOFO} README"),),
+        license="bsd-3-clause",
+        origin=_CHENYAOFO,
+        notes=(
+            "Option-B shortcuts (1x1 conv + BN where the shape changes); trained 200 epochs, SGD with "
+            "Nesterov, cosine schedule, weight decay 5e-4: not the paper's recipe."
+        ),
+    )
+
+
+_ENTRIES: tuple[Weights, ...] = (
+    *(_akamaster(d) for d in (20, 32, 44, 56, 110, 1202)),
+    *(_chenyaofo(ds, d) for ds in ("cifar10", "cifar100") for d in (20, 32, 44, 56)),
+    # top-1 %: torchvision's published acc@1, then timm's re-evaluation (REFERENCE.md).
+    _imagenet(18, v2=False, tv_top1=69.758, timm_top1=69.752),
+    _imagenet(34, v2=False, tv_top1=73.314, timm_top1=73.298),
+    _imagenet(50, v2=False, tv_top1=76.130, timm_top1=76.156),
+    _imagenet(101, v2=False, tv_top1=77.374, timm_top1=77.404),
+    _imagenet(152, v2=False, tv_top1=78.312, timm_top1=78.330),
+    _imagenet(50, v2=True, tv_top1=80.858, timm_top1=80.846),
+    _imagenet(101, v2=True, tv_top1=81.886, timm_top1=81.906),
+    _imagenet(152, v2=True, tv_top1=82.284, timm_top1=82.294),
+)
+
+WEIGHTS: dict[str, Weights] = {w.name: w for w in _ENTRIES}
+_ALIASES: dict[str, str] = {alias: w.name for w in _ENTRIES for alias in w.aliases}
+# What `pretrained=True` loads: the paper's own recipe where there is a choice. akamaster's option-A
+# CIFAR-10 nets are the registered resnet20..1202 as the paper defines them; torchvision's V1 ImageNet
+# weights are what torchvision's own `pretrained=True` loaded (V2 is better but another recipe).
+DEFAULT_WEIGHTS: dict[str, str] = {
+    **{f"resnet{d}": f"resnet{d}-cifar10" for d in (20, 32, 44, 56, 110, 1202)},
+    **{f"resnet{d}": f"resnet{d}-imagenet" for d in (18, 34, 50, 101, 152)},
+}
+
+
+def _sort_key(name: str) -> tuple[str, tuple[str, int, str], str]:
+    """By dataset, then by architecture (depth), then by name."""
+    arch, _, rest = name.partition("-")
+    return (rest.split("-")[0], arch_sort_key(arch), name)
+
+
+def list_pretrained(pattern: str | None = None, *, include_aliases: bool = False) -> list[str]:
+    """Names of the pretrained weight entries, filtered by fnmatch wildcards.
+
+    An entry matches if its name or one of its aliases matches; the canonical names are returned
+    (with the matching aliases too when ``include_aliases=True``).
+
+    Args:
+        pattern: e.g. ``"resnet*-cifar10"`` or ``"*-imagenet*"``; ``None`` lists all.
+        include_aliases: also return aliases (``"resnet110-cifar"``, ``"resnet50.tv_in1k"``).
+
+    Returns:
+        Sorted names: by dataset, then depth.
+
+    Example:
+        >>> import reszoo
+        >>> reszoo.list_pretrained("resnet110*")
+        ['resnet110-cifar10']
+    """
+    check_bool("include_aliases", include_aliases)
+    check_str("pattern", pattern, optional=True, what="an fnmatch wildcard string")
+
+    def matches(n: str) -> bool:
+        return pattern is None or fnmatch.fnmatchcase(n, pattern)
+
+    out = []
+    for w in WEIGHTS.values():
+        aliases = [a for a in w.aliases if matches(a)]
+        if aliases or matches(w.name):
+            out += [w.name, *aliases] if include_aliases else [w.name]
+    return sorted(set(out), key=_sort_key)
+
+
+def get_weights(name: str) -> Weights:
+    """The entry for a weight name or alias.
+
+    Args:
+        name: e.g. ``"resnet56-cifar10"``, ``"resnet110-cifar"`` or ``"resnet50-imagenet"``.
+
+    Returns:
+        The :class:`Weights` record.
+
+    Raises:
+        InvalidArgumentError: for an unknown name (a ``ValueError``), listing the closest names.
+
+    Example:
+        >>> import reszoo
+        >>> w = reszoo.get_weights("resnet56-cifar10")
+        >>> w.arch, w.source.filename, w.mean
+        ('resnet56', 'resnet56-4bfd9763.th', (0.485, 0.456, 0.406))
+    """
+    if isinstance(name, str):
+        if name in WEIGHTS:
+            return WEIGHTS[name]
+        if name in _ALIASES:
+            return WEIGHTS[_ALIASES[name]]
+    names = list_pretrained()  # the canonical names first, then the aliases
+    names += [n for n in list_pretrained(include_aliases=True) if n not in WEIGHTS]
+    raise unknown_name_error("pretrained weights", str(name), names)
+
+
+def default_weights(arch: str) -> Weights:
+    """The entry ``create_model(arch, pretrained=True)`` loads (see ``DEFAULT_WEIGHTS``).
+
+    Raises:
+        InvalidArgumentError: ``arch`` has no pretrained weights; the message lists those that do.
+    """
+    if arch not in DEFAULT_WEIGHTS:
+        archs = ", ".join(sorted(DEFAULT_WEIGHTS, key=arch_sort_key))
+        raise InvalidArgumentError(f"No pretrained weights for {arch!r}; pretrained=True works for: {archs}.")
+    return WEIGHTS[DEFAULT_WEIGHTS[arch]]
+
+
+def find_by_repo(repo_id: str) -> Weights | None:
+    """The entry whose Hub source is ``repo_id`` (e.g. ``"timm/resnet50.tv_in1k"``), if any."""
+    for w in WEIGHTS.values():
+        if isinstance(w.source, HubSource) and w.source.repo_id == repo_id:
+            return w
+    return None
+
+
+def pretrained_table(pattern: str | None = None) -> list[dict[str, Any]]:
+    """One JSON-ready row per weight entry (name, architecture, source, top-1, license, pre-processing).
+
+    Args:
+        pattern: fnmatch wildcards over names and aliases, as in :func:`list_pretrained`.
+
+    Example:
+        >>> [row["top1"] for row in pretrained_table("resnet110*")]
+        [93.68]
+    """
+    rows = []
+    for name in list_pretrained(pattern):
+        w = WEIGHTS[name]
+        src = w.source
+        rows.append(
+            {
+                "name": w.name,
+                "aliases": list(w.aliases),
+                "arch": w.arch,
+                "overrides": w.overrides,
+                "dataset": w.dataset,
+                "num_classes": w.num_classes,
+                "top1": next((m.value for m in w.metrics), None),
+                "source": f"hf-hub:{src.repo_id}" if isinstance(src, HubSource) else src.url,
+                "sha256_prefix": getattr(src, "sha256_prefix", None),
+                "license": w.license,
+                **w.preprocessing(),
+            }
+        )
+    return rows

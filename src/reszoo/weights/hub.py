@@ -1,0 +1,379 @@
+"""The reszoo folder format and Hub downloads: download and verify, read, save.
+
+A reszoo folder (a local directory or a Hub repo) holds ``model.safetensors`` and a
+``config.json`` that rebuilds the network without code: ``reszoo_format_version``, the registered
+``architecture`` (when the config is one), the full ``ResNetConfig`` and, for pretrained models,
+the pre-processing, class names, metrics, license and origin. Hub files are read with
+``huggingface_hub``: its cache (``HF_HUB_CACHE`` / ``HF_HOME``), ``HF_ENDPOINT``,
+``HF_HUB_OFFLINE`` and revisions apply, and only safetensors files are read from the network.
+
+Turning a name into a model is :mod:`reszoo.weights.pretrained`'s job; publishing (``push_to_hub``,
+model cards) is :mod:`reszoo.weights.publish`'s; the cache of original URL files is
+:mod:`reszoo.weights.cache`'s.
+
+Example::
+
+    import reszoo
+    reszoo.save_pretrained(model, "out/")                           # model.safetensors + config.json
+    model = reszoo.load_pretrained("out/")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from reszoo.data.constants import HUB_DATASET_IDS, IMAGENET_MEAN, IMAGENET_STD
+from reszoo.errors import (
+    ArgumentTypeError,
+    InvalidArgumentError,
+    MissingInputError,
+    WeightsIntegrityError,
+    WeightsNotCachedError,
+)
+from reszoo.models.resnet import ResNetConfig
+from reszoo.utils.checks import check_instance, check_path, is_int, type_error, value_error
+from reszoo.utils.fileio import atomic_path, sha256_file
+from reszoo.weights.cache import (
+    FORMAT_VERSION,
+    StateDict,
+    discard,
+    is_offline,
+    not_cached_error,
+    read_safetensors,
+    save_safetensors,
+)
+from reszoo.weights.catalog import HubSource, LocalSource, Metric, Weights, WeightsInfo
+
+__all__ = [
+    "CONFIG_NAME",
+    "HF_PREFIX",
+    "WEIGHTS_NAME",
+    "architecture_of",
+    "config_of",
+    "folder_files",
+    "hub_download",
+    "hub_endpoint",
+    "hub_files",
+    "parse_hub_name",
+    "read_config",
+    "read_hub_file",
+    "read_saved",
+    "save_pretrained",
+    "weights_of",
+]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+HF_PREFIX = "hf-hub:"
+
+
+def hub_endpoint() -> str | None:
+    """``HF_ENDPOINT`` if set, else None (huggingface_hub's default).
+
+    huggingface_hub reads HF_ENDPOINT once at import; reading it here as well lets it be set later.
+    """
+    return os.environ.get("HF_ENDPOINT") or None
+
+
+# -- Hub download and verification ----------------------------------------------------------------
+
+
+def parse_hub_name(name: str, revision: str | None = None) -> tuple[str, str | None]:
+    """``"hf-hub:owner/name[@rev]"`` -> (repo_id, revision); ``revision`` is the keyword argument, if given.
+
+    Raises:
+        InvalidArgumentError: not ``owner/name``, or two different revisions.
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    repo, _, rev = name[len(HF_PREFIX) :].partition("@")
+    try:
+        if repo.count("/") != 1:
+            raise HFValidationError("it needs exactly one '/'")
+        validate_repo_id(repo)
+    except HFValidationError as err:
+        raise InvalidArgumentError(
+            f"{value_error('name', name, repr(HF_PREFIX + 'owner/name[@revision]'))} {err}"
+        ) from None
+    if rev and revision is not None and rev != revision:
+        raise InvalidArgumentError(
+            f"{name!r} names revision {rev!r} but revision={revision!r} was passed as well; give one."
+        )
+    return repo, rev or revision
+
+
+def hub_download(
+    repo_id: str, filename: str, *, revision: str | None, w: Weights | None = None, force: bool = False
+) -> str:
+    """A file of a Hub repo in the Hugging Face cache, downloaded if needed and verified when fresh.
+
+    Args:
+        repo_id: ``"owner/name"``.
+        filename: the file in the repo.
+        revision: branch, tag or commit (``None``: ``main``).
+        w: the catalog entry it belongs to, if any (its sha256 and name for messages).
+        force: download again even if cached.
+
+    Raises:
+        WeightsNotCachedError: offline or unreachable, and not cached.
+        MissingInputError: no such repo, revision or file.
+        WeightsIntegrityError: a download that fails its checksum (deleted from the cache).
+    """
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.utils import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    from reszoo._version import __version__
+
+    label = w.name if w is not None else f"{HF_PREFIX}{repo_id}"
+    before = try_to_load_from_cache(repo_id, filename, revision=revision)
+    try:
+        path = hf_hub_download(
+            repo_id,
+            filename,
+            revision=revision,
+            endpoint=hub_endpoint(),
+            local_files_only=is_offline(),
+            force_download=force,
+            library_name="reszoo",
+            library_version=__version__,
+        )
+    except LocalEntryNotFoundError as err:
+        reason = "HF_HUB_OFFLINE is set" if is_offline() else "the Hub cannot be reached"
+        what = f"{filename} of the Hub repo {repo_id} (revision {revision or 'main'}) is not in the Hugging Face cache"
+        if w is not None:
+            raise not_cached_error(w, what, reason) from err
+        raise WeightsNotCachedError(
+            f"{what} and cannot be downloaded ({reason}). While online, run `reszoo download {label}`, "
+            "or load a local directory written by reszoo.save_pretrained."
+        ) from err
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as err:  # after its subclass above
+        raise MissingInputError(f"{label}: {type(err).__name__}: {err}") from err
+    if force or not isinstance(before, str) or os.path.realpath(before) != os.path.realpath(path):
+        _verify_hub_file(path, w.source if w is not None and isinstance(w.source, HubSource) else None, label=label)
+    return path
+
+
+def _verify_hub_file(path: str, source: HubSource | None, *, label: str) -> None:
+    """Check a fresh Hub download against its sha256: the entry's, else the Hub's own.
+
+    The Hub names an LFS file by its sha256 (its ETag), and huggingface_hub stores it under that
+    name in ``blobs/``, so a 64-hex blob name is the checksum the Hub vouches for.
+    """
+    blob = os.path.realpath(path)
+    name = os.path.basename(blob)
+    expected = (source.sha256 if source is not None else None) or (name if re.fullmatch("[0-9a-f]{64}", name) else None)
+    if expected is None:
+        return
+    digest = sha256_file(blob)
+    if digest != expected:
+        discard(blob, path)  # never keep a damaged file in the cache
+        raise WeightsIntegrityError(
+            f"{label}: checksum mismatch for the downloaded {os.path.basename(path)}: sha256 {digest}, expected "
+            f"{expected}; the download was corrupted or truncated and was deleted from the cache. Try again."
+        )
+
+
+def read_hub_file(path: str, *, label: str, device: Any = None) -> StateDict:
+    """Read a safetensors file from the Hugging Face cache; a damaged one is deleted from the cache."""
+    try:
+        return read_safetensors(path, device=device)
+    except WeightsIntegrityError as err:
+        discard(os.path.realpath(path), path)
+        raise WeightsIntegrityError(f"{label}: {err} It was deleted from the cache; try again.") from None
+
+
+def hub_files(repo_id: str, revision: str | None, *, force: bool = False) -> tuple[str, str]:
+    """config.json and model.safetensors of a Hub repo in the reszoo format (the small file first: fails fast)."""
+    c_path = hub_download(repo_id, CONFIG_NAME, revision=revision, force=force)
+    return c_path, hub_download(repo_id, WEIGHTS_NAME, revision=revision, force=force)
+
+
+# -- the folder format -----------------------------------------------------------------------------
+
+
+def folder_files(folder: str | os.PathLike[str]) -> tuple[str, str]:
+    """config.json and model.safetensors of a local reszoo folder; MissingInputError names a missing one."""
+    c_path, w_path = os.path.join(folder, CONFIG_NAME), os.path.join(folder, WEIGHTS_NAME)
+    for p in (c_path, w_path):
+        if not os.path.isfile(p):
+            raise MissingInputError(f"{os.fspath(folder)!r} is a directory but has no {os.path.basename(p)}.")
+    return c_path, w_path
+
+
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A reszoo ``config.json``, checked: valid JSON, a reszoo file, a format version this reszoo reads."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InvalidArgumentError(f"{path} is not valid JSON ({err}).") from err
+    if not isinstance(data, dict) or "config" not in data or "reszoo_format_version" not in data:
+        raise InvalidArgumentError(
+            f"{path} is not a reszoo config.json (no 'reszoo_format_version'/'config'); "
+            "reszoo loads directories written by reszoo.save_pretrained."
+        )
+    version = data["reszoo_format_version"]
+    if not is_int(version) or version < 1:
+        raise InvalidArgumentError(f"{path}: {value_error('reszoo_format_version', version, 'an integer >= 1')}")
+    if version > FORMAT_VERSION:
+        raise InvalidArgumentError(
+            f"{path} has reszoo_format_version={version}, newer than this reszoo "
+            f"understands ({FORMAT_VERSION}); upgrade reszoo."
+        )
+    for key, optional in (("config", False), ("pretrained", True)):
+        value = data.get(key)
+        if not isinstance(value, dict) and not (optional and value is None):
+            raise InvalidArgumentError(f"{path}: {type_error(key, value, 'a JSON object')}")
+    return data
+
+
+# config.json written by reszoo 0.1 names ImageNet by its Hub id; reszoo's own id is "imagenet".
+_DATASET_IDS = {hub_id: dataset for dataset, hub_id in HUB_DATASET_IDS.items()}
+
+
+def read_saved(
+    config_path: str | os.PathLike[str], source: HubSource | LocalSource
+) -> tuple[ResNetConfig, WeightsInfo]:
+    """The network config and the weights' record that a reszoo ``config.json`` describes.
+
+    A folder without a ``pretrained`` section (a network saved from scratch) is described by its
+    own name and the config's input size, normalised with ImageNet's statistics as timm assumes.
+    """
+    data = read_config(config_path)
+    config = ResNetConfig.from_dict(data["config"])
+    pre = data.get("pretrained") or {}
+    default_name = source.repo_id if isinstance(source, HubSource) else os.path.basename(os.path.normpath(source.path))
+    try:
+        info = WeightsInfo(
+            name=pre.get("name") or default_name,
+            arch=data.get("architecture"),
+            dataset=_DATASET_IDS.get(pre.get("dataset"), pre.get("dataset")),
+            num_classes=config.num_classes,
+            mean=tuple(pre.get("mean") or IMAGENET_MEAN),
+            std=tuple(pre.get("std") or IMAGENET_STD),
+            crop_size=int(pre.get("crop_size") or config.image_size),
+            resize_size=pre.get("resize_size"),
+            interpolation=pre.get("interpolation") or "bilinear",
+            metrics=tuple(Metric(**m) for m in pre.get("metrics") or ()),
+            license=pre.get("license"),
+            origin=pre.get("origin"),
+            notes=pre.get("notes") or "",
+            categories=tuple(pre["class_names"]) if pre.get("class_names") else None,
+        )
+    except (TypeError, ValueError) as err:
+        raise InvalidArgumentError(f"{config_path}: the 'pretrained' section cannot be read ({err}).") from err
+    return config, info
+
+
+def architecture_of(config: ResNetConfig) -> str | None:
+    """The registered model whose default config equals ``config`` (up to num_classes), if any."""
+    from reszoo.models.registry import default_config, list_models
+
+    for arch in list_models():
+        try:
+            default = default_config(arch)
+        except ValueError:  # a registered factory that is not a reszoo ResNet
+            continue
+        if default.replace(num_classes=config.num_classes) == config:
+            return arch
+    return None
+
+
+def config_of(model: Any, what: str) -> ResNetConfig:
+    """The config that describes ``model`` as saved: its ``num_classes`` taken from the actual classifier
+    (0 for a headless model, whose ``fc`` is ``nn.Identity``).
+
+    Raises:
+        ArgumentTypeError: ``model`` is not a reszoo ResNet; the message starts with ``what`` (the caller).
+    """
+    config = getattr(model, "config", None)
+    fc = getattr(model, "fc", None)
+    if not isinstance(config, ResNetConfig) or not isinstance(fc, (nn.Linear, nn.Identity)):
+        raise ArgumentTypeError(
+            f"{what} needs a reszoo ResNet (with .config and .fc), received {type(model).__name__}."
+        )
+    return config.replace(num_classes=fc.out_features if isinstance(fc, nn.Linear) else 0)
+
+
+def weights_of(model: nn.Module, weights: Any) -> WeightsInfo | None:
+    """``weights``, else the model's own record; anything but a weights record or None is refused."""
+    if weights is not None:
+        what = "a reszoo.weights.WeightsInfo record (e.g. reszoo.get_weights(name)) or None"
+        return check_instance("weights", weights, WeightsInfo, what=what)
+    return getattr(model, "pretrained_weights", None)
+
+
+def _pretrained_section(w: WeightsInfo | None, num_classes: int) -> dict[str, Any] | None:
+    if w is None:
+        return None
+    same_head = num_classes == w.num_classes
+    return {
+        "name": w.name if same_head else f"{w.name}-finetuned",
+        "finetuned_from": None if same_head else w.name,
+        "dataset": w.dataset if same_head else None,
+        **w.preprocessing(),
+        # Class names and accuracy belong to the original head only.
+        "class_names": list(w.class_names) if same_head and w.class_names else None,
+        "metrics": [vars(m) for m in w.metrics] if same_head else [],
+        "license": w.license,
+        "origin": w.origin,
+        "notes": w.notes,
+    }
+
+
+# -- saving -----------------------------------------------------------------------------------------
+
+
+def save_pretrained(
+    model: nn.Module, save_directory: str | os.PathLike[str], *, weights: WeightsInfo | None = None
+) -> Path:
+    """Write ``model.safetensors`` and a ``config.json`` that rebuilds the model without code.
+
+    config.json holds ``reszoo_format_version``, the registered ``architecture`` (when the config
+    matches one), the full ``ResNetConfig`` (its ``num_classes`` taken from the actual classifier)
+    and, for pretrained models, the pre-processing, class names, metrics, license and origin.
+
+    Args:
+        model: a :class:`~reszoo.ResNet`.
+        save_directory: created if needed; existing files of the same names are replaced atomically.
+        weights: the weights record to describe; default ``model.pretrained_weights`` if present.
+
+    Returns:
+        The directory.
+
+    Example::
+
+        reszoo.save_pretrained(reszoo.load_pretrained("resnet56-cifar10"), "out/")
+    """
+    config = config_of(model, "save_pretrained")
+    config_dict = config.to_dict()  # fails clearly for configs holding callables
+    w = weights_of(model, weights)
+    out = Path(check_path("save_directory", save_directory))
+    if out.exists() and not out.is_dir():
+        raise InvalidArgumentError(f"save_directory={os.fspath(save_directory)!r} is a file, not a directory.")
+    save_safetensors(model.state_dict(), out / WEIGHTS_NAME, {"reszoo_weights": w.name if w else ""})
+    from reszoo._version import __version__
+
+    data = {
+        "reszoo_format_version": FORMAT_VERSION,
+        "library_name": "reszoo",
+        "reszoo_version": __version__,
+        "architecture": architecture_of(config),
+        "num_classes": config.num_classes,
+        "config": config_dict,
+        "pretrained": _pretrained_section(w, config.num_classes),
+    }
+    with atomic_path(out / CONFIG_NAME) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return out
