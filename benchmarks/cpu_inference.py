@@ -260,11 +260,13 @@ def profile(name: str, batch: int, top: int = 8) -> dict:
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = torch.get_num_threads()
     options.enable_profiling = True
-    session = onnxruntime.InferenceSession(str(ort.path), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: x.numpy()}
-    for _ in range(6):
-        session.run(None, feed)
-    events = json.loads(Path(session.end_profiling()).read_text())
+    with tempfile.TemporaryDirectory() as tmp:  # ONNX Runtime writes its profile file; keep it out of the cwd
+        options.profile_file_prefix = str(Path(tmp) / "ort_profile")
+        session = onnxruntime.InferenceSession(str(ort.path), options, providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: x.numpy()}
+        for _ in range(6):
+            session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text())
     per_op, nodes = collections.Counter(), [e for e in events if e.get("cat") == "Node"]
     for e in nodes[len(nodes) // 2 :]:  # the last 3 of 6 runs
         per_op[e["args"].get("op_name", "?")] += e["dur"]

@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"train"},
     {"infer"},
     {"bench"},
-    {"diagnose"},
+    {"diagnosis"},
     {"cli", "__main__", ""},
 ]
 # Imports that go up on purpose, with the reason.
@@ -33,7 +33,7 @@ UPWARD_ALLOWED = {
     ("models._factory", "weights.pretrained"),
 }
 # The package faces: they offer names defined in their own package (reszoo's: in every package).
-FACES = {"", "data", "train", "weights", "bench"}
+FACES = {"", "data", "train", "weights", "bench", "diagnosis"}
 
 
 def _module_name(path: Path) -> str:
@@ -96,6 +96,26 @@ def test_imports_point_down_and_stay_public(module):
         if (module, target) in UPWARD_ALLOWED or module == "":
             continue
         assert _rank(target) <= _rank(module), f"reszoo.{module} imports reszoo.{target}, a package above it"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m and m not in FACES))
+def test_one_import_path_per_name_no_re_exports_outside_the_faces(module):
+    tree = MODULES[module]
+    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    for node in tree.body:
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        defined |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    exported = next(
+        (
+            [e.value for e in n.value.elts]
+            for n in tree.body
+            if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "__all__"
+        ),
+        [],
+    )
+    assert not [n for n in exported if n not in defined], f"reszoo.{module} re-exports names it does not define"
 
 
 def test_no_private_attribute_of_another_module_is_used():

@@ -54,6 +54,10 @@ __all__ = [
     "load_for_evaluation",
     "predict",
     "Prediction",
+    # why a ResNet does worse than the paper's
+    "diagnose",
+    "Diagnosis",
+    "Finding",
     # pretrained weights
     "get_weights",
     "list_pretrained",
@@ -111,6 +115,8 @@ _NAMES = {
     **dict.fromkeys(("evaluate", "EvalResult"), "reszoo.infer.evaluation"),
     "load_for_evaluation": "reszoo.infer.loading",
     **dict.fromkeys(("predict", "Prediction"), "reszoo.infer.prediction"),
+    "diagnose": "reszoo.diagnosis.api",
+    **dict.fromkeys(("Diagnosis", "Finding"), "reszoo.diagnosis.findings"),
     **dict.fromkeys(("get_weights", "list_pretrained"), "reszoo.weights.catalog"),
     "load_pretrained": "reszoo.weights.pretrained",
     "save_pretrained": "reszoo.weights.hub",

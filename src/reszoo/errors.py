@@ -81,3 +81,8 @@ class HubUnreachableError(ReszooError, ConnectionError):
 
 class ExportCheckError(ReszooError, RuntimeError):
     """An exported artefact did not load or did not match the eager model; the output was not written."""
+
+
+class UserCodeError(ReszooError, RuntimeError):
+    """Code in a user's file raised while it was imported or called (``reszoo diagnose FILE.py:FACTORY``);
+    the message names the file and the line."""

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from reszoo._version import __version__
 
 # The subcommands, one module each in this package, in the order `reszoo --help` lists them.
-COMMANDS = ("bench", "evaluate", "export", "models", "predict", "train", "weights")
+COMMANDS = ("bench", "diagnose", "evaluate", "export", "models", "predict", "train", "weights")
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_SIGINT = 130  # 128 + SIGINT, what a shell reports for a process stopped by Ctrl-C

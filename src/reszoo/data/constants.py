@@ -59,12 +59,13 @@ class DatasetInfo:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     hub_id: str  # the dataset's id on the Hugging Face Hub
+    train_images: int  # the official training split's size (the paper's CIFAR runs held 5k of it out)
 
 
 DATASETS: dict[str, DatasetInfo] = {
-    "cifar10": DatasetInfo("cifar10", 10, 32, CIFAR10_MEAN, CIFAR10_STD, "cifar10"),
-    "cifar100": DatasetInfo("cifar100", 100, 32, CIFAR100_MEAN, CIFAR100_STD, "cifar100"),
-    "imagenet": DatasetInfo("imagenet", 1000, 224, IMAGENET_MEAN, IMAGENET_STD, "imagenet-1k"),
+    "cifar10": DatasetInfo("cifar10", 10, 32, CIFAR10_MEAN, CIFAR10_STD, "cifar10", 50_000),
+    "cifar100": DatasetInfo("cifar100", 100, 32, CIFAR100_MEAN, CIFAR100_STD, "cifar100", 50_000),
+    "imagenet": DatasetInfo("imagenet", 1000, 224, IMAGENET_MEAN, IMAGENET_STD, "imagenet-1k", 1_281_167),
 }
 
 NUM_CLASSES: dict[str, int] = {d.id: d.num_classes for d in DATASETS.values()}

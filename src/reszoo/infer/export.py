@@ -40,7 +40,7 @@ from reszoo.errors import ExportCheckError, InvalidArgumentError
 from reszoo.models._factory import create_model
 from reszoo.utils.checks import check_bool, check_choice, check_int, check_ints, check_path, type_error
 
-__all__ = ["ATOL", "FORMATS", "RTOL", "ExportCheckError", "ExportResult", "export_model", "format_for", "onnx_modules"]
+__all__ = ["ATOL", "FORMATS", "RTOL", "ExportResult", "export_model", "format_for", "onnx_modules"]
 
 FORMATS = ("onnx", "pt2", "torchscript")
 # What `out`'s suffix says when no format is given (torch.jit.save's examples write `.pt`).

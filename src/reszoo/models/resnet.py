@@ -149,11 +149,6 @@ class ResNetConfig(PlainData):
         return (self.in_chans, self.image_size, self.image_size)
 
 
-def config_fields() -> tuple[str, ...]:
-    """Names of the user-settable fields of :class:`ResNetConfig`."""
-    return ResNetConfig.field_names()
-
-
 def make_stages(
     *,
     block: type[ResidualBlock],

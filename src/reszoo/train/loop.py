@@ -57,7 +57,10 @@ from reszoo.train.runfolder import (
 from reszoo.utils.devices import preferred_memory_format
 from reszoo.utils.fileio import write_error
 
-__all__ = ["FitResult", "param_groups", "run_fit", "train_mode"]
+__all__ = [
+    "FitResult",
+    "run_fit",
+]
 
 
 @dataclass

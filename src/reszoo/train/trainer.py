@@ -50,64 +50,29 @@ from torch import nn
 
 from reszoo.data.constants import NUM_CLASSES
 from reszoo.data.imagefolder import folder_classes
-from reszoo.errors import InvalidArgumentError, NonFiniteLossError
+from reszoo.errors import InvalidArgumentError
 from reszoo.models._factory import create_model
 from reszoo.models.registry import default_config
 from reszoo.models.resnet import ResNetConfig
-from reszoo.train.batches import SyntheticTask, model_classes
+from reszoo.train.batches import model_classes
 from reszoo.train.loop import FitResult, run_fit
 from reszoo.train.recipes import (
-    DATASETS,
-    DEVICES,
-    IMAGENET_ITERS_PER_EPOCH,
-    SCHEDULES,
     Recipe,
-    cifar_recipe,
     finetune_recipe,
-    imagenet_recipe,
     is_cifar_depth,
-    learning_rate,
     paper_recipe,
-    recipe_fields,
 )
 from reszoo.train.runfolder import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_NAME,
-    HISTORY_NAME,
-    RUN_NAME,
     check_folder,
-    load_checkpoint,
     read_run,
     resume_settings,
-    state_digest,
 )
 from reszoo.utils.accelerator import cudnn_benchmark
 from reszoo.utils.checks import check_bool, check_instance, check_str, type_error
 from reszoo.utils.devices import distributed, pin_device
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
-    "CHECKPOINT_NAME",
-    "DATASETS",
-    "DEVICES",
-    "HISTORY_NAME",
-    "IMAGENET_ITERS_PER_EPOCH",
-    "NUM_CLASSES",
-    "RUN_NAME",
-    "SCHEDULES",
-    "FitResult",
-    "NonFiniteLossError",
-    "Recipe",
-    "SyntheticTask",
-    "cifar_recipe",
-    "finetune_recipe",
     "fit",
-    "imagenet_recipe",
-    "learning_rate",
-    "load_checkpoint",
-    "paper_recipe",
-    "recipe_fields",
-    "state_digest",
     "train_model",
 ]
 
