@@ -512,7 +512,7 @@ def test_a_sweep_shows_progress_and_keeps_its_rows_when_interrupted(tmp_path, mo
     ("option", "value", "match"),
     [
         ("--json", "{tmp}", "--json takes a file path; received --json {tmp}, which is a folder"),
-        ("--csv", "{tmp}/no/such/r.csv", "--csv must be in an existing folder"),
+        ("--csv", "{tmp}/no/such/r.csv", "--csv must name a file in an existing folder"),
         ("--plot", "{tmp}", "is a folder"),
     ],
 )

@@ -1,7 +1,11 @@
-"""The command line: reszoo list / info, python -m reszoo, error handling, generated docs."""
+"""The command line: reszoo list / info, python -m reszoo, help without torch, the recipe options, error handling,
+generated docs."""
 
 from __future__ import annotations
 
+import argparse
+import ast
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,8 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from reszoo.cli import COMMANDS, main
-from reszoo.errors import FileWriteError, HubUnreachableError, MissingInputError, TrainingInterrupted
+from reszoo.cli import COMMANDS, build_parser, main
+from reszoo.cli._common import check_output_path
+from reszoo.cli._recipe_options import add_recipe_options, field_help, given_recipe_fields, recipe_option
+from reszoo.errors import (
+    ArgumentTypeError,
+    FileWriteError,
+    HubUnreachableError,
+    InvalidArgumentError,
+    MissingInputError,
+    TrainingInterrupted,
+)
+from reszoo.train.recipes import Recipe
+from reszoo.utils import choices
+from reszoo.utils.choices import DEVICES, SCHEDULES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,18 +103,211 @@ def test_list_markdown(capsys):
 HEAVY = ("torch", "torchvision", "huggingface_hub", "numpy")
 
 
-@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)], ids=lambda c: " ".join(c) or "reszoo")
-def test_help_imports_no_torch(command):
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommands of the parser as ``reszoo`` builds it: name -> parser."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+SUBCOMMANDS = sorted(_subcommands(build_parser()))
+
+
+def test_the_subcommands_are_found():
+    # Every module of COMMANDS registers at least one; list, info, download, convert, experiment are not module names.
+    assert {"bench", "list", "info", "train", "experiment", "download", "convert"} <= set(SUBCOMMANDS)
+
+
+def _imported_modules(argv: list[str]) -> set[str]:
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "reszoo", *command, "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-X", "importtime", "-m", "reszoo", *argv], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
-    assert "usage: reszoo" in done.stdout and "reszoo.cli" in imported
+    assert "usage: reszoo" in done.stdout
+    return {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in SUBCOMMANDS)], ids=lambda c: " ".join(c) or "reszoo")
+def test_help_imports_no_torch(command):
+    imported = _imported_modules([*command, "--help"])
+    assert "reszoo.cli" in imported
     assert not sorted(m for m in imported if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+def _options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [a for a in parser._actions if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_argument_of_every_subcommand_has_help(command):
+    parser = _subcommands(build_parser())[command]
+    missing = [
+        a.option_strings[-1] if a.option_strings else a.dest for a in _options(parser) if not (a.help or "").strip()
+    ]
+    assert not missing, f"reszoo {command}: no help for {missing}"
+    assert all(a.help != argparse.SUPPRESS for a in _options(parser))
+    parser.format_help()  # every help text formats (a bare % in one would raise here)
+
+
+def test_every_subcommand_has_a_one_line_summary():
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    summaries = {c.dest: c.help for c in sub._choices_actions}
+    assert set(summaries) == set(SUBCOMMANDS) and all(h and h.strip() for h in summaries.values())
+
+
+def test_no_command_module_imports_another():
+    # What commands share lives in the private modules (_common, _recipe_options); a command module
+    # importing its sibling would drag the sibling's imports into every command.
+    package = ROOT / "src" / "reszoo" / "cli"
+    commands = {f"reszoo.cli.{name}" for name in COMMANDS}
+    for name in COMMANDS:
+        tree = ast.parse((package / f"{name}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+        assert not (imported & (commands - {f"reszoo.cli.{name}"})), f"reszoo.cli.{name} imports a command module"
+
+
+# -- the recipe options of train and experiment, made from the Recipe's field types ----------------------
+
+
+def test_every_recipe_field_is_an_option_with_its_documented_help():
+    parser = _subcommands(build_parser())["train"]
+    by_dest = {a.dest: a for a in parser._actions}
+    documented = field_help()
+    assert set(documented) == set(Recipe.field_names()), "document every Recipe field in Recipe's Args: section"
+    for name in Recipe.field_names():
+        action = by_dest[f"recipe_{name}"]
+        assert action.option_strings[0] == "--" + name.replace("_", "-") and action.default is None
+        assert action.help == documented[name].replace("%", "%%")
+    assert by_dest["recipe_lr"].help == "base learning rate."
+    assert by_dest["recipe_data_root"].option_strings == ["--data-root", "--root"]
+    assert by_dest["recipe_schedule"].choices == SCHEDULES and by_dest["recipe_device"].choices == DEVICES
+
+
+def test_recipe_options_parse_to_the_field_types():
+    parser = _subcommands(build_parser())["train"]
+    args = parser.parse_args(
+        ["resnet20", "--lr", "0.05", "--epochs", "3", "--milestones", "10,20", "--mean", "0.5,0.5,0.5"]
+        + ["--std", "0.2,0.2,0.2", "--no-amp", "--compile", "--root", "d", "--schedule", "cosine"]
+    )
+    assert given_recipe_fields(args) == {
+        "lr": 0.05,
+        "epochs": 3,
+        "milestones": (10, 20),
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.2, 0.2, 0.2),
+        "amp": False,
+        "compile": True,
+        "data_root": "d",
+        "schedule": "cosine",
+    }
+    assert given_recipe_fields(parser.parse_args(["resnet20"])) == {}  # nothing given: the recipe's own
+
+
+@dataclasses.dataclass(frozen=True)
+class _MoreFields(Recipe):
+    """A recipe with a field of each supported type that Recipe does not have (yet).
+
+    Args:
+        patience: a new int.
+        ratio: a new float or None.
+    """
+
+    patience: int = 1
+    ratio: float | None = None
+    tag: str | None = None
+    verbose: bool = False
+    sizes: tuple[int, ...] = ()
+    scales: tuple[float, ...] | None = None
+
+
+def test_a_new_recipe_field_of_a_supported_type_gets_an_option():
+    parser = argparse.ArgumentParser(prog="reszoo train")
+    add_recipe_options(parser, _MoreFields)
+    assert "--patience PATIENCE" in parser.format_help() and "--verbose, --no-verbose" in parser.format_help()
+    args = parser.parse_args(["--patience", "4", "--ratio", "0.5", "--tag", "x", "--verbose", "--sizes", "1,2"])
+    given = given_recipe_fields(args)
+    assert given == {"patience": 4, "ratio": 0.5, "tag": "x", "verbose": True, "sizes": (1, 2)}
+    assert _MoreFields().replace(**given).sizes == (1, 2)
+    helps = {a.dest: a.help for a in parser._actions}
+    assert helps["recipe_patience"] == "a new int." and helps["recipe_lr"] == "base learning rate."
+    assert helps["recipe_tag"] == "a string or None"  # undocumented: its type in words, never no help
+
+
+def test_a_recipe_field_of_an_unsupported_type_is_refused_by_name():
+    @dataclasses.dataclass(frozen=True)
+    class Odd(Recipe):
+        limits: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    with pytest.raises(
+        ArgumentTypeError,
+        match=r"Recipe field 'limits' has type dict\[str, int\], which the command "
+        r"line cannot offer as an option; supported: int, float, str, bool",
+    ):
+        add_recipe_options(argparse.ArgumentParser(), Odd)
+    with pytest.raises(ArgumentTypeError, match=r"Recipe field 'pair' has type int \| str"):
+        recipe_option("pair", int | str)
+
+
+def test_recipe_field_help_is_plain_text():
+    helps = field_help()
+    assert helps["device"].startswith("auto (reszoo.utils.devices.default_device: CUDA, then MPS, then CPU), cpu,")
+    assert helps["amp"] == "bf16 autocast; not given: on for CUDA, off elsewhere."
+    assert not any("``" in h or ":func:" in h or ":mod:" in h for h in helps.values())
+
+
+# -- the output options and the choices ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "stdout", "message"),
+    [
+        ("{tmp}", False, "--json takes a file path; received --json {tmp}, which is a folder."),
+        ("{tmp}", True, "--json takes a file path or -; received --json {tmp}, which is a folder."),
+        (
+            "{tmp}/no/r.json",
+            True,
+            "--json must name a file in an existing folder; received --json {tmp}/no/r.json "
+            "({tmp}/no is not a folder).",
+        ),
+    ],
+)
+def test_one_output_path_check(tmp_path, value, stdout, message):
+    with pytest.raises(InvalidArgumentError) as exc:
+        check_output_path("json", value.format(tmp=tmp_path), stdout=stdout)
+    assert str(exc.value) == message.format(tmp=tmp_path)
+
+
+def test_output_paths_that_may_be_written_pass(tmp_path):
+    check_output_path("csv", str(tmp_path / "r.csv"))
+    check_output_path("json", "-", stdout=True)
+    check_output_path("json", None)
+    (tmp_path / "-").mkdir()
+    check_output_path("json", "-", stdout=True)  # standard output, not the folder named "-"
+    with pytest.raises(InvalidArgumentError, match="which is a folder"):
+        check_output_path("csv", str(tmp_path / "-"))
+
+
+def test_the_library_checks_against_the_same_choices_the_parser_offers():
+    code = "import sys; import reszoo.utils.choices; print(','.join(m for m in ('torch', 'numpy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "", "reszoo.utils.choices is plain data"
+    from reszoo.bench import measuring
+    from reszoo.data.constants import DATASETS as DATASET_INFO
+    from reszoo.infer import evaluation, export, inputs
+    from reszoo.train import recipes
+    from reszoo.utils import devices
+
+    # One tuple each, not a copy: the library module offers the object of reszoo.utils.choices.
+    assert measuring.MODES is choices.BENCH_MODES and measuring.DTYPES is choices.DTYPES is devices.DTYPES
+    assert devices.DEVICE_TYPES is choices.DEVICE_TYPES and recipes.DEVICES is choices.DEVICES
+    assert recipes.SCHEDULES is choices.SCHEDULES and export.FORMATS is choices.EXPORT_FORMATS
+    assert export.SUFFIXES is choices.EXPORT_SUFFIXES and inputs.PROTOCOLS is choices.EVAL_PROTOCOLS
+    assert evaluation.DATA_IDS is choices.EVAL_DATASETS and evaluation.SPLITS is choices.EVAL_SPLITS
+    # The test sets by name are the dataset ids of reszoo.data.constants, and an image folder.
+    assert choices.EVAL_DATASETS[:-1] == tuple(DATASET_INFO) and choices.EVAL_DATASETS[-1] == "folder"
+    assert set(choices.EVAL_SPLITS) == set(choices.EVAL_DATASETS)
+    assert set(export.SUFFIXES.values()) == set(choices.EXPORT_FORMATS)
 
 
 # -- the error policy for the failures of issue 16 -------------------------------------------------

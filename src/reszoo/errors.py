@@ -46,6 +46,10 @@ class NonFiniteLossError(ReszooError, RuntimeError):
     """The training loss became NaN or infinite; the last checkpoint on disk is still good."""
 
 
+class ReplicasDivergedError(ReszooError, RuntimeError):
+    """The processes of a distributed run ended with different weights; none were saved."""
+
+
 class RunFolderError(ReszooError, RuntimeError):
     """A run folder cannot be used: another process holds it, or it holds another run."""
 

@@ -25,7 +25,6 @@ from reszoo.bench.machine import PEAK_TFLOPS, environment, environment_warnings,
 from reszoo.bench.measuring import (
     MAX_SPREAD,
     MIN_RUNS,
-    MODES,
     BenchResult,
     StepSettings,
     build_step,
@@ -37,6 +36,7 @@ from reszoo.bench.measuring import (
     sweep,
 )
 from reszoo.bench.reporting import plot, summary_line, to_csv, to_json, to_table
+from reszoo.utils.choices import BENCH_MODES as MODES
 from reszoo.utils.timing import interleaved
 
 __all__ = [

@@ -47,10 +47,11 @@ from reszoo.utils.checks import (
     type_error,
     value_error,
 )
-from reszoo.utils.devices import AUTOCAST_DTYPES, DTYPES, compile_modes, device_name, pin_device, precision
+from reszoo.utils.choices import BENCH_MODES as MODES
+from reszoo.utils.choices import DTYPES
+from reszoo.utils.devices import AUTOCAST_DTYPES, compile_modes, device_name, pin_device, precision
 from reszoo.utils.timing import torch_benchmark
 
-MODES = ("infer", "train")
 # Below this many timed runs a median and an interquartile range say little.
 MIN_RUNS = 5
 # An interquartile range above this fraction of the median: the machine was not steady.

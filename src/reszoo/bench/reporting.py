@@ -17,6 +17,7 @@ from typing import Any
 
 from reszoo.bench.machine import environment
 from reszoo.bench.measuring import BenchResult
+from reszoo.errors import InvalidArgumentError
 from reszoo.utils.fileio import atomic_path
 from reszoo.utils.text import format_table, human
 
@@ -109,7 +110,10 @@ def plot(results: Sequence[BenchResult], path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as err:
-        raise RuntimeError("Plotting needs matplotlib: pip install matplotlib") from err
+        raise InvalidArgumentError(
+            f"plot needs matplotlib, which is not installed ({err}); received path={path!r}. Install it with: "
+            "pip install 'reszoo[plot]'."
+        ) from err
     ok = [r for r in results if r.status == "ok"]
     series: dict[str, list[BenchResult]] = {}
     for r in ok:

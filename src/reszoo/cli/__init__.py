@@ -1,8 +1,12 @@
 """The ``reszoo`` command line: a thin front end over the library.
 
-Each subcommand lives in its own module under ``reszoo.cli`` and exposes
-``register(subparsers)``; those modules import only argparse and the standard library at the
-top, and the library inside their handlers, so ``reszoo --help`` costs little more than Python.
+Each group of subcommands lives in its own module under ``reszoo.cli`` and exposes
+``register(subparsers)``; what several share is in ``_common`` (and the recipe options of
+``train`` and ``experiment`` in ``_recipe_options``), and no command module imports another. At
+the top they import only the standard library and plain data (the named choices of
+:mod:`reszoo.utils.choices`, the :class:`~reszoo.train.recipes.Recipe`), and the library inside
+their handlers, so ``reszoo --help`` and ``reszoo COMMAND --help`` import no torch and cost little
+more than Python.
 
 Error policy: the library's own errors (:class:`reszoo.errors.ReszooError`) and the operating
 system's (a missing file, a permission, a full disk) print as one line on stderr; a wrong
@@ -22,7 +26,8 @@ from collections.abc import Sequence
 
 from reszoo._version import __version__
 
-# The subcommands, one module each in this package, in the order `reszoo --help` lists them.
+# The modules of this package that register subcommands (models: list and info; train: train and
+# experiment; weights: download and convert), in the order `reszoo --help` lists their commands.
 COMMANDS = ("bench", "diagnose", "evaluate", "export", "models", "predict", "train", "weights")
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2

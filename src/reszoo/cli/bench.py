@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 from typing import Any
+
+from reszoo.cli._common import DEVICE_HELP, check_output_path
+from reszoo.utils.choices import BENCH_COMPARISONS, BENCH_MODES, DTYPES
 
 
 def _positive_int(text: str) -> int:
@@ -42,30 +46,64 @@ _NOT_WITH_COMPARE = ("input_size", "compile", "cuda_graphs", "min_run_time", "pe
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from reszoo.bench.measuring import MODES
-    from reszoo.utils.devices import DTYPES
-
     p = sub.add_parser("bench", help="measure images/s of models (inference or training step)")
     p.add_argument("pattern", help="a model name or fnmatch wildcard, e.g. resnet56 or 'resnet*'")
-    p.add_argument("--device", type=_device, default=None, help="cpu, cuda, mps (default: the best present)")
-    p.add_argument("--mode", choices=(*MODES, "both"), default="infer")
-    p.add_argument("--batch-size", type=_positive_int, nargs="+", default=None, help="one or more (a sweep)")
-    p.add_argument("--input-size", type=_positive_int, nargs=3, metavar=("C", "H", "W"), default=None)
-    p.add_argument("--dtype", choices=DTYPES, default=None)
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE")
-    p.add_argument("--cuda-graphs", action="store_true")
+    p.add_argument("--device", type=_device, default=None, help=DEVICE_HELP)
+    p.add_argument(
+        "--mode",
+        choices=(*BENCH_MODES, "both"),
+        default="infer",
+        help="infer: a forward pass; train: forward, backward and an SGD step; both (default: infer)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        nargs="+",
+        default=None,
+        help="one or more (a sweep); default: one per device and input size (reszoo.bench.default_batch_size)",
+    )
+    p.add_argument(
+        "--input-size",
+        type=_positive_int,
+        nargs=3,
+        metavar=("C", "H", "W"),
+        default=None,
+        help="the input of one image; default: the model's (3 32 32 for CIFAR nets, 3 224 224 for ImageNet nets)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default=None,
+        help="fp32, tf32 (NVIDIA Ampere or newer), or bf16/fp16 autocast; default: bf16 on CUDA, fp32 elsewhere",
+    )
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="channels-last memory format; default: the layout measured faster on the device type",
+    )
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="MODE",
+        help="torch.compile the model; MODE is a torch.compile mode (e.g. reduce-overhead), 'default' if omitted",
+    )
+    p.add_argument(
+        "--cuda-graphs", action="store_true", help="capture each step in a CUDA graph (CUDA only; not with --compile)"
+    )
     p.add_argument("--min-run-time", type=_positive_float, default=None, help="timed seconds per measurement")
     p.add_argument("--peak-tflops", type=_positive_float, default=None, help="override the device's peak")
     p.add_argument(
         "--compare",
-        choices=("torchvision", "onnxruntime"),
+        choices=BENCH_COMPARISONS,
         default=None,
         help="side by side: torchvision (or the reference CIFAR net); onnxruntime: the same model in ONNX Runtime "
         "(CPU inference; needs reszoo[onnx])",
     )
-    p.add_argument("--json", default=None, metavar="PATH")
-    p.add_argument("--csv", default=None, metavar="PATH")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the results and the environment as JSON")
+    p.add_argument("--csv", default=None, metavar="PATH", help="write the results as CSV, one row per measurement")
     p.add_argument("--plot", default=None, metavar="PATH", help="PNG of images/s (needs matplotlib)")
     p.set_defaults(func=run_bench)
 
@@ -94,7 +132,6 @@ def run_bench(args: argparse.Namespace) -> int:
     import torch
 
     from reszoo.bench.machine import environment, environment_warnings
-    from reszoo.bench.measuring import MODES
     from reszoo.models.registry import list_models
     from reszoo.utils.checks import unknown_name_error
     from reszoo.utils.devices import preferred_memory_format, resolve_device
@@ -112,7 +149,7 @@ def run_bench(args: argparse.Namespace) -> int:
         channels_last = preferred_memory_format(device.type) == torch.channels_last
     settings = {"device": device, "dtype": args.dtype or ("bf16" if device.type == "cuda" else "fp32")}
     settings["channels_last"] = channels_last
-    modes = MODES if args.mode == "both" else (args.mode,)
+    modes = BENCH_MODES if args.mode == "both" else (args.mode,)
     env = environment(device)  # before measuring: the load average says what else the machine does
     print(f"device: {env['device_name']}  torch {env['torch']}  threads {env['threads']}  cores {env['cores']}")
     _warn(environment_warnings(env))
@@ -125,30 +162,14 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _warn(lines: list[str]) -> None:
-    import sys
-
     for line in lines:
         print(f"warning: {line}", file=sys.stderr)
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """--json, --csv and --plot must name files in existing folders: refused before anything is measured."""
-    from pathlib import Path
-
-    from reszoo.errors import InvalidArgumentError
-
     for option in ("json", "csv", "plot"):
-        value = getattr(args, option)
-        if value is None:
-            continue
-        path = Path(value)
-        if path.is_dir():
-            raise InvalidArgumentError(f"--{option} takes a file path; received --{option} {value}, which is a folder.")
-        if not path.parent.is_dir():
-            raise InvalidArgumentError(
-                f"--{option} must be in an existing folder; received --{option} {value}, and {path.parent} "
-                "is not a folder."
-            )
+        check_output_path(option, getattr(args, option))
 
 
 def _check_onnxruntime_compare(args: argparse.Namespace) -> None:

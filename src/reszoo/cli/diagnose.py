@@ -70,15 +70,14 @@ def _model(spec: str):
 
 
 def _emit(result, path: str | None) -> None:
-    from reszoo.utils.fileio import atomic_path
+    import json
 
-    if path == "-":
-        print(result.to_json())
-        return
-    print(result.report())
+    from reszoo.cli._common import emit_json
+
+    if path != "-":
+        print(result.report())
     if path:
-        with atomic_path(path) as tmp:
-            tmp.write_text(result.to_json() + "\n")
+        emit_json(json.loads(result.to_json()), path)  # to_json renders what evidence holds (numbers, shapes)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -92,7 +91,10 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def run_diagnose(args: argparse.Namespace) -> int:
+    from reszoo.cli._common import check_json_path
     from reszoo.errors import InvalidArgumentError
+
+    check_json_path(args.json)
 
     if args.compare:
         if args.model or args.reference:

@@ -1,25 +1,27 @@
-"""``reszoo evaluate``: the accuracy of weights or a run on a test set, beside the published figure.
-
-Also what ``reszoo predict`` shares: the ``--json PATH|-`` output (:func:`check_json_path`,
-:func:`emit_json`) and the library's warnings printed as one line each (:func:`warnings_as_lines`).
-"""
+"""``reszoo evaluate``: the accuracy of weights or a run on a test set, beside the published figure."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import sys
-import warnings
-from collections.abc import Iterator
 from typing import Any
 
-WEIGHTS_HELP = (
-    "a weight name (reszoo list --pretrained), hf-hub:owner/repo[@revision], a folder written by save_pretrained, "
-    "or a run folder of reszoo train"
-)
+from reszoo.cli._common import DEVICE_HELP, WEIGHTS_HELP, check_json_path, emit_json, warnings_as_lines
+from reszoo.utils.choices import EVAL_DATASETS, EVAL_SPLITS
+
 # Per-class rows shown in the table; more classes show the worst and best few (--json has them all).
 _CLASS_ROWS = 20
+# Where a dataset's images are under --root, where the id alone does not say.
+_LAYOUT = {"imagenet": "ROOT/val/<wnid>/", "folder": "ROOT/train|val/<class>/ or ROOT/<class>/"}
+_DATA = [f"{d} ({_LAYOUT[d]})" if d in _LAYOUT else d for d in EVAL_DATASETS]
+# "test|train (cifar10, cifar100), val|train (imagenet), ...": the datasets that share splits together.
+_SPLITS = ", ".join(
+    f"{'|'.join(splits)} ({', '.join(d for d in EVAL_DATASETS if EVAL_SPLITS[d] == splits)})"
+    for splits in dict.fromkeys(EVAL_SPLITS[d] for d in EVAL_DATASETS)
+)
+
+
+def _or(items: list[str]) -> str:
+    return f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,60 +29,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "evaluate", help="top-1/top-5 and per-class accuracy of weights or a run, beside the published figure"
     )
     p.add_argument("weights", metavar="WEIGHTS_OR_RUN", help=WEIGHTS_HELP)
-    p.add_argument("--data", required=True, help="cifar10, cifar100, imagenet (ROOT/val/<wnid>/) or folder")
+    p.add_argument("--data", required=True, help=f"the test set: {_or(_DATA)}")
     p.add_argument("--root", required=True, help="the folder that holds the data")
-    p.add_argument(
-        "--split", default=None, help="test|train (CIFAR), val|train (imagenet), val|train|all (folder); default first"
-    )
+    p.add_argument("--split", default=None, help=f"{_SPLITS}; default: the first")
     p.add_argument("--ten-crop", action="store_true", help="10-crop test: corners, centre and flips, averaged")
     p.add_argument("--multi-scale", action="store_true", help="the paper's fully-convolutional multi-scale test")
     p.add_argument("--batch-size", type=int, default=100, help="images per batch (default 100)")
-    p.add_argument("--device", default="auto", help="auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N images only")
     p.add_argument("--num-workers", type=int, default=None, help="data loading processes (default: CPUs, at most 8)")
     p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON to PATH ('-': stdout)")
     p.set_defaults(func=run_evaluate)
-
-
-def check_json_path(value: str | None) -> None:
-    """``--json`` names ``-`` or a file in an existing folder: refused before anything runs."""
-    from pathlib import Path
-
-    from reszoo.errors import InvalidArgumentError
-
-    if value is None or value == "-":
-        return
-    path = Path(value)
-    if path.is_dir():
-        raise InvalidArgumentError(f"--json takes a file path or -; received --json {value}, which is a folder.")
-    if not path.parent.is_dir():
-        raise InvalidArgumentError(
-            f"--json must name a file in an existing folder; received --json {value} ({path.parent} is not a folder)."
-        )
-
-
-def emit_json(data: Any, value: str) -> None:
-    """Print ``data`` as JSON (``-``) or write it to the file ``value``, atomically."""
-    from reszoo.utils.fileio import atomic_path
-
-    text = json.dumps(data, indent=2)
-    if value == "-":
-        print(text)
-        return
-    with atomic_path(value) as tmp:
-        tmp.write_text(text + "\n", encoding="utf-8")
-
-
-@contextlib.contextmanager
-def warnings_as_lines() -> Iterator[None]:
-    """The library's warnings (skipped image files, a replaced head) as ``warning: ...`` lines on stderr."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            for w in caught:
-                print(f"warning: {w.message}", file=sys.stderr)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from reszoo.utils.choices import EXPORT_FORMATS, EXPORT_SUFFIXES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -19,9 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out", help="the file to write, e.g. resnet56.onnx")
     p.add_argument(
         "--format",
-        choices=("onnx", "pt2", "torchscript"),
+        choices=EXPORT_FORMATS,
         default=None,
-        help="default: from OUT's suffix (.onnx, .pt2, .pt), else onnx",
+        help=f"default: from OUT's suffix ({', '.join(EXPORT_SUFFIXES)}), else {EXPORT_FORMATS[0]}",
     )
     p.add_argument(
         "--weights",

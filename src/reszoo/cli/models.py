@@ -9,13 +9,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+# How `reszoo list` prints its rows (the command line's own choice: the library returns the rows).
 FORMATS = ("table", "markdown", "json", "csv")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list the registered models with parameters and MACs")
     p.add_argument("pattern", nargs="?", default=None, help="fnmatch wildcard, e.g. 'resnet*'")
-    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument(
+        "--format", choices=FORMATS, default="table", help="table (default), markdown, json or csv (sizes as AxBxC)"
+    )
     p.add_argument("--pretrained", action="store_true", help="list the pretrained weight entries instead")
     p.set_defaults(func=run_list)
 

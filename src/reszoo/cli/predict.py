@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from reszoo.cli.evaluate import WEIGHTS_HELP, check_json_path, emit_json, warnings_as_lines
+from reszoo.cli._common import DEVICE_HELP, WEIGHTS_HELP, check_json_path, emit_json, warnings_as_lines
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files, folders (recursive) or glob patterns")
     p.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
-    p.add_argument("--device", default="auto", help="auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--json", default=None, metavar="PATH", help="write the predictions as JSON to PATH ('-': stdout)")
     p.set_defaults(func=run_predict)
 

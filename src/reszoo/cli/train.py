@@ -11,61 +11,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-# Recipe fields the CLI spells differently from the dataclass (short forms people type).
-_ALIASES = {"data_root": ["--root"]}
-# Field type (as written in reszoo.train.recipes.Recipe) -> argparse keyword arguments. Every Recipe
-# field becomes an option, so nothing in a recipe is out of reach from the command line.
-_BOOL = {"action": argparse.BooleanOptionalAction}
+from reszoo.cli._common import int_list
+from reszoo.cli._recipe_options import add_recipe_options, given_recipe_fields
+from reszoo.utils.choices import EXPERIMENTS
+
 _MODEL_ARG_HELP = "model config override, e.g. num_classes=100 or depths=1,1,1 (repeatable)"
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, e.g. 32000,48000; received {text!r}"
-        ) from None
-
-
-def _float_list(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, e.g. 0.485,0.456,0.406; received {text!r}"
-        ) from None
-
-
-def _recipe_kwargs(type_name: str) -> dict[str, Any]:
-    return {
-        "int": {"type": int},
-        "int | None": {"type": int},
-        "float": {"type": float},
-        "str": {"type": str},
-        "str | None": {"type": str},
-        "bool": _BOOL,
-        "bool | None": _BOOL,
-        "tuple[int, ...]": {"type": _int_list},
-        "tuple[float, ...] | None": {"type": _float_list},
-    }[type_name]
-
-
-def _add_recipe_options(p: argparse.ArgumentParser) -> None:
-    # reszoo.train.recipes is plain data (no torch), so building the parser stays cheap.
-    from reszoo.train.recipes import DATASETS, DEVICES, SCHEDULES, Recipe
-
-    g = p.add_argument_group("recipe (defaults: the paper's recipe for the dataset; see docs/training.md)")
-    choices = {"data": DATASETS, "schedule": SCHEDULES, "device": DEVICES}
-    for f in dataclasses.fields(Recipe):
-        flag = "--" + f.name.replace("_", "-")
-        kwargs = dict(_recipe_kwargs(str(f.type)))
-        if f.name in choices:
-            kwargs["choices"] = choices[f.name]
-        elif "action" not in kwargs:
-            kwargs["metavar"] = f.name.upper()
-        # None means "not given": only options typed on the command line override the recipe.
-        g.add_argument(flag, *_ALIASES.get(f.name, []), dest=f"recipe_{f.name}", default=None, **kwargs)
 
 
 def _model_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -118,21 +68,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", default=None, metavar="RUN", help="continue the run in this folder exactly")
     p.add_argument("-M", "--model-arg", action="append", metavar="KEY=VALUE", help=_MODEL_ARG_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_recipe_options(p)
+    add_recipe_options(p)
     p.set_defaults(func=run_train)
 
     p = sub.add_parser("experiment", help="reproduce an experiment of the paper (degradation: Fig. 6)")
-    p.add_argument("name", choices=("degradation",), help="degradation: plain vs residual nets, training/test error")
+    p.add_argument("name", choices=EXPERIMENTS, help="degradation: plain vs residual nets, training/test error")
     p.add_argument("--out", required=True, help="folder for the runs, curves.csv and degradation.png")
-    p.add_argument("--depths", type=_int_list, default=(20, 56), help="comma-separated CIFAR depths (default 20,56)")
+    p.add_argument("--depths", type=int_list, default=(20, 56), help="comma-separated CIFAR depths (default 20,56)")
     p.add_argument("-M", "--model-arg", action="append", metavar="KEY=VALUE", help=_MODEL_ARG_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_recipe_options(p)
+    add_recipe_options(p)
     p.set_defaults(func=run_experiment)
-
-
-def _given(args: argparse.Namespace) -> dict[str, Any]:
-    return {k[len("recipe_") :]: v for k, v in vars(args).items() if k.startswith("recipe_") and v is not None}
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -151,7 +97,7 @@ def run_train(args: argparse.Namespace) -> int:
         args.model,
         pretrained=args.pretrained,
         model_overrides=_model_overrides(args.model_arg),
-        recipe_overrides=_given(args),
+        recipe_overrides=given_recipe_fields(args),
         out=out,
         resume=args.resume is not None,
         progress=not args.no_progress,
@@ -174,7 +120,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     from reszoo.train.recipes import paper_recipe
 
     result = experiment.degradation(
-        paper_recipe(**_given(args)),
+        paper_recipe(**given_recipe_fields(args)),
         out=args.out,
         depths=args.depths,
         model_overrides=_model_overrides(args.model_arg),

@@ -1,11 +1,8 @@
-"""``reszoo download`` and ``reszoo convert``; also the table behind ``reszoo list --pretrained``."""
+"""``reszoo download`` and ``reszoo convert``: fill the weights cache, turn an original checkpoint into files."""
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,33 +63,4 @@ def run_convert(args: argparse.Namespace) -> int:
     if args.push_to_hub:
         url = push_to_hub(load_pretrained(str(out)), args.push_to_hub)
         print(f"pushed to {url}")
-    return 0
-
-
-def list_pretrained_table(pattern: str | None, fmt: str) -> int:
-    """Print the weight entries (``reszoo list --pretrained``) as a table, markdown, JSON or CSV."""
-    from reszoo.errors import InvalidArgumentError
-    from reszoo.utils.text import format_table
-    from reszoo.weights.catalog import pretrained_table
-
-    rows = pretrained_table(pattern)
-    if not rows:
-        raise InvalidArgumentError(
-            f"No weight entry matches pattern {pattern!r}; try 'reszoo list --pretrained' for all."
-        )
-    if fmt == "json":
-        print(json.dumps(rows, indent=2))
-        return 0
-    keys = ["name", "arch", "dataset", "num_classes", "top1", "license", "source"]
-    if fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, keys, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return 0
-    body = [[str(r[k]) for k in keys] for r in rows]
-    print(
-        format_table(
-            ["weights", "arch", "dataset", "classes", "top-1 %", "license", "source"], body, markdown=fmt == "markdown"
-        )
-    )
     return 0

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from reszoo.utils.checks import check_int, check_number
 from reszoo.errors import ArgumentTypeError, InvalidArgumentError
+from reszoo.utils.checks import check_int, check_number
 
 __all__ = ["batch_random_crop_flip", "check_batch", "crop_flip", "sample_crop_flip"]
 

@@ -28,8 +28,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from reszoo.utils.accelerator import accelerator
 from reszoo.data.augment import batch_random_crop_flip
+from reszoo.errors import InvalidArgumentError, MissingInputError
+from reszoo.utils.accelerator import accelerator
 from reszoo.utils.checks import (
     check_bool,
     check_choice,
@@ -41,7 +42,6 @@ from reszoo.utils.checks import (
     type_error,
     value_error,
 )
-from reszoo.errors import InvalidArgumentError, MissingInputError
 
 CIFAR_NAMES = ("cifar10", "cifar100")
 IMAGENET_SPLITS = ("train", "val")

@@ -49,8 +49,8 @@ import PIL.Image
 import torch
 from torch.utils.data import Dataset
 
-from reszoo.utils.checks import check_choice, check_int, check_number, check_path, check_str, type_error, value_error
 from reszoo.errors import InvalidArgumentError, MissingInputError
+from reszoo.utils.checks import check_choice, check_int, check_number, check_path, check_str, type_error, value_error
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".ppm", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "val", "all")

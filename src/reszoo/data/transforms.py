@@ -30,13 +30,10 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from reszoo.data.augment import batch_random_crop_flip, check_batch, crop_flip, sample_crop_flip
-from reszoo.utils.checks import check_choice, check_int, check_ints, check_mean_std, check_number, value_error
+from reszoo.data.augment import check_batch
 from reszoo.data.constants import (
     CIFAR10_MEAN,
     CIFAR10_STD,
-    CIFAR100_MEAN,
-    CIFAR100_STD,
     IMAGENET_MEAN,
     IMAGENET_PCA_EIGVAL,
     IMAGENET_PCA_EIGVEC,
@@ -44,6 +41,7 @@ from reszoo.data.constants import (
     NORMALIZATION,
 )
 from reszoo.errors import ArgumentTypeError, InvalidArgumentError
+from reszoo.utils.checks import check_choice, check_int, check_ints, check_mean_std, check_number, value_error
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 IMAGENET_RECIPES = ("paper", "rrc")

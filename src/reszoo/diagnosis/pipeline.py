@@ -20,6 +20,8 @@ import PIL.Image
 import torch
 from torch import nn
 
+from reszoo.errors import ArgumentTypeError
+
 # Class names of random augmentations beyond crop and flip (torchvision v1/v2, reszoo).
 EXTRA_AUGMENTATIONS = (
     "ColorJitter",
@@ -186,7 +188,9 @@ def apply(transform: Any, image: PIL.Image.Image) -> torch.Tensor:
     if isinstance(out, (list, tuple)) and out and isinstance(out[0], torch.Tensor):
         out = out[0]
     if not isinstance(out, torch.Tensor):
-        raise TypeError(f"the transform returned {type(out).__name__}, not a tensor (is ToTensor/ToImage missing?)")
+        raise ArgumentTypeError(
+            f"the transform returned {type(out).__name__}, not a tensor (is ToTensor/ToImage missing?)"
+        )
     out = out.as_subclass(torch.Tensor)
     return out[0] if out.ndim == 4 else out
 

@@ -27,6 +27,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
+from reszoo.errors import ArgumentTypeError
+
 # torch function names, by the kind of node they become.
 FUNCTION_KINDS: dict[str, str] = {
     **dict.fromkeys(("conv1d", "conv2d", "conv3d"), "conv"),
@@ -325,7 +327,7 @@ def _run(model: nn.Module, x: torch.Tensor, *, capture: bool) -> Trace:
         rec.close()
     outs = list(_tensors(out))
     if not outs:
-        raise TypeError(f"the model returned {type(out).__name__}, not a tensor")
+        raise ArgumentTypeError(f"the model returned {type(out).__name__}, not a tensor")
     output = rec.producer.get(outs[0], len(rec.ops) - 1)
     trace = Trace(rec.ops, output, CAPTURE if capture else HOOKS_ONLY, tuple(x.shape), 0.0, rec.modules)
     if rec.unrecorded:

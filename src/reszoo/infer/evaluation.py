@@ -53,15 +53,12 @@ from reszoo.utils.checks import (
     type_error,
     value_error,
 )
+from reszoo.utils.choices import EVAL_DATASETS as DATA_IDS
+from reszoo.utils.choices import EVAL_SPLITS as SPLITS
 from reszoo.utils.devices import resolve_device
 from reszoo.weights.catalog import Metric, WeightsInfo
 
-__all__ = ["DATA_IDS", "SPLITS", "ClassAccuracy", "EvalResult", "evaluate"]
-
-DATA_IDS = ("cifar10", "cifar100", "imagenet", "folder")
-# The split each dataset id is evaluated on unless told otherwise, and the others it has.
-SPLITS = {"cifar10": ("test", "train"), "cifar100": ("test", "train"), "imagenet": ("val", "train")}
-SPLITS["folder"] = ("val", "train", "all")
+__all__ = ["ClassAccuracy", "EvalResult", "evaluate"]
 
 
 # -- the result -----------------------------------------------------------------------------------

@@ -39,12 +39,11 @@ from torch import nn
 from reszoo.errors import ExportCheckError, InvalidArgumentError
 from reszoo.models._factory import create_model
 from reszoo.utils.checks import check_bool, check_choice, check_int, check_ints, check_path, type_error
+from reszoo.utils.choices import EXPORT_FORMATS as FORMATS
+from reszoo.utils.choices import EXPORT_SUFFIXES as SUFFIXES
 
-__all__ = ["ATOL", "FORMATS", "RTOL", "ExportResult", "export_model", "format_for", "onnx_modules"]
+__all__ = ["ATOL", "RTOL", "ExportResult", "export_model", "format_for", "onnx_modules"]
 
-FORMATS = ("onnx", "pt2", "torchscript")
-# What `out`'s suffix says when no format is given (torch.jit.save's examples write `.pt`).
-SUFFIXES = {".onnx": "onnx", ".pt2": "pt2", ".pt": "torchscript"}
 ONNX_MODULES = ("onnx", "onnxscript", "onnxruntime")
 # torch's dynamo exporter implements opset 18 and later; it keeps 18 when asked for less.
 MIN_OPSET = 18

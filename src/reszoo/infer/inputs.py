@@ -26,11 +26,11 @@ from reszoo.data.constants import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAG
 from reszoo.data.transforms import PAPER_TEST_SCALES, eval_transform, model_resize_size, ten_crop_transform
 from reszoo.models.resnet import ResNetConfig
 from reszoo.utils.checks import check_choice, check_int
+from reszoo.utils.choices import EVAL_PROTOCOLS as PROTOCOLS
 from reszoo.weights.catalog import WeightsInfo
 
-__all__ = ["PROTOCOLS", "class_names_of", "input_transform", "multi_scale_sizes", "preprocessing_of"]
+__all__ = ["class_names_of", "input_transform", "multi_scale_sizes", "preprocessing_of"]
 
-PROTOCOLS = ("center-crop", "ten-crop", "multi-scale")
 # ImageNet's 256 -> 224 (resize, then crop): the same proportion at other input sizes.
 _RESIZE_RATIO = 256 / 224
 

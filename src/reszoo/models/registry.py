@@ -10,7 +10,7 @@ import fnmatch
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from reszoo.utils.checks import check_str, type_error, unknown_name_error
+from reszoo.utils.checks import check_str, type_error, unknown_name_error, value_error
 from reszoo.utils.text import sort_key
 
 __all__ = ["default_config", "get_model_fn", "list_models", "register_model"]
@@ -48,7 +48,13 @@ def register_model(fn: F | None = None, *, config: ResNetConfig | None = None) -
             raise type_error("register_model's argument", fn, "a model factory function")
         name = fn.__name__
         if name in _MODELS and _MODELS[name] is not fn:
-            raise ValueError(f"A model named {name!r} is already registered.")
+            taken = _MODELS[name]
+            raise value_error(
+                "model name",
+                name,
+                f"a name not registered yet ({name!r} is {taken.__module__}.{taken.__qualname__}; the function's "
+                "name is the model's, so rename the new one)",
+            )
         _MODELS[name] = fn
         if config is not None:
             _CONFIGS[name] = config
@@ -85,6 +91,10 @@ def default_config(name: str) -> ResNetConfig:
             model = fn()
         config = getattr(model, "config", None)
         if config is None:
-            raise ValueError(f"Model {name!r} has no .config; register it with register_model(config=...).")
+            raise value_error(
+                f"create_model({name!r}).config",
+                config,
+                "a ResNetConfig (the model has no .config; register its factory with register_model(config=...))",
+            )
         _CONFIGS[name] = config
     return _CONFIGS[name]

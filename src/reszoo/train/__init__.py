@@ -21,9 +21,7 @@ _NAMES = {
     **dict.fromkeys(
         (
             "DATASETS",
-            "DEVICES",
             "IMAGENET_ITERS_PER_EPOCH",
-            "SCHEDULES",
             "Recipe",
             "cifar_recipe",
             "finetune_recipe",
@@ -38,6 +36,7 @@ _NAMES = {
         ("CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "HISTORY_NAME", "RUN_NAME", "load_checkpoint", "state_digest"),
         "reszoo.train.runfolder",
     ),
+    **dict.fromkeys(("DEVICES", "SCHEDULES"), "reszoo.utils.choices"),
     "FitResult": "reszoo.train.loop",
     "SyntheticTask": "reszoo.train.batches",
 }

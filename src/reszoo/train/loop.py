@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reszoo.errors import InvalidArgumentError, NonFiniteLossError, TrainingInterrupted
+from reszoo.errors import InvalidArgumentError, NonFiniteLossError, ReplicasDivergedError, TrainingInterrupted
 from reszoo.train._interrupts import StopRequest
 from reszoo.train._paramgroups import param_groups, train_mode
 from reszoo.train.batches import Batch, Batches, data_weights, make_batches
@@ -492,7 +492,10 @@ def _finish(run: _Run, state: _State) -> FitResult:
         torch.distributed.all_gather_object(gathered, digests[0])
         digests = gathered
         if len(set(digests)) != 1:
-            raise RuntimeError(f"Replicas diverged: weight digests per rank {digests}.")
+            raise ReplicasDivergedError(
+                "Replicas diverged: every rank must end with the same weights (DDP keeps them in step, and the "
+                f"buffers were broadcast from rank 0); received weight digests per rank {digests}."
+            )
     if run.writes:
         assert run.out is not None
         from reszoo.weights.hub import save_pretrained

@@ -33,22 +33,19 @@ from reszoo.utils.checks import (
     type_error,
     value_error,
 )
+from reszoo.utils.choices import DEVICES, SCHEDULES
 from reszoo.utils.plaindata import PlainData
 
 # "synthetic" needs no files (reszoo.train.batches.SyntheticTask); then reszoo.data.constants' ids; "folder" is
 # an image folder at data_root (reszoo.data.imagefolder); "custom" the caller's own Dataset or DataLoader
 # (reszoo.train.trainer.fit(..., train_data=...), Python only).
 DATASETS = ("synthetic", *NUM_CLASSES, "folder", "custom")
-SCHEDULES = ("step", "plateau", "cosine")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 # ImageNet iterations per epoch at batch 256: ceil(1,281,167 / 256).
 IMAGENET_ITERS_PER_EPOCH = 5005
 
 __all__ = [
     "DATASETS",
-    "DEVICES",
     "IMAGENET_ITERS_PER_EPOCH",
-    "SCHEDULES",
     "Recipe",
     "cifar_recipe",
     "finetune_recipe",

@@ -304,7 +304,7 @@ def fp32_math(mode: str) -> Iterator[dict[str, str]]:
     once per call costs a few reads.
     """
     if mode not in ("ieee", "tf32"):
-        raise ValueError(f"fp32 math mode must be 'ieee' or 'tf32', received {mode!r}")
+        raise value_error("fp32 math mode", mode, "'ieee' or 'tf32'")
     names = FP32_FLAGS if mode == "ieee" else _GPU_FLAGS
     old = fp32_flags()
     if all(old[name] == mode for name in names):

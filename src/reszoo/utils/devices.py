@@ -14,9 +14,8 @@ import torch
 
 from reszoo.utils.accelerator import accelerator, fp32_math
 from reszoo.utils.checks import check_choice, type_error, unknown_name_error, value_error
+from reszoo.utils.choices import DEVICE_TYPES, DEVICES, DTYPES
 
-DEVICE_TYPES = ("cpu", "cuda", "mps")
-DTYPES = ("fp32", "tf32", "bf16", "fp16")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -74,7 +73,7 @@ def resolve_device(device: str | torch.device | None = None, *, check: bool = Tr
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError):
-        raise unknown_name_error("device", str(device), ["auto", *DEVICE_TYPES, "cuda:N"]) from None
+        raise unknown_name_error("device", str(device), [*DEVICES, "cuda:N"]) from None
     cuda = accelerator("cuda")
     if parsed.type == "cuda" and parsed.index is None and cuda.is_available():
         _, world, local_rank = distributed()
@@ -159,7 +158,7 @@ def precision(dtype: str, device_type: str, *, cache_enabled: bool = True) -> It
     Flags are set with torch's ``fp32_precision`` API only (:func:`reszoo.utils.accelerator.fp32_math`).
 
     Args:
-        dtype: one of :data:`DTYPES`.
+        dtype: one of :data:`reszoo.utils.choices.DTYPES`.
         device_type: the autocast device type (``"cpu"``, ``"cuda"``, ``"mps"``).
         cache_enabled: autocast's cast-weight cache; ``False`` when the block captures a CUDA
             graph (``make_graphed_callables`` refuses the cache, and a graph must not replay
