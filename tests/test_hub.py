@@ -27,6 +27,7 @@ from safetensors.torch import save as safetensors_bytes
 import reszoo
 import reszoo.weights.cache
 from reszoo.errors import MissingInputError, WeightsIntegrityError, WeightsNotCachedError
+from reszoo.utils.fileio import tensors_digest
 from reszoo.weights import catalog as W
 from reszoo.weights import hub, pretrained, publish
 from reszoo.weights.convert import convert_state_dict, fit_state_dict
@@ -341,15 +342,16 @@ def test_concurrent_loads_both_succeed_with_identical_tensors(cache, tmp_path):
         script = textwrap.dedent(
             f"""
             import sys, reszoo
-            from reszoo.weights import hub
+            from reszoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
+            from reszoo.utils.fileio import tensors_digest
             from reszoo.weights import catalog as W
             e = W.Weights(name="resnet8-testset", arch="resnet20",
                 source=W.UrlSource(url="https://github.com{path}", sha256_prefix="{prefix}"),
-                converter="akamaster", dataset="cifar10", num_classes=10, mean=W.IMAGENET_MEAN,
-                std=W.IMAGENET_STD, crop_size=32, config_overrides={tuple(TINY_OVERRIDES.items())!r})
+                converter="akamaster", dataset="cifar10", num_classes=10, mean=IMAGENET_MEAN,
+                std=IMAGENET_STD, crop_size=32, config_overrides={tuple(TINY_OVERRIDES.items())!r})
             W.WEIGHTS[e.name] = e
             model = reszoo.load_pretrained(e.name)
-            print(hub.tensors_digest(model.state_dict()))
+            print(tensors_digest(model.state_dict()))
             """
         )
         env = {
@@ -372,7 +374,7 @@ def test_concurrent_loads_both_succeed_with_identical_tensors(cache, tmp_path):
     # ... and they are the reference network's tensors.
     expected = reszoo.create_model("resnet20", **TINY_OVERRIDES)
     expected.load_state_dict(fit_state_dict(convert_state_dict("akamaster", akamaster_checkpoint(ref)), expected))
-    assert digests == {hub.tensors_digest(expected.state_dict())}
+    assert digests == {tensors_digest(expected.state_dict())}
     assert srv.gets[path] == 1  # the file lock made the second process reuse the first one's download
 
 
