@@ -485,6 +485,7 @@ def cmd_final(args: argparse.Namespace) -> dict[str, Any]:
     import warnings
 
     import reszoo
+    from reszoo.quantize import AgreementWarning
 
     out = {}
     for name in args.models:
@@ -493,7 +494,7 @@ def cmd_final(args: argparse.Namespace) -> dict[str, Any]:
             model, cal, held, y = setup(name, seed, args.calibration_per_class)
             start = time.perf_counter()
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", reszoo.quantize.AgreementWarning)
+                warnings.simplefilter("ignore", AgreementWarning)
                 int8 = reszoo.optimize_for_inference(model, dtype="int8", calibration=cal, check=(held, y))
             report = int8.quantization
             row = {"seed": seed, "prepare_and_check_s": round(time.perf_counter() - start, 1)}
