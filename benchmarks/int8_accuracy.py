@@ -395,9 +395,10 @@ def cmd_layers(args: argparse.Namespace) -> dict[str, Any]:
     model, cal, held, y = setup(args.model, args.seeds[0], args.calibration_per_class)
     variant = VARIANTS[args.variant]
     fp32, int8 = build(model, cal, variant)
-    x = held[: args.images]
+    every = torch.linspace(0, len(held) - 1, args.images).long()  # the file is sorted by class: all classes
+    x, y = held[every], y[every]
     rows = fold_relu_rows(layer_table(fp32, int8, x), fp32)
-    logit = compare(logits(model, x), logits(int8, x), y[: args.images])
+    logit = compare(logits(model, x), logits(int8, x), y)
     print(layers_markdown(rows, logit))
     return {"variant": args.variant, "images": len(x), "rows": rows, "logits": logit}
 
