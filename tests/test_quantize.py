@@ -27,9 +27,11 @@ from _realdata import calibration_and_held_out, needs_real_data, pretrained  # n
 
 SIDE = 16
 CLASSES = 4
-# What reszoo's int8 recipe keeps on the real CIFAR-10 images (1,500 held out, seed 0); the measured
-# figures and the other splits are in docs/benchmarks.md, "int8 on real images".
-MIN_AGREEMENT = 0.99
+# What reszoo's int8 recipe keeps on 1,500 held-out real CIFAR-10 images (seed 0's split), with
+# room for one CPU's int8 kernels rounding differently from another's: measured 99.40-99.47%
+# (ResNet-20) and 98.87-99.00% (ResNet-56) over four splits, top-1 -0.13 to +0.33 points
+# (docs/benchmarks.md, "int8 on real images"). 99.0% of 1,500 is 15 changed predictions.
+MIN_AGREEMENT = {"resnet20": 0.99, "resnet56": 0.985}
 MAX_TOP1_LOSS_POINTS = 0.5
 
 
@@ -78,7 +80,7 @@ def test_int8_keeps_the_predictions_of_real_cifar_weights_on_real_images(name):
     int8, check = _int8_on_real_images(name)
     assert check.images == 1500 and check.top1_fp32 is not None
     assert check.top1_fp32 > 0.84, f"fp32 {name} must reach its known top-1 on these images: {check.summary()}"
-    assert check.agreement >= MIN_AGREEMENT, check.summary()
+    assert check.agreement >= MIN_AGREEMENT[name], check.summary()
     assert -check.top1_change <= MAX_TOP1_LOSS_POINTS, check.summary()
     assert int8.quantization.fp32_layers == ("conv1", "fc", "avgpool")
     assert int8.quantization.calibration_images == 500 and int8.quantization.bias_corrected > 0
@@ -204,7 +206,7 @@ def test_few_calibration_images_are_warned_about_with_the_number(tiny_model, mon
     from reszoo import quantize
 
     monkeypatch.setattr(quantize, "_export", lambda *a: (_ for _ in ()).throw(RuntimeError("stop after the warning")))
-    warned = pytest.warns(CalibrationWarning, match=r"int8 calibration used 12 images; .* fewer than 256")
+    warned = pytest.warns(CalibrationWarning, match=r"int8 calibration used 12 images, fewer than 64")
     with warned as record, pytest.raises(RuntimeError, match="stop after the warning"):
         quantize.quantize_graphs(tiny_model(), [torch.randn(12, 3, 8, 8)])
     assert record[0].filename == __file__  # reported at the caller's line, not inside reszoo

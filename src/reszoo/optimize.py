@@ -113,7 +113,7 @@ def optimize_for_inference(
             timings are in the returned module's ``selection``.
         calibration: with ``dtype="int8"`` only, and then required: a few hundred real, pre-processed
             images as a ``DataLoader``, a list of ``(N, C, H, W)`` batches or ``(inputs, targets)`` pairs,
-            or one ``(N, C, H, W)`` tensor (:mod:`reszoo.calibration`); fewer than 256 images are warned about.
+            or one ``(N, C, H, W)`` tensor (:mod:`reszoo.calibration`); fewer than 64 images are warned about.
         check: with ``dtype="int8"`` only: held-out images in the same forms. The int8 model's top-1
             agreement with ``model`` on them (and top-1 of both, where they carry targets) is measured
             now and reported in the result's ``.quantization.check``
