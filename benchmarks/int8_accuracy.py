@@ -5,6 +5,7 @@
     python benchmarks/int8_accuracy.py ablation --model resnet56 --seeds 0 1 2 3
     python benchmarks/int8_accuracy.py calibration-size --model resnet56
     python benchmarks/int8_accuracy.py final                          # optimize_for_inference(..., check=)
+    python benchmarks/int8_accuracy.py bf16                           # bf16 on the same held-out images
 
 Data: the original CIFAR-10 ResNet-20/56 weights (akamaster) and 2,000 real CIFAR-10 images (a
 JPEG copy, 200 per class) from ``../shared/data`` beside the checkout, or ``$RESZOO_SHARED_DATA``.
@@ -506,6 +507,22 @@ def cmd_final(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def cmd_bf16(args: argparse.Namespace) -> dict[str, Any]:
+    """bf16 (compiled, needs native bf16) against fp32 on the same held-out images as ``final``."""
+    import reszoo
+
+    out = {}
+    for name in args.models:
+        out[name] = []
+        for seed in args.seeds:
+            model, _, held, y = setup(name, seed, args.calibration_per_class)
+            bf16 = reszoo.optimize_for_inference(model, dtype="bf16")
+            row = {"seed": seed, **compare(logits(model, held), logits(bf16, held).float(), y)}
+            out[name].append(row)
+            print(f"{name} seed {seed} bf16: {row}", flush=True)
+    return out
+
+
 def environment() -> dict[str, Any]:
     import torchao
 
@@ -525,7 +542,7 @@ def environment() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["layers", "sensitivity", "ablation", "calibration-size", "final"])
+    parser.add_argument("command", choices=["layers", "sensitivity", "ablation", "calibration-size", "final", "bf16"])
     parser.add_argument("--model", default="resnet20", choices=sorted(CHECKPOINTS))
     parser.add_argument("--models", nargs="+", default=sorted(CHECKPOINTS), choices=sorted(CHECKPOINTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
@@ -546,11 +563,12 @@ def main(argv: list[str] | None = None) -> None:
         "ablation": cmd_ablation,
         "calibration-size": cmd_calibration_size,
         "final": cmd_final,
+        "bf16": cmd_bf16,
     }
     result = {"command": args.command, "args": {k: v for k, v in vars(args).items() if k != "out"}}
     result["environment"] = environment()
     result["result"] = commands[args.command](args)
-    tag = "both" if args.command == "final" else args.model
+    tag = "both" if args.command in ("final", "bf16") else args.model
     if args.command in ("layers", "sensitivity"):
         tag += "-" + args.variant.split(" ")[0]
     out = args.out or RESULTS / f"{args.command}-{tag}.json"

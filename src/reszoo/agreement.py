@@ -1,8 +1,8 @@
 """How often a quantized model's prediction differs from the fp32 model's, on images the user passes.
 
 int8 changes a model's answers on some images, and how many depends on the weights and the images,
-not only on the code: on the original CIFAR-10 ResNets it was about 1% of real (JPEG) CIFAR-10
-images (docs/benchmarks.md, "int8 on real images"), on a synthetic shapes task none. So reszoo
+not only on the code: with reszoo's recipe it was 0.6% (ResNet-20) and 1.1% (ResNet-56) of real
+(JPEG) CIFAR-10 images (docs/benchmarks.md, "int8 on real images"), on a synthetic shapes task none. So reszoo
 measures it on the caller's own held-out images when it quantizes (``optimize_for_inference(...,
 check=batches)``) and reports it on the result; :mod:`reszoo.quantize` warns below ``min_agreement``.
 
@@ -27,10 +27,11 @@ import torch
 from reszoo.calibration import Batch
 from reszoo.checks import check_number
 
-# The default threshold of the warning: one changed prediction in a hundred. reszoo's int8 recipe
-# stays above it on the CIFAR-10 ResNets (docs/benchmarks.md); below it a model loses accuracy
-# that a few thousand test images show.
-DEFAULT_MIN_AGREEMENT = 0.99
+# The default threshold of the warning: two changed predictions in a hundred. reszoo's int8 recipe
+# measured 98.7-99.5% on real CIFAR-10 images with the original ResNet-20/56 weights (splits of
+# 1,500; docs/benchmarks.md), where torchao's recipe had given 97.7% on the real test set (issue 24):
+# quiet for the first, a warning for the second.
+DEFAULT_MIN_AGREEMENT = 0.98
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ def optimize_for_inference(
             now and reported in the result's ``.quantization.check``
             (:class:`reszoo.agreement.AgreementCheck`); below ``min_agreement`` it warns
             (:class:`reszoo.quantize.AgreementWarning`) with the figure.
-        min_agreement: with ``check`` only: the agreement (a fraction) below which it warns; default 0.99.
+        min_agreement: with ``check`` only: the agreement (a fraction) below which it warns; default 0.98.
         input_size: with ``backend="onnxruntime"`` only: the ``(C, H, W)`` exported; default the
             model config's ``input_size``.
         example_inputs: with ``backend="auto"`` only, and then required: a batch ``(N, C, H, W)``

@@ -158,7 +158,7 @@ def quantize_int8(
         check: held-out images in the same forms (with targets, top-1 is measured too): the result's
             top-1 agreement with ``model`` is measured on them, reported in ``.quantization.check``,
             and warned about (:class:`reszoo.agreement.AgreementWarning`) below ``min_agreement``.
-        min_agreement: the agreement below which ``check`` warns, a fraction (default 0.99).
+        min_agreement: the agreement below which ``check`` warns, a fraction (default 0.98).
         fp32_layers: module names to leave in fp32; ``"auto"``: the layers that read the input and
             the classifier head (:func:`reszoo.int8recipe.sensitive_layers`); ``()``: none.
         bias_correction: correct each layer's bias for the mean shift int8 causes
