@@ -20,7 +20,8 @@ LAYERS: list[set[str]] = [
     {"weights", "convert", "adapt", "transforms", "augment", "data", "recipes", "reference", "imagefolder", "inputs"},
     {"cache", "batches", "runfolder", "paramgroups"}
     | {"bench.machine", "bench.measuring", "bench.compiling", "bench.isolation"},
-    {"hub", "publish", "loop", "freezing", "bench.reporting"},
+    {"hub", "publish", "loop", "freezing", "bench.reporting"}
+    | {"calibration", "agreement", "biascorrection", "int8recipe"},
     {"pretrained", "train", "export", "ort", "quantize", "optimize", "evaluation", "prediction", "loading"}
     | {"bench.comparing", "bench.selfcheck", "bench.ort_compare", "bench"},
     {"experiment"},
