@@ -333,10 +333,15 @@ ARGS: dict[str, dict[str, Any]] = {
         "calibration": lambda v: v is None,  # dtype="int8" only
         "input_size": lambda v: v is None,  # backend="onnxruntime" only
         "example_inputs": lambda v: v is None,  # backend="auto" only
+        "check": lambda v: v is None,  # dtype="int8" only
+        "min_agreement": lambda v: v is None,  # with check only
     },
     "optimize_for_inference:int8": {
         "calibration": lambda v: SEQ(v) and len(v) > 0 and all(map(FLOAT_BATCH, v)),
         "compile": lambda v: v is None or v is True,  # int8 is always compiled
+        # held-out images: a DataLoader, batches, a 4-D float tensor or an (inputs, targets) pair
+        "check": lambda v: v is None or FLOAT_BATCH(v) or (SEQ(v) and len(v) > 0 and all(map(FLOAT_BATCH, v))),
+        "min_agreement": lambda v: v is None,  # the call passes no check
     },
     "optimize_for_inference:onnxruntime": {
         "input_size": _opt(lambda v: INTS(v) and len(v) == 3 and all(i >= 1 for i in v)),  # None: the config's

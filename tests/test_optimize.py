@@ -261,6 +261,11 @@ def test_bad_compile_mode_names_value_and_choices(tiny_model):
             {"example_inputs": torch.randn(1, 3, 16, 16)},
             r"example_inputs applies to backend='auto'.*received backend='torch'",
         ),
+        (
+            {"backend": "auto", "example_inputs": torch.zeros(1, 3, 16, 16, dtype=torch.int64)},
+            r"example_inputs must be a float batch .*received a torch.int64 tensor of shape \(1, 3, 16, 16\)",
+        ),
+        ({"check": torch.randn(2, 3, 16, 16)}, r"check measures int8's agreement.*received dtype=None"),
     ],
 )
 def test_options_that_do_not_go_together_are_refused(tiny_model, kwargs, message):
