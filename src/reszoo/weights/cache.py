@@ -43,6 +43,7 @@ __all__ = [
     "not_cached_error",
     "original_path",
     "read_converted",
+    "read_header",
     "read_safetensors",
     "save_safetensors",
     "store_converted",
@@ -111,6 +112,23 @@ def read_safetensors(path: str | os.PathLike[str], *, device: torch.device | Non
     if expected and tensors_digest(state_dict) != expected:
         raise WeightsIntegrityError(f"{path} is corrupted: its tensors do not match the checksum stored in the file.")
     return state_dict
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Each tensor's name, shape and dtype (``"F32"``, ``"F16"``, ``"I64"``, ...) from a safetensors
+    header, without reading the tensors; a damaged header raises WeightsIntegrityError."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            slices = {k: f.get_slice(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+            return {k: (tuple(s.get_shape()), s.get_dtype()) for k, s in slices.items()}
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # safetensors raises its own error type for every kind of damage
+        raise WeightsIntegrityError(
+            f"{path} is truncated or corrupted: safetensors cannot read its header ({type(err).__name__}: {err})."
+        ) from err
 
 
 # -- checks -------------------------------------------------------------------------------------------

@@ -20,9 +20,11 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +47,12 @@ from reszoo.weights.cache import (
     discard,
     is_offline,
     not_cached_error,
+    read_header,
     read_safetensors,
     save_safetensors,
 )
 from reszoo.weights.catalog import HubSource, LocalSource, Metric, Weights, WeightsInfo
+from reszoo.weights.untrusted import MAX_CONFIG_BYTES, check_limits, check_size
 
 __all__ = [
     "CONFIG_NAME",
@@ -63,6 +67,7 @@ __all__ = [
     "parse_hub_name",
     "read_config",
     "read_hub_file",
+    "read_hub_header",
     "read_saved",
     "save_pretrained",
     "weights_of",
@@ -186,8 +191,21 @@ def _verify_hub_file(path: str, source: HubSource | None, *, label: str) -> None
 
 def read_hub_file(path: str, *, label: str, device: Any = None) -> StateDict:
     """Read a safetensors file from the Hugging Face cache; a damaged one is deleted from the cache."""
-    try:
+    with _discarded_if_damaged(path, label):
         return read_safetensors(path, device=device)
+
+
+def read_hub_header(path: str, *, label: str) -> dict[str, tuple[tuple[int, ...], str]]:
+    """The header of a safetensors file in the Hugging Face cache (:func:`reszoo.weights.cache.read_header`);
+    a damaged one is deleted from the cache."""
+    with _discarded_if_damaged(path, label):
+        return read_header(path)
+
+
+@contextlib.contextmanager
+def _discarded_if_damaged(path: str, label: str) -> Iterator[None]:
+    try:
+        yield
     except WeightsIntegrityError as err:
         discard(os.path.realpath(path), path)
         raise WeightsIntegrityError(f"{label}: {err} It was deleted from the cache; try again.") from None
@@ -213,6 +231,12 @@ def folder_files(folder: str | os.PathLike[str]) -> tuple[str, str]:
 
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A reszoo ``config.json``, checked: valid JSON, a reszoo file, a format version this reszoo reads."""
+    size = os.path.getsize(path)
+    if size > MAX_CONFIG_BYTES:
+        raise InvalidArgumentError(
+            f"{path} is {size:,} bytes; a reszoo config.json is a few kilobytes, and reszoo reads at most "
+            f"{MAX_CONFIG_BYTES:,}. It is not a config.json reszoo wrote."
+        )
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -273,6 +297,10 @@ def read_saved(
         )
     except (TypeError, ValueError) as err:
         raise InvalidArgumentError(f"{config_path}: the 'pretrained' section cannot be read ({err}).") from err
+    # An untrusted file: what it asks for is bounded before anything is built or read at that size.
+    check_limits(config, where=str(config_path))
+    for name in ("crop_size", "resize_size"):
+        check_size(name, getattr(info, name), where=str(config_path))
     return config, info
 
 

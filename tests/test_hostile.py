@@ -1,0 +1,171 @@
+"""Hostile inputs (issue 22a): folders and image folders that someone else wrote.
+
+A save_pretrained folder or an ``hf-hub:`` repo is two files anyone can edit; an image folder is a
+tree anyone can fill with links, pipes and odd PNGs. Each case here must end in one clear reszoo
+error (or a skipped file with a warning that names it) and a correct result for the rest, quickly:
+never minutes of work, a machine's memory, a hang, a foreign traceback or a silently wrong number.
+
+Each test is a case written against one defect of issue 22 and fails without its fix.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import reszoo
+from reszoo import train
+from reszoo.cli import main
+from reszoo.errors import InvalidArgumentError, WeightsIntegrityError
+from reszoo.weights import pretrained
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _images import make_image_folder, shapes_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> Path:
+    """A save_pretrained folder of the tiny shapes net (3 classes, with its record), written once."""
+    return reszoo.save_pretrained(shapes_model(), tmp_path_factory.mktemp("saved") / "model")
+
+
+@pytest.fixture
+def folder(saved, tmp_path) -> Path:
+    """A scratch copy of :func:`saved` for one test to spoil."""
+    return Path(shutil.copytree(saved, tmp_path / "model"))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """Three classes of real PNG and JPEG shapes, two images each, in one tree."""
+    return make_image_folder(tmp_path_factory.mktemp("images"), per_class=2, layout="single", size=16)
+
+
+def edit_config(folder: Path, edit: Any) -> None:
+    """Change config.json in place: ``edit(data)`` changes the parsed document."""
+    path = folder / "config.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def set_field(section: str, name: str, value: Any) -> Any:
+    def edit(data: dict) -> None:
+        data[section] = data[section] or {}
+        data[section][name] = value
+
+    return edit
+
+
+@pytest.fixture
+def no_build(monkeypatch) -> None:
+    """Building a network from now on fails the test: a hostile folder must be refused before."""
+
+    def refuse(config: Any) -> None:
+        raise AssertionError(f"a network was built for depths={config.depths} before the folder was checked")
+
+    monkeypatch.setattr(pretrained, "_build", refuse)
+
+
+def one_line_error(capsys: Any, argv: list[str], code: int, *match: str) -> str:
+    """``reszoo ARGV`` exits with ``code`` and one line on stderr holding each of ``match``."""
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for text in match:
+        assert text in err, err
+    return err
+
+
+# -- 1. a config.json that asks for too much, or for another network than its tensors -------------
+
+# (section, fields, what the message names). Each is far beyond any real model and would, without
+# the limits, build for minutes (depths), or ask predict for tens of gigabytes (sizes).
+TOO_MUCH = [
+    ("config", {"depths": [200_000, 1, 1]}, "200002 residual blocks"),
+    ("config", {"depths": [1] * 40, "widths": [4] * 40}, "40 stages"),
+    ("config", {"widths": [4, 8, 10**9]}, "widths=[4, 8, 1000000000]"),
+    ("config", {"stem_width": 10**7}, "stem_width=10000000"),
+    ("config", {"strides": [1, 2, 10**30]}, "strides="),
+    ("config", {"in_chans": 10**6}, "in_chans=1000000"),
+    ("config", {"num_classes": 10**8}, "num_classes=100000000"),
+    ("config", {"image_size": 200_000}, "image_size=200000"),
+    ("pretrained", {"crop_size": 200_000}, "crop_size=200000"),
+    ("pretrained", {"resize_size": 10**6}, "resize_size=1000000"),
+]
+
+
+@pytest.mark.parametrize(("section", "fields", "named"), TOO_MUCH, ids=[c[2] for c in TOO_MUCH])
+def test_a_config_asking_for_too_much_is_refused_before_anything_is_built(folder, no_build, section, fields, named):
+    for name, value in fields.items():
+        edit_config(folder, set_field(section, name, value))
+    start = time.perf_counter()
+    with pytest.raises(InvalidArgumentError, match="a saved folder may ask for at most") as err:
+        reszoo.load_pretrained(folder)
+    assert named in str(err.value) and str(folder / "config.json") in str(err.value)
+    assert time.perf_counter() - start < 30  # not minutes (imports included: this may be a worker's first test)
+
+
+def test_a_config_that_does_not_describe_its_tensors_is_refused_before_building(folder, no_build):
+    edit_config(folder, set_field("config", "depths", [3, 1, 1]))
+    with pytest.raises(WeightsIntegrityError, match=r"depths=\[3, 1, 1\] \(the tensors: \[1, 1, 1\]\)") as err:
+        reszoo.load_pretrained(folder)
+    assert "model.safetensors" in str(err.value)
+    edit_config(folder, set_field("config", "depths", [1, 1, 1]))
+    edit_config(folder, set_field("config", "widths", [4, 8, 32]))
+    edit_config(folder, set_field("config", "num_classes", 7))
+    edit_config(folder, set_field("pretrained", "class_names", None))
+    with pytest.raises(
+        WeightsIntegrityError, match=r"widths=\[4, 8, 32\] \(the tensors: \[4, 8, 16\]\), num_classes=7 "
+    ):
+        reszoo.load_pretrained(folder)
+
+
+def test_a_huge_config_json_is_not_read(folder):
+    path = folder / "config.json"
+    path.write_text(path.read_text()[:-2] + ', "padding": "' + "x" * (17 * 2**20) + '"}')
+    with pytest.raises(InvalidArgumentError, match="reads at most 16,777,216"):
+        reszoo.load_pretrained(folder)
+
+
+def test_a_run_folder_asking_for_too_much_is_refused(tmp_path, monkeypatch):
+    from reszoo.infer import loading
+
+    run = tmp_path / "run"
+    train.train_model(
+        "resnet20",
+        model_overrides={"depths": (1, 1, 1), "widths": (4, 8, 16), "stem_width": 4},
+        recipe_overrides={"data": "synthetic", "batch_size": 4, "iterations": 1, "synthetic_eval_images": 4},
+        out=run,
+        progress=False,
+    )
+    record = json.loads((run / "run.json").read_text())
+    record["config"] = {**(record.get("config") or {}), "depths": [100_000, 1, 1]}
+    (run / "run.json").write_text(json.dumps(record))
+    shutil.rmtree(run / "model")  # an unfinished run: its checkpoint is loaded into the network run.json describes
+    monkeypatch.setattr(loading, "ResNet", lambda config: pytest.fail(f"built depths={config.depths}"))
+    with pytest.raises(InvalidArgumentError, match=r"run.json: depths=\[100000, 1, 1\]"):
+        loading.load_run(run)
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_cli_refuses_a_folder_asking_for_too_much_in_one_line(folder, images, no_build, capsys, command):
+    edit_config(folder, set_field("pretrained", "crop_size", 200_000))
+    data = [str(images / "circle")] if command == "predict" else ["--data", "folder", "--root", str(images)]
+    one_line_error(capsys, [command, str(folder), *data, "--device", "cpu"], 2, "crop_size=200000", "config.json")
+
+
+def test_a_hub_repo_asking_for_too_much_is_refused_before_its_weights_are_downloaded(saved, hub_server, no_build):
+    config = json.loads((saved / "config.json").read_text())
+    config["config"]["depths"] = [200_000, 1, 1]
+    hub_server.add_hub_file("someone/hostile", "config.json", json.dumps(config).encode())
+    hub_server.add_hub_file("someone/hostile", "model.safetensors", (saved / "model.safetensors").read_bytes())
+    with pytest.raises(InvalidArgumentError, match="200002 residual blocks"):
+        reszoo.load_pretrained("hf-hub:someone/hostile")
+    assert not any(path.endswith("model.safetensors") for path in hub_server.gets)
