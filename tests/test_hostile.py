@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 import reszoo
 from reszoo import train
@@ -169,3 +170,79 @@ def test_a_hub_repo_asking_for_too_much_is_refused_before_its_weights_are_downlo
     with pytest.raises(InvalidArgumentError, match="200002 residual blocks"):
         reszoo.load_pretrained("hf-hub:someone/hostile")
     assert not any(path.endswith("model.safetensors") for path in hub_server.gets)
+
+
+# -- 2. tensors of another dtype, NaN and infinities ---------------------------------------------
+
+
+def rewrite_tensors(folder: Path, edit: Any) -> None:
+    """Rewrite model.safetensors with ``edit(state_dict)`` applied (no reszoo digest: a file from elsewhere)."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(folder / "model.safetensors")
+    edit(tensors)
+    save_file(tensors, folder / "model.safetensors")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_a_model_saved_in_another_float_dtype_loads_as_float32_exactly(tmp_path, dtype):
+    model = shapes_model().to(dtype)
+    loaded = reszoo.load_pretrained(reszoo.save_pretrained(model, tmp_path / "model"))
+    assert {t.dtype for t in loaded.parameters()} == {torch.float32}
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model.float()(x), rtol=0, atol=0)
+    assert reszoo.predict(loaded, x, topk=1)[0].top[1] > 0  # a number, not NaN
+
+
+WRONG_TYPES = [
+    ("layer1.0.conv1.weight", lambda t: t.to(torch.int32), "layer1.0.conv1.weight (int32)"),
+    ("fc.weight", lambda t: t.to(torch.int64), "fc.weight (int64)"),
+    ("bn1.weight", lambda t: t > 0, "bn1.weight (bool)"),
+    ("bn1.num_batches_tracked", lambda t: t.double() + 0.5, "bn1.num_batches_tracked (float64)"),
+]
+
+
+@pytest.mark.parametrize(("key", "change", "named"), WRONG_TYPES, ids=[c[2] for c in WRONG_TYPES])
+def test_weights_of_a_type_a_resnet_cannot_hold_are_refused_naming_them(folder, key, change, named):
+    rewrite_tensors(folder, lambda sd: sd.update({key: change(sd[key])}))
+    with pytest.raises(WeightsIntegrityError, match="of a type a ResNet cannot hold") as err:
+        reszoo.load_pretrained(folder)
+    assert named in str(err.value) and str(folder / "model.safetensors") in str(err.value)
+
+
+NON_FINITE = [
+    ("fc.bias", lambda t: t.fill_(float("nan"))),
+    ("layer2.0.conv1.weight", lambda t: t.index_fill_(0, torch.tensor([1]), float("inf"))),
+    ("bn1.running_var", lambda t: t.fill_(-float("inf"))),
+    ("conv1.weight", lambda t: t.double().mul_(1e300)),  # finite in float64, infinite in float32
+]
+
+
+@pytest.mark.parametrize(("key", "change"), NON_FINITE, ids=[c[0] for c in NON_FINITE])
+def test_nan_or_infinite_weights_are_refused_naming_them(folder, key, change):
+    rewrite_tensors(folder, lambda sd: sd.update({key: change(sd[key])}))
+    with pytest.raises(WeightsIntegrityError, match=rf"1 tensor\(s\) hold NaN or infinite values: {key}\."):
+        reszoo.load_pretrained(folder)
+
+
+def test_cli_predict_on_nan_weights_is_one_error_not_nan_percent(folder, images, capsys):
+    rewrite_tensors(folder, lambda sd: sd["fc.weight"].fill_(float("nan")))
+    assert main(["predict", str(folder), str(images / "circle"), "--device", "cpu"]) == 1
+    out, err = capsys.readouterr()
+    assert "nan" not in out.lower() and err.count("\n") == 1 and "fc.weight" in err and "Traceback" not in err
+
+
+def test_a_run_checkpoint_holding_nan_says_so(tmp_path):
+    from reszoo.infer.loading import load_run
+
+    run = tmp_path / "run"
+    recipe = {"data": "synthetic", "batch_size": 4, "iterations": 1, "synthetic_eval_images": 4}
+    tiny = {"depths": (1, 1, 1), "widths": (4, 8, 16), "stem_width": 4}
+    train.train_model("resnet20", model_overrides=tiny, recipe_overrides=recipe, out=run, progress=False)
+    shutil.rmtree(run / "model")
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    ckpt["model"]["fc.bias"].fill_(float("nan"))
+    torch.save(ckpt, run / "checkpoint.pt")
+    with pytest.raises(WeightsIntegrityError, match=r"checkpoint.pt: 1 tensor\(s\) hold NaN .*: fc.bias"):
+        load_run(run)

@@ -31,7 +31,7 @@ from reszoo.train.runfolder import CHECKPOINT_NAME, MODEL_DIR, RUN_NAME, SUMMARY
 from reszoo.utils.checks import check_path, type_error
 from reszoo.utils.devices import resolve_device
 from reszoo.weights.catalog import WeightsInfo
-from reszoo.weights.convert import fit_state_dict
+from reszoo.weights.convert import check_values, fit_state_dict
 from reszoo.weights.hub import CONFIG_NAME
 from reszoo.weights.pretrained import load_pretrained, resolve
 from reszoo.weights.untrusted import check_limits
@@ -148,6 +148,7 @@ def _check_same(folder: Path, expected: ResNetConfig, found: ResNetConfig, what:
 def _from_checkpoint(folder: Path, config: ResNetConfig, *, device: str | torch.device | None) -> ResNet:
     ckpt = load_checkpoint(folder)
     model = ResNet(config)
+    check_values(ckpt["model"], model, source=str(folder / CHECKPOINT_NAME))  # NaN is not "another model"
     try:
         fitted = fit_state_dict(ckpt["model"], model, source=str(folder / CHECKPOINT_NAME))
     except WeightsIntegrityError:
