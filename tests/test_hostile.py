@@ -23,7 +23,7 @@ import torch
 import reszoo
 from reszoo import train
 from reszoo.cli import main
-from reszoo.errors import InvalidArgumentError, WeightsIntegrityError
+from reszoo.errors import ArgumentTypeError, InvalidArgumentError, WeightsIntegrityError
 from reszoo.weights import pretrained
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -60,6 +60,8 @@ def set_field(section: str, name: str, value: Any) -> Any:
     def edit(data: dict) -> None:
         data[section] = data[section] or {}
         data[section][name] = value
+        if (section, name) == ("config", "num_classes"):  # config.json states it twice
+            data["num_classes"] = value
 
     return edit
 
@@ -246,3 +248,72 @@ def test_a_run_checkpoint_holding_nan_says_so(tmp_path):
     torch.save(ckpt, run / "checkpoint.pt")
     with pytest.raises(WeightsIntegrityError, match=r"checkpoint.pt: 1 tensor\(s\) hold NaN .*: fc.bias"):
         load_run(run)
+
+
+# -- 3. every field of config.json of its type and value -----------------------------------------
+
+# (section or None for the top level, field, value, error class, text the message holds)
+BAD_FIELDS = [
+    ("pretrained", "class_names", "abc", ArgumentTypeError, "received class_names='abc' (str)"),
+    ("pretrained", "class_names", [1, 2, 3], ArgumentTypeError, "received class_names=[1, 2, 3]"),
+    ("pretrained", "class_names", ["cat", "dog"], InvalidArgumentError, "names 2 classes (class_names)"),
+    ("pretrained", "clas_names", ["a", "b", "c"], InvalidArgumentError, "Unknown config.json 'pretrained' field"),
+    ("pretrained", "mean", "0.5", ArgumentTypeError, "received mean='0.5'"),
+    ("pretrained", "mean", [float("nan")] * 3, InvalidArgumentError, "mean must be finite"),
+    ("pretrained", "std", [0, 0, 0], InvalidArgumentError, "std must be positive and finite"),
+    ("pretrained", "std", None, InvalidArgumentError, "mean and std go together"),
+    ("pretrained", "crop_size", "224", ArgumentTypeError, "received crop_size='224'"),
+    ("pretrained", "crop_size", 22.5, ArgumentTypeError, "received crop_size=22.5"),
+    ("pretrained", "crop_size", 0, InvalidArgumentError, "received crop_size=0"),
+    ("pretrained", "resize_size", True, ArgumentTypeError, "received resize_size=True"),
+    ("pretrained", "interpolation", "cubic", InvalidArgumentError, "Unknown interpolation 'cubic'"),
+    ("pretrained", "metrics", "high", ArgumentTypeError, "received metrics='high'"),
+    ("pretrained", "metrics", [{"value": 1}], ArgumentTypeError, "metrics[0] must be a JSON object with the keys"),
+    ("pretrained", "metrics", [dict(dataset="d", name="top1", value="high", source="s")], ArgumentTypeError, "value"),
+    ("pretrained", "license", 3, ArgumentTypeError, "received license=3"),
+    ("pretrained", "name", ["x"], ArgumentTypeError, "received name=['x']"),
+    ("pretrained", "notes", 5, ArgumentTypeError, "received notes=5"),
+    ("pretrained", "dataset", {}, ArgumentTypeError, "received dataset={}"),
+    (None, "pretrained", "yes", ArgumentTypeError, "received pretrained='yes'"),
+    (None, "architecture", 5, ArgumentTypeError, "received architecture=5"),
+    (None, "num_classes", "3", ArgumentTypeError, "received num_classes='3'"),
+    (None, "num_classes", 4, InvalidArgumentError, "num_classes=4 differs from the config's num_classes=3"),
+    (None, "config", "resnet20", ArgumentTypeError, "received config='resnet20'"),
+    ("config", "depths", "1,1,1", ArgumentTypeError, "the 'config' section: depths must be"),
+    ("config", "stride_in_1x1", "false", ArgumentTypeError, "the 'config' section: stride_in_1x1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("section", "name", "value", "cls", "text"), BAD_FIELDS, ids=[f"{c[1]}={c[2]!r}"[:40] for c in BAD_FIELDS]
+)
+def test_every_config_json_field_is_checked_naming_the_file_field_and_value(
+    folder, no_build, section, name, value, cls, text
+):
+    if section is None:
+        edit_config(folder, lambda data: data.update({name: value}))
+    else:
+        edit_config(folder, set_field(section, name, value))
+    with pytest.raises(cls) as err:
+        reszoo.load_pretrained(folder)
+    assert text in str(err.value) and str(folder / "config.json") in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"n": ' + "9" * 5000 + "}"], ids=["deep", "digits"])
+def test_json_no_parser_should_meet_is_a_clear_error(folder, text):
+    (folder / "config.json").write_text(text)
+    with pytest.raises(InvalidArgumentError, match="is not valid JSON"):
+        reszoo.load_pretrained(folder)
+
+
+def test_cli_predict_names_class_names_given_as_a_string(folder, images, capsys):
+    edit_config(folder, set_field("pretrained", "class_names", "abc"))
+    argv = ["predict", str(folder), str(images / "circle"), "--device", "cpu"]
+    one_line_error(capsys, argv, 2, "class_names must be a tuple of strings", "received class_names='abc'")
+
+
+def test_a_long_value_is_cut_in_the_message(folder):
+    edit_config(folder, set_field("pretrained", "class_names", list(range(100_000))))
+    with pytest.raises(ArgumentTypeError) as err:
+        reszoo.load_pretrained(folder)
+    assert len(str(err.value)) < 600 and "characters) (list)" in str(err.value)
