@@ -317,3 +317,57 @@ def test_a_long_value_is_cut_in_the_message(folder):
     with pytest.raises(ArgumentTypeError) as err:
         reszoo.load_pretrained(folder)
     assert len(str(err.value)) < 600 and "characters) (list)" in str(err.value)
+
+
+# -- 4. image folders: a PNG whose header claims 900 megapixels -----------------------------------
+
+
+EVERY_IMAGE = ["--split", "all", "--num-workers", "0"]  # evaluate every image, in this process
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG that claims ``width`` x ``height`` RGB pixels in its header and holds almost no data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+    return path
+
+
+@pytest.fixture
+def spoiled(images, tmp_path) -> Path:
+    """A scratch copy of :func:`images` for one test to spoil."""
+    return Path(shutil.copytree(images, tmp_path / "images", symlinks=True))
+
+
+def test_a_decompression_bomb_is_skipped_naming_it_in_every_reader(spoiled, saved, capsys):
+    from reszoo.data.imagefolder import load_rgb, scan_folder
+
+    bomb = png_header_only(spoiled / "circle" / "bomb.png", 30_000, 30_000)
+    with pytest.warns(
+        UserWarning, match=r"Skipped 1 image file\(s\) .*circle/bomb.png \(Image size \(900000000 pixels"
+    ):
+        split = scan_folder(spoiled, split="all")
+    assert str(bomb) in split.skipped and len(split.samples) == 6
+    with pytest.raises(reszoo.errors.MissingInputError, match=r"bomb.png: Image size .*PIL.Image.MAX_IMAGE_PIXELS"):
+        load_rgb(bomb)
+    device = ["--device", "cpu"]
+    assert main(["predict", str(saved), str(spoiled / "circle"), *device]) == 0
+    assert "Skipped 1 of 3 images that PIL cannot read" in capsys.readouterr().err
+    assert main(["evaluate", str(saved), "--data", "folder", "--root", str(spoiled), *EVERY_IMAGE, *device]) == 0
+    out, err = capsys.readouterr()
+    assert "6 images" in out and "bomb.png" in err and "Traceback" not in err
+
+
+def test_training_on_a_folder_with_a_decompression_bomb_skips_it(spoiled, tmp_path):
+    png_header_only(spoiled / "square" / "bomb.png", 40_000, 40_000)
+    argv = ["train", "resnet20", "--data", "folder", "--data-root", str(spoiled), "--iterations", "1"]
+    argv += ["--batch-size", "2", "--num-workers", "0", "--out", str(tmp_path / "run"), "--no-progress"]
+    argv += ["-M", "depths=1,1,1", "-M", "widths=4,8,16", "-M", "stem_width=4"]
+    with pytest.warns(UserWarning, match=r"square/bomb.png \(Image size \(1600000000 pixels\)"):
+        assert main(argv) == 0

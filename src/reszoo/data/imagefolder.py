@@ -12,7 +12,8 @@ is the torch ``Dataset`` over one. The rules for files:
 - a file whose extension is not in :data:`IMAGE_EXTENSIONS` is ignored silently (``.txt``,
   ``.DS_Store``), as in torchvision; hidden folders (``.ipynb_checkpoints``) are not classes;
 - a file with an image extension that PIL cannot open (header read at scan time) is skipped, with
-  one warning per scan that counts them and names the first three;
+  one warning per scan that counts them and names the first three; so is an image over PIL's own
+  decompression-bomb limit (twice ``PIL.Image.MAX_IMAGE_PIXELS``, which PIL refuses to open);
 - a file that passes the scan but fails to decode later raises :class:`MissingInputError` naming it;
 - every image is converted to RGB with ``img.convert("RGB")``, as torchvision's ``ImageFolder``
   loader does (grayscale is repeated, palette expanded, alpha and CMYK's ink model dropped), so a
@@ -116,17 +117,30 @@ def load_rgb(path: str | os.PathLike[str]) -> PIL.Image.Image:
             return img.convert("RGB")
     except FileNotFoundError:
         raise MissingInputError(f"Image file not found: {path}.") from None
+    except PIL.Image.DecompressionBombError as exc:
+        raise MissingInputError(f"Cannot read image {path}: {_too_large(exc)}.") from None
     except (OSError, ValueError, SyntaxError) as exc:  # PIL's decoders raise all three
         raise MissingInputError(f"Cannot read image {path}: {exc}.") from None
 
 
-def _opens(path: str) -> bool:
-    """PIL can read the header of ``path`` (cheap: pixels are not decoded)."""
+def _too_large(err: Exception) -> str:
+    """PIL's own decompression-bomb limit, said as such: reszoo uses PIL's limit, not one of its own."""
+    return f"{str(err).rstrip('.')} (PIL refuses images over twice PIL.Image.MAX_IMAGE_PIXELS)"
+
+
+def _unreadable(path: str) -> str | None:
+    """Why PIL cannot open ``path`` ("" when it cannot decode it), or None when it can.
+
+    Cheap: only the header is read, pixels are not decoded. An image whose header claims more
+    pixels than PIL's decompression-bomb limit is unreadable too (PIL refuses it on opening).
+    """
     try:
         with PIL.Image.open(path):
-            return True
+            return None
+    except PIL.Image.DecompressionBombError as err:
+        return _too_large(err)
     except (OSError, ValueError, SyntaxError):
-        return False
+        return ""
 
 
 def _image_files(folder: Path) -> list[str]:
@@ -178,22 +192,22 @@ def _check_given(classes: Any) -> tuple[str, ...] | None:
     return names
 
 
-def _readable(files: list[str]) -> tuple[list[str], list[str]]:
-    """``files`` split into (readable, unreadable) by a header check, in threads (I/O bound)."""
+def _readable(files: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``files`` split into (readable, {unreadable: why}) by a header check, in threads (I/O bound)."""
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(files) // 64))) as pool:
-        ok = list(pool.map(_opens, files))
-    pairs = list(zip(files, ok, strict=True))
-    return [f for f, good in pairs if good], [f for f, good in pairs if not good]
+        why = list(pool.map(_unreadable, files))
+    pairs = list(zip(files, why, strict=True))
+    return [f for f, w in pairs if w is None], {f: w for f, w in pairs if w is not None}
 
 
-def _scan_tree(tree: Path, classes: tuple[str, ...]) -> tuple[dict[str, list[str]], list[str]]:
-    """Readable image files per class of ``tree``, and the unreadable ones."""
+def _scan_tree(tree: Path, classes: tuple[str, ...]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Readable image files per class of ``tree``, and the unreadable ones with the reason."""
     per_class: dict[str, list[str]] = {}
-    skipped: list[str] = []
+    skipped: dict[str, str] = {}
     for name in classes:
         files = _image_files(tree / name)
         good, bad = _readable(files)
-        skipped += bad
+        skipped.update(bad)
         if not good:
             what = f"{len(bad)} unreadable image file(s)" if bad else "no image files"
             raise InvalidArgumentError(
@@ -226,9 +240,12 @@ def _trees(root: Path, split: str) -> tuple[list[Path], bool]:
     return [train if train.is_dir() else root], True
 
 
-def _warn_skipped(root: Path, skipped: list[str]) -> None:
+def _warn_skipped(root: Path, skipped: dict[str, str]) -> None:
+    """One warning that counts the skipped files and names three, each with its reason where PIL's
+    "cannot identify" is not the whole story."""
     if skipped:
-        names = ", ".join(os.path.relpath(p, root) for p in skipped[:3])
+        shown = list(skipped.items())[:3]
+        names = ", ".join(os.path.relpath(p, root) + (f" ({why})" if why else "") for p, why in shown)
         more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
         warnings.warn(
             f"Skipped {len(skipped)} image file(s) under {root} that PIL cannot open: {names}{more}.", stacklevel=3
@@ -286,11 +303,11 @@ def scan_folder(
         _check_pair(root)
     names = _check_classes(trees[0], _class_folders(trees[0]), given)
     per_class: dict[str, list[str]] = dict.fromkeys(names, [])
-    skipped: list[str] = []
+    skipped: dict[str, str] = {}
     for tree in trees:
         found, bad = _scan_tree(tree, names)
         per_class = {n: per_class[n] + found[n] for n in names}
-        skipped += bad
+        skipped.update(bad)
     if held_out and split != "all":
         per_class = _pick(per_class, split=split, fraction=val_fraction, seed=seed, tree=trees[0])
     _warn_skipped(root, skipped)
