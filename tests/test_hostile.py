@@ -371,3 +371,29 @@ def test_training_on_a_folder_with_a_decompression_bomb_skips_it(spoiled, tmp_pa
     argv += ["-M", "depths=1,1,1", "-M", "widths=4,8,16", "-M", "stem_width=4"]
     with pytest.warns(UserWarning, match=r"square/bomb.png \(Image size \(1600000000 pixels\)"):
         assert main(argv) == 0
+
+
+# -- 5. image folders: a named pipe with an image's name ------------------------------------------
+
+
+@pytest.mark.timeout(30, method="thread")  # without the fix the scan blocks in a worker thread
+def test_a_named_pipe_is_never_opened_but_skipped_naming_it(spoiled, saved, capsys):
+    import os
+
+    from reszoo.data.imagefolder import find_images, load_rgb, scan_folder
+
+    pipe = spoiled / "circle" / "pipe.png"
+    os.mkfifo(pipe)  # opening it to read would wait for a writer forever
+    with pytest.warns(UserWarning, match=r"circle/pipe.png \(a named pipe, not a regular file\)"):
+        assert len(scan_folder(spoiled, split="all").samples) == 6
+    with pytest.raises(reszoo.errors.MissingInputError, match="pipe.png: a named pipe; only regular files"):
+        load_rgb(pipe)
+    assert str(pipe) in find_images([spoiled]) and find_images([pipe]) == [str(pipe)]
+    assert str(pipe) in find_images([str(spoiled / "circle" / "*.png")])
+    root = ["--root", str(spoiled), *EVERY_IMAGE, "--device", "cpu"]
+    assert main(["evaluate", str(saved), "--data", "folder", *root]) == 0
+    assert "6 images" in capsys.readouterr().out
+    assert main(["predict", str(saved), str(spoiled / "circle"), "--device", "cpu"]) == 0
+    assert "Skipped 1 of 3 images that PIL cannot read: " in capsys.readouterr().err
+    assert main(["predict", str(saved), str(pipe), "--device", "cpu"]) == 2
+    assert "a named pipe; only regular files are read as images" in capsys.readouterr().err

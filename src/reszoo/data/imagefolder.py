@@ -14,6 +14,8 @@ is the torch ``Dataset`` over one. The rules for files:
 - a file with an image extension that PIL cannot open (header read at scan time) is skipped, with
   one warning per scan that counts them and names the first three; so is an image over PIL's own
   decompression-bomb limit (twice ``PIL.Image.MAX_IMAGE_PIXELS``, which PIL refuses to open);
+- only regular files are images: a named pipe, socket or device with an image's name is never
+  opened (a pipe would block forever), and is skipped with the same warning;
 - a file that passes the scan but fails to decode later raises :class:`MissingInputError` naming it;
 - every image is converted to RGB with ``img.convert("RGB")``, as torchvision's ``ImageFolder``
   loader does (grayscale is repeated, palette expanded, alpha and CMYK's ink model dropped), so a
@@ -39,12 +41,13 @@ from __future__ import annotations
 import glob
 import os
 import random
+import stat
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import PIL.Image
 import torch
@@ -113,14 +116,45 @@ def load_rgb(path: str | os.PathLike[str]) -> PIL.Image.Image:
     """
     path = check_path("path", path)
     try:
-        with PIL.Image.open(path) as img:
+        with _open_file(path) as f, PIL.Image.open(f) as img:
             return img.convert("RGB")
     except FileNotFoundError:
         raise MissingInputError(f"Image file not found: {path}.") from None
+    except _NotAFileError as exc:
+        raise MissingInputError(f"Cannot read image {path}: {exc}; only regular files are read as images.") from None
     except PIL.Image.DecompressionBombError as exc:
         raise MissingInputError(f"Cannot read image {path}: {_too_large(exc)}.") from None
     except (OSError, ValueError, SyntaxError) as exc:  # PIL's decoders raise all three
         raise MissingInputError(f"Cannot read image {path}: {exc}.") from None
+
+
+class _NotAFileError(OSError):
+    """A path that is a named pipe, socket or device: opening it to read could block forever."""
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_ISFIFO: "a named pipe", stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a folder"}
+    kinds |= {stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
+    return next((name for test, name in kinds.items() if test(mode)), "not a file")
+
+
+def _open_file(path: str) -> BinaryIO:
+    """``path`` open for reading if it is a regular file (links followed), else :class:`_NotAFileError`.
+
+    Only regular files are images: a named pipe with an image's name would block the open (and
+    the scan, or ``evaluate``, forever). It is told apart by ``stat`` before it is opened, and
+    the file is opened without blocking and checked again, in case it was swapped in between.
+    """
+    if not stat.S_ISREG(mode := os.stat(path).st_mode):
+        raise _NotAFileError(_kind(mode))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(mode := os.fstat(fd).st_mode):
+            raise _NotAFileError(_kind(mode))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _too_large(err: Exception) -> str:
@@ -135,8 +169,10 @@ def _unreadable(path: str) -> str | None:
     pixels than PIL's decompression-bomb limit is unreadable too (PIL refuses it on opening).
     """
     try:
-        with PIL.Image.open(path):
+        with _open_file(path) as f, PIL.Image.open(f):
             return None
+    except _NotAFileError as err:
+        return f"{err}, not a regular file"
     except PIL.Image.DecompressionBombError as err:
         return _too_large(err)
     except (OSError, ValueError, SyntaxError):
@@ -414,17 +450,21 @@ class ImageFiles(Dataset):
 
 
 def _expand(path: str) -> list[str]:
-    """The image files one argument names: the file, a folder's images (recursive), or a glob's matches."""
-    if os.path.isfile(path):
-        return [path]
+    """The image files one argument names: the file, a folder's images (recursive), or a glob's matches.
+
+    A named pipe, socket or device is kept too (never opened here): the reader skips it with the
+    warning that names unreadable files, instead of it vanishing or hanging the run.
+    """
     if os.path.isdir(path):
         found = _image_files(Path(path))
         if not found:
             raise MissingInputError(f"No image files in folder {path} (looked for {', '.join(IMAGE_EXTENSIONS)}).")
         return found
+    if os.path.exists(path):
+        return [path]
     if glob.has_magic(path):
         matches = sorted(glob.glob(path, recursive=True))
-        found = [m for m in matches if os.path.isfile(m) and is_image_file(m)]
+        found = [m for m in matches if os.path.exists(m) and not os.path.isdir(m) and is_image_file(m)]
         found += [f for m in matches if os.path.isdir(m) for f in _image_files(Path(m))]
         if found:
             return found
