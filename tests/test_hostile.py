@@ -397,3 +397,30 @@ def test_a_named_pipe_is_never_opened_but_skipped_naming_it(spoiled, saved, caps
     assert "Skipped 1 of 3 images that PIL cannot read: " in capsys.readouterr().err
     assert main(["predict", str(saved), str(pipe), "--device", "cpu"]) == 2
     assert "a named pipe; only regular files are read as images" in capsys.readouterr().err
+
+
+# -- 6. image folders: a link back to a folder already read ---------------------------------------
+
+
+def test_a_symlink_loop_counts_each_image_once_and_says_so(spoiled, saved, capsys):
+    import os
+
+    from reszoo.data.imagefolder import find_images, scan_folder
+
+    os.symlink(".", spoiled / "circle" / "loop")  # circle/loop/loop/... until the path is too long
+    os.makedirs(spoiled / "square" / "deeper")
+    os.symlink("../..", spoiled / "square" / "deeper" / "up")  # back to the root: every class again
+    os.symlink("circle_0000.png", spoiled / "circle" / "again.png")  # two names, one image
+    with pytest.warns(
+        UserWarning,
+        match=r"3 link\(s\) under .* each image is counted once: circle/loop, circle/again.png, square/deeper/up\.",
+    ):
+        split = scan_folder(spoiled, split="all")
+    assert split.class_counts() == {"circle": 2, "square": 2, "triangle": 2}
+    assert str(spoiled / "circle" / "circle_0000.png") in dict(split.samples)  # the path without a link
+    assert len(find_images([spoiled])) == 6
+    assert main(["evaluate", str(saved), "--data", "folder", "--root", str(spoiled), *EVERY_IMAGE]) == 0
+    assert "6 images" in capsys.readouterr().out
+    with pytest.warns(UserWarning, match="counted once"):
+        train_split = scan_folder(spoiled, split="train", val_fraction=0.5)  # what reszoo train reads
+    assert train_split.class_counts() == {"circle": 1, "square": 1, "triangle": 1}

@@ -53,8 +53,8 @@ import PIL.Image
 import torch
 from torch.utils.data import Dataset
 
-from reszoo.utils.checks import check_choice, check_int, check_number, check_path, check_str, type_error, value_error
 from reszoo.errors import InvalidArgumentError, MissingInputError
+from reszoo.utils.checks import check_choice, check_int, check_number, check_path, check_str, type_error, value_error
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".ppm", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "val", "all")
@@ -179,13 +179,57 @@ def _unreadable(path: str) -> str | None:
         return ""
 
 
-def _image_files(folder: Path) -> list[str]:
-    """Image files under ``folder``, recursively (links followed, as ImageFolder does), sorted."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [os.path.join(dirpath, f) for f in filenames if is_image_file(f) and not f.startswith(".")]
-    return sorted(found)
+def _image_files(folder: Path, repeats: list[str] | None = None) -> list[str]:
+    """Image files under ``folder``, recursively, sorted; links are followed, as ImageFolder does.
+
+    Each folder is read once and each file counted once: a link back to a folder already read
+    (``cat/loop -> .``), or up to ``folder`` or above it (``cat/sub/up -> ../..``, which holds
+    every class), would otherwise repeat images some forty times (until the path grows too long)
+    or bring in other classes; two links to one file are one image (the path without a link is
+    kept). What was left out that way is added to ``repeats``.
+    """
+    repeats = [] if repeats is None else repeats
+    chosen: dict[tuple[int, int] | str, tuple[str, bool]] = {}  # file identity -> (path, reached by a link)
+    folders: set[tuple[int, int]] = set()
+    stack = [os.fspath(folder)]
+    top = os.path.realpath(folder)
+    while stack:
+        path = stack.pop()
+        try:
+            info = os.stat(path)
+            if (info.st_dev, info.st_ino) in folders:
+                repeats.append(path)
+                continue
+            folders.add((info.st_dev, info.st_ino))
+            entries = sorted((e for e in os.scandir(path) if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError:  # gone or unreadable: passed over, as os.walk does
+            continue
+        for e in reversed([e for e in entries if e.is_dir()]):  # links followed; read in sorted order
+            if e.is_symlink() and _is_within(top, os.path.realpath(e.path)):
+                repeats.append(e.path)  # a link up to the folder itself or above it: all of it again
+            else:
+                stack.append(e.path)
+        for e in entries:
+            if e.is_dir() or not is_image_file(e.name):
+                continue
+            try:
+                found = e.stat()
+                key: tuple[int, int] | str = (found.st_dev, found.st_ino)
+            except OSError:  # a broken link: its own entry (the reader says why it cannot be read)
+                key = e.path
+            link = e.is_symlink()
+            if key in chosen and (link or not chosen[key][1]):
+                repeats.append(e.path)
+                continue
+            if key in chosen:
+                repeats.append(chosen[key][0])
+            chosen[key] = (e.path, link)
+    return sorted(path for path, _ in chosen.values())
+
+
+def _is_within(path: str, folder: str) -> bool:
+    """Whether the real path ``path`` is ``folder`` or inside it."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _class_folders(tree: Path) -> list[str]:
@@ -240,8 +284,9 @@ def _scan_tree(tree: Path, classes: tuple[str, ...]) -> tuple[dict[str, list[str
     """Readable image files per class of ``tree``, and the unreadable ones with the reason."""
     per_class: dict[str, list[str]] = {}
     skipped: dict[str, str] = {}
+    repeats: list[str] = []
     for name in classes:
-        files = _image_files(tree / name)
+        files = _image_files(tree / name, repeats)
         good, bad = _readable(files)
         skipped.update(bad)
         if not good:
@@ -251,6 +296,14 @@ def _scan_tree(tree: Path, classes: tuple[str, ...]) -> tuple[dict[str, list[str
                 f"({', '.join(IMAGE_EXTENSIONS)})."
             )
         per_class[name] = good
+    if repeats:
+        names = ", ".join(os.path.relpath(p, tree) for p in repeats[:3])
+        more = f" and {len(repeats) - 3} more" if len(repeats) > 3 else ""
+        warnings.warn(
+            f"{len(repeats)} link(s) under {tree} lead to folders or files already read; each image is counted "
+            f"once: {names}{more}.",
+            stacklevel=3,
+        )
     return per_class, skipped
 
 
