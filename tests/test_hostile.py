@@ -424,3 +424,26 @@ def test_a_symlink_loop_counts_each_image_once_and_says_so(spoiled, saved, capsy
     with pytest.warns(UserWarning, match="counted once"):
         train_split = scan_folder(spoiled, split="train", val_fraction=0.5)  # what reszoo train reads
     assert train_split.class_counts() == {"circle": 1, "square": 1, "triangle": 1}
+
+
+# -- 7. image folders: a broken link ----------------------------------------------------------------
+
+
+def test_a_broken_link_is_skipped_naming_it_and_the_rest_is_predicted(spoiled, saved, capsys):
+    import os
+
+    from reszoo.data.imagefolder import find_images, scan_folder
+
+    gone = spoiled / "circle" / "gone.png"
+    os.symlink("/nonexistent/photo.png", gone)
+    assert str(gone) in find_images([spoiled]) and find_images([gone]) == [str(gone)]
+    with pytest.warns(UserWarning, match=r"circle/gone.png \(a broken link to /nonexistent/photo.png\)"):
+        assert len(scan_folder(spoiled, split="all").samples) == 6
+    with pytest.warns(UserWarning, match=r"Skipped 1 of 3 images that PIL cannot read: .*gone.png\.$"):
+        assert len(reszoo.predict(reszoo.load_pretrained(saved), [spoiled / "circle"], topk=1)) == 2
+    assert main(["predict", str(saved), str(spoiled / "circle"), "--device", "cpu", "--json", "-"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["skipped"] == [str(gone)] and "gone.png" in err
+    assert main(["predict", str(saved), str(gone), str(spoiled / "square"), "--device", "cpu"]) == 0
+    with pytest.raises(reszoo.errors.MissingInputError, match="gone.png: a broken link to /nonexistent/photo.png"):
+        reszoo.predict(reszoo.load_pretrained(saved), gone)

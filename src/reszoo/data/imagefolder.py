@@ -119,6 +119,8 @@ def load_rgb(path: str | os.PathLike[str]) -> PIL.Image.Image:
         with _open_file(path) as f, PIL.Image.open(f) as img:
             return img.convert("RGB")
     except FileNotFoundError:
+        if os.path.islink(path):
+            raise MissingInputError(f"Cannot read image {path}: {_broken_link(path)}.") from None
         raise MissingInputError(f"Image file not found: {path}.") from None
     except _NotAFileError as exc:
         raise MissingInputError(f"Cannot read image {path}: {exc}; only regular files are read as images.") from None
@@ -157,6 +159,13 @@ def _open_file(path: str) -> BinaryIO:
         raise
 
 
+def _broken_link(path: str) -> str:
+    try:
+        return f"a broken link to {os.readlink(path)}"
+    except OSError:
+        return "a broken link"
+
+
 def _too_large(err: Exception) -> str:
     """PIL's own decompression-bomb limit, said as such: reszoo uses PIL's limit, not one of its own."""
     return f"{str(err).rstrip('.')} (PIL refuses images over twice PIL.Image.MAX_IMAGE_PIXELS)"
@@ -171,6 +180,8 @@ def _unreadable(path: str) -> str | None:
     try:
         with _open_file(path) as f, PIL.Image.open(f):
             return None
+    except FileNotFoundError:
+        return _broken_link(path) if os.path.islink(path) else "gone"
     except _NotAFileError as err:
         return f"{err}, not a regular file"
     except PIL.Image.DecompressionBombError as err:
@@ -505,19 +516,20 @@ class ImageFiles(Dataset):
 def _expand(path: str) -> list[str]:
     """The image files one argument names: the file, a folder's images (recursive), or a glob's matches.
 
-    A named pipe, socket or device is kept too (never opened here): the reader skips it with the
-    warning that names unreadable files, instead of it vanishing or hanging the run.
+    A named pipe, socket or device, or a broken link, is kept too (never opened here): the reader
+    skips it with the warning that names unreadable files, instead of it vanishing, hanging the
+    run or stopping it.
     """
     if os.path.isdir(path):
         found = _image_files(Path(path))
         if not found:
             raise MissingInputError(f"No image files in folder {path} (looked for {', '.join(IMAGE_EXTENSIONS)}).")
         return found
-    if os.path.exists(path):
+    if os.path.lexists(path):  # a file, a pipe, or a broken link: the reader skips what it cannot read
         return [path]
     if glob.has_magic(path):
         matches = sorted(glob.glob(path, recursive=True))
-        found = [m for m in matches if os.path.exists(m) and not os.path.isdir(m) and is_image_file(m)]
+        found = [m for m in matches if os.path.lexists(m) and not os.path.isdir(m) and is_image_file(m)]
         found += [f for m in matches if os.path.isdir(m) for f in _image_files(Path(m))]
         if found:
             return found
