@@ -447,3 +447,35 @@ def test_a_broken_link_is_skipped_naming_it_and_the_rest_is_predicted(spoiled, s
     assert main(["predict", str(saved), str(gone), str(spoiled / "square"), "--device", "cpu"]) == 0
     with pytest.raises(reszoo.errors.MissingInputError, match="gone.png: a broken link to /nonexistent/photo.png"):
         reszoo.predict(reszoo.load_pretrained(saved), gone)
+
+
+# -- 8. image folders: 16-bit PNGs ------------------------------------------------------------------
+
+
+def test_a_16_bit_png_is_scaled_to_8_bits_not_clipped_to_white(tmp_path, saved, capsys):
+    import numpy as np
+    import PIL.Image
+
+    from reszoo.data.imagefolder import ImageFiles, load_rgb, scan_folder
+
+    rng = np.random.default_rng(0)
+    deep = rng.integers(0, 65536, size=(32, 32), dtype=np.uint16)  # the full 16-bit range, as PNG's samples span
+    shallow = ((deep.astype(np.int64) * 255 + 32767) // 65535).astype(np.uint8)
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        PIL.Image.fromarray(deep).save(tmp_path / cls / "deep.png")  # a real 16-bit greyscale PNG
+        PIL.Image.fromarray(shallow).save(tmp_path / cls / "shallow.png")
+    with PIL.Image.open(tmp_path / "a" / "deep.png") as img:
+        assert img.mode == "I;16"
+    got = np.asarray(load_rgb(tmp_path / "a" / "deep.png"))
+    assert got.shape == (32, 32, 3) and (got == shallow[..., None]).all()  # not 255 almost everywhere
+    first, _ = ImageFiles(scan_folder(tmp_path, split="all"))[0]
+    assert (np.asarray(first) == shallow[..., None]).all()
+    model = reszoo.load_pretrained(saved)
+    with PIL.Image.open(tmp_path / "a" / "deep.png") as img:
+        as_image = reszoo.predict(model, img.copy(), topk=3)[0].classes
+    assert as_image == reszoo.predict(model, tmp_path / "a" / "shallow.png", topk=3)[0].classes
+    files = [str(tmp_path / "a" / "deep.png"), str(tmp_path / "a" / "shallow.png")]
+    assert main(["predict", str(saved), *files, "--device", "cpu", "--json", "-"]) == 0
+    deep_top, shallow_top = (p["top"] for p in json.loads(capsys.readouterr().out)["predictions"])
+    assert deep_top == shallow_top

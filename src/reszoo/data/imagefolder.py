@@ -19,7 +19,8 @@ is the torch ``Dataset`` over one. The rules for files:
 - a file that passes the scan but fails to decode later raises :class:`MissingInputError` naming it;
 - every image is converted to RGB with ``img.convert("RGB")``, as torchvision's ``ImageFolder``
   loader does (grayscale is repeated, palette expanded, alpha and CMYK's ink model dropped), so a
-  model sees the same pixels here and under torchvision.
+  model sees the same pixels here and under torchvision; except 16-bit greyscale, which that
+  would clip to white, and which is scaled to 8 bits first (:func:`to_rgb`).
 
 Example:
     >>> import tempfile, PIL.Image
@@ -71,6 +72,7 @@ __all__ = [
     "is_split_layout",
     "load_rgb",
     "scan_folder",
+    "to_rgb",
 ]
 
 
@@ -117,7 +119,7 @@ def load_rgb(path: str | os.PathLike[str]) -> PIL.Image.Image:
     path = check_path("path", path)
     try:
         with _open_file(path) as f, PIL.Image.open(f) as img:
-            return img.convert("RGB")
+            return to_rgb(img)
     except FileNotFoundError:
         if os.path.islink(path):
             raise MissingInputError(f"Cannot read image {path}: {_broken_link(path)}.") from None
@@ -128,6 +130,30 @@ def load_rgb(path: str | os.PathLike[str]) -> PIL.Image.Image:
         raise MissingInputError(f"Cannot read image {path}: {_too_large(exc)}.") from None
     except (OSError, ValueError, SyntaxError) as exc:  # PIL's decoders raise all three
         raise MissingInputError(f"Cannot read image {path}: {exc}.") from None
+
+
+# PIL's modes for 16-bit greyscale (PNG, TIFF), and 32-bit integers (what older PIL made of 16-bit PNGs).
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def to_rgb(img: PIL.Image.Image) -> PIL.Image.Image:
+    """``img`` as 8-bit RGB: ``img.convert("RGB")``, as torchvision's ImageFolder loader does, except
+    for 16-bit greyscale (and integer images), which PIL's convert clips at 255, so that nearly every
+    pixel turns white. Those are scaled from 0..65535 to 0..255 first (rounded; values outside
+    clipped), as a 16-bit PNG's samples span the full 16-bit range.
+
+    Example:
+        >>> import numpy as np
+        >>> grey16 = PIL.Image.fromarray(np.array([[0, 32768, 65535]], dtype=np.uint16))
+        >>> grey16.mode, to_rgb(grey16).getpixel((1, 0)), grey16.convert("RGB").getpixel((1, 0))
+        ('I;16', (128, 128, 128), (255, 255, 255))
+    """
+    if img.mode in _WIDE_MODES:
+        import numpy as np
+
+        wide = np.clip(np.asarray(img).astype(np.int64), 0, 65535)
+        img = PIL.Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8))
+    return img.convert("RGB")
 
 
 class _NotAFileError(OSError):
