@@ -479,3 +479,32 @@ def test_a_16_bit_png_is_scaled_to_8_bits_not_clipped_to_white(tmp_path, saved, 
     assert main(["predict", str(saved), *files, "--device", "cpu", "--json", "-"]) == 0
     deep_top, shallow_top = (p["top"] for p in json.loads(capsys.readouterr().out)["predictions"])
     assert deep_top == shallow_top
+
+
+# -- 9. image folders: a constant channel ---------------------------------------------------------
+
+
+def test_a_folder_with_a_constant_channel_trains_and_says_what_was_measured(tmp_path):
+    import numpy as np
+    import PIL.Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for i in range(3):
+            pixels = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+            pixels[..., 2] = 7  # no blue to speak of: the std of that channel is 0
+            PIL.Image.fromarray(pixels).save(tmp_path / "data" / cls / f"{i}.png")
+    recipe = {"data": "folder", "data_root": str(tmp_path / "data"), "batch_size": 2, "iterations": 1}
+    tiny = {"depths": (1, 1, 1), "widths": (4, 8, 16), "stem_width": 4, "num_classes": 2}
+    measured = r"constant blue channel: measured mean \(0\.\d+, 0\.\d+, 0\.0275\), std \(0\.\d+, 0\.\d+, 0\.0000\)"
+    with pytest.warns(UserWarning, match=measured + r" over 4 training images.*std 1\.0.*--mean M,M,M --std S,S,S"):
+        train.train_model(
+            "resnet20", model_overrides=tiny, recipe_overrides={**recipe, "num_workers": 0}, out=tmp_path / "run"
+        )
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())["recipe"]
+    assert recorded["std"][2] == 1.0 and recorded["std"][0] > 0.1 and abs(recorded["mean"][2] - 7 / 255) < 1e-6
+    argv = ["train", "resnet20", "--data", "folder", "--data-root", str(tmp_path / "data"), "--iterations", "1"]
+    argv += ["--batch-size", "2", "--num-workers", "0", "--out", str(tmp_path / "cli"), "--no-progress"]
+    with pytest.warns(UserWarning, match="constant blue channel"):
+        assert main([*argv, "-M", "depths=1,1,1", "-M", "widths=4,8,16", "-M", "stem_width=4"]) == 0
