@@ -508,3 +508,34 @@ def test_a_folder_with_a_constant_channel_trains_and_says_what_was_measured(tmp_
     argv += ["--batch-size", "2", "--num-workers", "0", "--out", str(tmp_path / "cli"), "--no-progress"]
     with pytest.warns(UserWarning, match="constant blue channel"):
         assert main([*argv, "-M", "depths=1,1,1", "-M", "widths=4,8,16", "-M", "stem_width=4"]) == 0
+
+
+# -- 10. evaluating on a folder of some of the model's classes ------------------------------------
+
+
+def test_evaluating_on_one_class_of_the_model_reports_on_what_is_there(images, saved, tmp_path, capsys):
+    from reszoo.infer.evaluation import evaluate
+
+    shutil.copytree(images / "square", tmp_path / "only" / "square")  # the model knows circle, square, triangle
+    model = reszoo.load_pretrained(saved)
+    result = evaluate(model, "folder", root=tmp_path / "only", split="all", num_workers=0)
+    assert result.images == 2 and [(c.name, c.images) for c in result.per_class] == [("square", 2)]
+    expected = reszoo.predict(model, sorted((tmp_path / "only" / "square").iterdir()), topk=1)
+    assert result.top1 == 100 * sum(p.top[0] == "square" for p in expected) / 2
+    root = ["--root", str(tmp_path / "only"), *EVERY_IMAGE, "--device", "cpu", "--json", "-"]
+    assert main(["evaluate", str(saved), "--data", "folder", *root]) == 0
+    assert [c["name"] for c in json.loads(capsys.readouterr().out)["per_class"]] == ["square"]
+    (tmp_path / "only" / "zebra").mkdir()
+    shutil.copy(images / "circle" / "circle_0000.png", tmp_path / "only" / "zebra")
+    argv = ["evaluate", str(saved), "--data", "folder", *root]
+    one_line_error(capsys, argv, 2, "these are not: zebra (expected: circle, square, triangle)")
+
+
+def test_a_subset_scan_keeps_the_models_labels(images):
+    from reszoo.data.imagefolder import scan_folder
+
+    model_classes = ("triangle", "dog", "square", "circle", "square")  # a name twice, as ImageNet's "crane"
+    split = scan_folder(images, split="all", classes=model_classes, subset=True)
+    assert split.classes == model_classes
+    assert sorted({label for _, label in split.samples}) == [0, 2, 3]  # square is its first position
+    assert split.class_counts() == {"triangle": 2, "dog": 0, "square": 2, "circle": 2}

@@ -55,7 +55,16 @@ import torch
 from torch.utils.data import Dataset
 
 from reszoo.errors import InvalidArgumentError, MissingInputError
-from reszoo.utils.checks import check_choice, check_int, check_number, check_path, check_str, type_error, value_error
+from reszoo.utils.checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_path,
+    check_str,
+    type_error,
+    value_error,
+)
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".ppm", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "val", "all")
@@ -279,8 +288,11 @@ def _describe(tree: Path) -> str:
     return f"{files} file(s) and no class folders" if entries else "nothing"
 
 
-def _check_classes(tree: Path, found: list[str], classes: Sequence[str] | None) -> tuple[str, ...]:
-    """The classes of ``tree``: ``found`` (sorted) or, when given, ``classes``, which must be the same set."""
+def _check_classes(
+    tree: Path, found: list[str], classes: Sequence[str] | None, *, subset: bool = False
+) -> tuple[str, ...]:
+    """The class folders of ``tree`` to read: ``found`` (sorted) or, when given, ``classes``, which
+    must be the same set (with ``subset``: ``found``, which must be among ``classes``)."""
     layout = f"expected {tree}/<class>/<image>, one folder per class"
     if not found:
         raise MissingInputError(f"No class folders in {tree}: found {_describe(tree)}; {layout}.")
@@ -288,6 +300,16 @@ def _check_classes(tree: Path, found: list[str], classes: Sequence[str] | None) 
         if len(found) < 2:
             raise InvalidArgumentError(
                 f"Only one class folder in {tree} ({found[0]!r}); a classifier needs at least two; {layout}."
+            )
+        return tuple(found)
+    if subset:
+        unknown = [c for c in found if c not in set(classes)]
+        if unknown:
+            more = f", ... ({len(classes)} in all)" if len(classes) > 10 else ""
+            raise InvalidArgumentError(
+                f"The class folders in {tree} must be among the classes expected; these are not: "
+                f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} (expected: "
+                f"{', '.join(classes[:10])}{more})."
             )
         return tuple(found)
     missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
@@ -298,13 +320,18 @@ def _check_classes(tree: Path, found: list[str], classes: Sequence[str] | None) 
     return tuple(classes)
 
 
-def _check_given(classes: Any) -> tuple[str, ...] | None:
+def _check_given(classes: Any, *, subset: bool) -> tuple[str, ...] | None:
     if classes is None:
+        if subset:
+            raise value_error("classes", classes, "the class names the folder's classes are among, with subset=True")
         return None
     if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence):
         raise type_error("classes", classes, "a sequence of class names or None")
     names = tuple(check_str("classes", c) for c in classes)
-    if len(set(names)) != len(names) or len(names) < 2:
+    if subset:  # a model's names: ImageNet's hold two "crane"s; a folder named so is the first
+        if not names:
+            raise value_error("classes", classes, "at least one class name")
+    elif len(set(names)) != len(names) or len(names) < 2:
         raise value_error("classes", classes, "at least two distinct class names")
     return names
 
@@ -395,6 +422,7 @@ def scan_folder(
     val_fraction: float = 0.1,
     seed: int = 0,
     classes: Sequence[str] | None = None,
+    subset: bool = False,
 ) -> FolderSplit:
     """One split of an image folder: its classes and ``(path, label)`` samples.
 
@@ -408,6 +436,10 @@ def scan_folder(
         seed: the held-out draw follows it.
         classes: the class names expected, in label order (e.g. a trained model's); the folder
             must hold exactly these. ``None``: the folder names, sorted.
+        subset: the folder may hold some of ``classes`` only, one or more (a test set of a few of
+            a model's classes); labels are still positions in ``classes`` (a name that appears
+            twice there, as ImageNet's "crane", is its first), and a folder that is none of them
+            is refused, naming it.
 
     Returns:
         A :class:`FolderSplit`.
@@ -421,23 +453,28 @@ def scan_folder(
     check_choice("split", split, SPLITS)
     check_number("val_fraction", val_fraction, minimum=0, maximum=1)
     check_int("seed", seed)
-    given = _check_given(classes)
+    check_bool("subset", subset)
+    given = _check_given(classes, subset=subset)
     if not root.is_dir():
         raise MissingInputError(f"Image folder not found: {root} is not a folder.")
     trees, held_out = _trees(root, split)
     if len(trees) == 2 or (not held_out and (root / "train").is_dir()):
         _check_pair(root)
-    names = _check_classes(trees[0], _class_folders(trees[0]), given)
-    per_class: dict[str, list[str]] = dict.fromkeys(names, [])
+    folders = _check_classes(trees[0], _class_folders(trees[0]), given, subset=subset)
+    names = given if subset and given is not None else folders
+    labels: dict[str, int] = {}
+    for i, name in enumerate(names):
+        labels.setdefault(name, i)
+    per_class: dict[str, list[str]] = dict.fromkeys(folders, [])
     skipped: dict[str, str] = {}
     for tree in trees:
-        found, bad = _scan_tree(tree, names)
-        per_class = {n: per_class[n] + found[n] for n in names}
+        found, bad = _scan_tree(tree, folders)
+        per_class = {n: per_class[n] + found[n] for n in folders}
         skipped.update(bad)
     if held_out and split != "all":
         per_class = _pick(per_class, split=split, fraction=val_fraction, seed=seed, tree=trees[0])
     _warn_skipped(root, skipped)
-    samples = tuple((path, label) for label, n in enumerate(names) for path in per_class[n])
+    samples = tuple((path, labels[n]) for n in sorted(folders, key=labels.__getitem__) for path in per_class[n])
     folder = trees[0] if len(trees) == 1 else root
     return FolderSplit(root=str(folder), classes=names, samples=samples, skipped=tuple(skipped))
 
