@@ -539,3 +539,57 @@ def test_a_subset_scan_keeps_the_models_labels(images):
     assert split.classes == model_classes
     assert sorted({label for _, label in split.samples}) == [0, 2, 3]  # square is its first position
     assert split.class_counts() == {"triangle": 2, "dog": 0, "square": 2, "circle": 2}
+
+
+# -- 11. the Hub unreachable: one line from reszoo, at once ------------------------------------------
+
+
+@pytest.fixture
+def dead_hub(tmp_path, monkeypatch) -> str:
+    """Empty caches and HF_ENDPOINT at a 127.0.0.1 port nothing listens on (online, not HF_HUB_OFFLINE)."""
+    import socket
+
+    import huggingface_hub.constants as hf_constants
+
+    with socket.socket() as s:  # a port the system just gave out and took back: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RESZOO_CACHE", str(tmp_path / "reszoo"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    return f"http://127.0.0.1:{port}"
+
+
+HF_NOISE = ("Retrying in", "thrown while requesting", "Retry 1/5")
+
+
+@pytest.mark.parametrize("name", ["resnet50-imagenet", "hf-hub:someone/resnet8"])
+def test_an_unreachable_hub_is_one_error_at_once_without_huggingface_hub_retries(dead_hub, capfd, name):
+    from reszoo.errors import WeightsNotCachedError
+
+    reszoo.load_pretrained  # noqa: B018 (the face imports torch and the weights modules before the clock starts)
+    start = time.perf_counter()
+    with pytest.raises(WeightsNotCachedError, match=rf"the Hub at {dead_hub} cannot be reached: ConnectError"):
+        reszoo.load_pretrained(name)
+    assert time.perf_counter() - start < 5  # huggingface_hub's own retries take about 25 s
+    err = capfd.readouterr().err
+    assert not any(noise in err for noise in HF_NOISE), err
+
+
+def test_cli_predict_with_the_hub_unreachable_prints_reszoos_line_only(dead_hub, images, capfd):
+    assert main(["predict", "resnet50-imagenet", str(images / "circle"), "--device", "cpu"]) == 1
+    err = capfd.readouterr().err
+    assert err.startswith("reszoo predict: error: Weights 'resnet50-imagenet' are not cached") and err.count("\n") == 1
+
+
+def test_a_cached_repo_loads_quietly_when_the_hub_is_unreachable(saved, hub_server, monkeypatch, capfd):
+    for file in ("config.json", "model.safetensors"):
+        hub_server.add_hub_file("someone/shapes", file, (saved / file).read_bytes())
+    first = reszoo.load_pretrained("hf-hub:someone/shapes")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+    capfd.readouterr()
+    again = reszoo.load_pretrained("hf-hub:someone/shapes")
+    assert train.state_digest(again) == train.state_digest(first)
+    assert not any(noise in capfd.readouterr().err for noise in HF_NOISE)

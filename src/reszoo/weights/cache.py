@@ -165,7 +165,8 @@ def not_cached_error(w: Weights, what: str, reason: str) -> WeightsNotCachedErro
     """The error for an entry that is neither cached nor downloadable now; it says how to fix that."""
     return WeightsNotCachedError(
         f"Weights {w.name!r} are not cached and cannot be downloaded ({reason}): {what}. "
-        f"While online, run `reszoo download {w.name}` (or reszoo.weights.hub.download({w.name!r})) to fill the cache, "
+        f"While online, run `reszoo download {w.name}` (or reszoo.weights.pretrained.download({w.name!r})) "
+        "to fill the cache, "
         f"or load a local copy of the file with "
         f"reszoo.load_pretrained({w.name!r}, checkpoint='path/to/{w.source.filename}')."
     )

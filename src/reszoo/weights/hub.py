@@ -76,6 +76,8 @@ __all__ = [
     "hub_download",
     "hub_endpoint",
     "hub_files",
+    "hub_unreachable",
+    "is_unreachable",
     "parse_hub_name",
     "read_config",
     "read_hub_file",
@@ -154,6 +156,13 @@ def hub_download(
 
     label = w.name if w is not None else f"{HF_PREFIX}{repo_id}"
     before = try_to_load_from_cache(repo_id, filename, revision=revision)
+    what = f"{filename} of the Hub repo {repo_id} (revision {revision or 'main'}) is not in the Hugging Face cache"
+    if not is_offline() and (force or not isinstance(before, str)):
+        # Nothing cached to fall back on: huggingface_hub would retry an unreachable Hub for ~25 s,
+        # printing each retry. One request without retries tells first.
+        down = hub_unreachable(repo_id, filename, revision)
+        if down is not None:
+            raise _not_cached(w, label, what, f"the Hub at {hub_endpoint() or _HUB} cannot be reached: {down}")
     try:
         path = hf_hub_download(
             repo_id,
@@ -167,18 +176,54 @@ def hub_download(
         )
     except LocalEntryNotFoundError as err:
         reason = "HF_HUB_OFFLINE is set" if is_offline() else "the Hub cannot be reached"
-        what = f"{filename} of the Hub repo {repo_id} (revision {revision or 'main'}) is not in the Hugging Face cache"
-        if w is not None:
-            raise not_cached_error(w, what, reason) from err
-        raise WeightsNotCachedError(
-            f"{what} and cannot be downloaded ({reason}). While online, run `reszoo download {label}`, "
-            "or load a local directory written by reszoo.save_pretrained."
-        ) from err
+        raise _not_cached(w, label, what, reason) from err
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as err:  # after its subclass above
         raise MissingInputError(f"{label}: {type(err).__name__}: {err}") from err
     if force or not isinstance(before, str) or os.path.realpath(before) != os.path.realpath(path):
         _verify_hub_file(path, w.source if w is not None and isinstance(w.source, HubSource) else None, label=label)
     return path
+
+
+_HUB = "https://huggingface.co"
+
+
+def _not_cached(w: Weights | None, label: str, what: str, reason: str) -> WeightsNotCachedError:
+    if w is not None:
+        return not_cached_error(w, what, reason)
+    return WeightsNotCachedError(
+        f"{what} and cannot be downloaded ({reason}). While online, run `reszoo download {label}`, "
+        "or load a local directory written by reszoo.save_pretrained."
+    )
+
+
+def is_unreachable(err: BaseException) -> bool:
+    """True for "no connection": offline mode, or a transport error of the HTTP client (httpx, requests)."""
+    if isinstance(err, (ConnectionError, TimeoutError)):  # huggingface_hub's OfflineModeIsEnabled is one
+        return True
+    names = {c.__name__ for c in type(err).__mro__}
+    modules = {c.__module__.split(".")[0] for c in type(err).__mro__}
+    client = bool(modules & {"httpx", "httpx2", "httpcore", "requests", "urllib3"})
+    return client and bool(names & {"TransportError", "ConnectionError", "Timeout", "TimeoutException"})
+
+
+def hub_unreachable(repo_id: str, filename: str, revision: str | None) -> str | None:
+    """Why the Hub cannot be reached (the connection error, in one line), or None when it answers.
+
+    One ``HEAD`` request for the file, as ``huggingface_hub`` makes first, without its retries;
+    any answer (the file's metadata, or an HTTP error such as 404) means the Hub is there, and
+    ``hf_hub_download`` then says what it has to say.
+    """
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    from reszoo._version import __version__
+
+    url = hf_hub_url(repo_id, filename, revision=revision, endpoint=hub_endpoint())
+    try:
+        get_hf_file_metadata(url, library_name="reszoo", library_version=__version__)
+    except Exception as err:  # huggingface_hub raises its own and its HTTP client's errors
+        if is_unreachable(err):
+            return f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}"
+    return None
 
 
 def _verify_hub_file(path: str, source: HubSource | None, *, label: str) -> None:
