@@ -593,3 +593,50 @@ def test_a_cached_repo_loads_quietly_when_the_hub_is_unreachable(saved, hub_serv
     again = reszoo.load_pretrained("hf-hub:someone/shapes")
     assert train.state_digest(again) == train.state_digest(first)
     assert not any(noise in capfd.readouterr().err for noise in HF_NOISE)
+
+
+# -- 12. a pickle that holds code: refused, and no advice to unpickle it -------------------------------
+
+
+class Payload:
+    """What a hostile checkpoint holds: unpickled with pickle's full powers, it would call print."""
+
+    def __reduce__(self) -> tuple:
+        return (print, ("UNPICKLED: code from the checkpoint ran",))
+
+
+@pytest.mark.parametrize("where", ["top", "state_dict"])
+def test_a_checkpoint_holding_code_is_refused_without_advice_to_unpickle_it(tmp_path, capsys, where):
+    from reszoo.weights.convert import read_checkpoint
+
+    tensors = {"fc.weight": torch.zeros(10, 64)}
+    ckpt = (
+        {"state_dict": tensors, "extra": Payload()} if where == "top" else {"state_dict": {**tensors, "x": Payload()}}
+    )
+    evil = tmp_path / "resnet20-12fca82f.th"
+    torch.save(ckpt, evil)
+    with pytest.raises(InvalidArgumentError, match=r"holds Python objects, not only tensors \(GLOBAL print\)") as err:
+        read_checkpoint(evil)
+    with pytest.raises(InvalidArgumentError) as loaded:
+        reszoo.load_pretrained("resnet20-cifar10", checkpoint=evil, check_hash=False)
+    argv = ["convert", "resnet20-cifar10", str(tmp_path / "out"), "--checkpoint", str(evil), "--no-check-hash"]
+    line = one_line_error(capsys, argv, 2, "will not unpickle this one")
+    for text in (str(err.value), str(loaded.value), line):
+        assert "weights_only" not in text and "safe_globals" not in text and "trust" not in text
+    assert "UNPICKLED" not in capsys.readouterr().out and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("damage", ["junk", "flipped", "truncated"])
+def test_a_damaged_pickle_says_so_in_one_line_without_torchs_advice(tmp_path, damage):
+    import io
+
+    from reszoo.weights.convert import read_checkpoint
+
+    buf = io.BytesIO()
+    torch.save({"fc.weight": torch.zeros(3)}, buf, _use_new_zipfile_serialization=False)  # a legacy pickle
+    data = buf.getvalue()
+    bad = {"junk": b"\x80\x02garbage", "flipped": data[:20] + b"\xff" + data[21:], "truncated": data[:60]}[damage]
+    (tmp_path / "model.pth").write_bytes(bad)
+    with pytest.raises(InvalidArgumentError, match="truncated, corrupted or not a checkpoint") as err:
+        read_checkpoint(tmp_path / "model.pth")
+    assert "\n" not in str(err.value) and "weights_only" not in str(err.value) and "trust" not in str(err.value)

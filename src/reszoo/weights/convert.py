@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -133,10 +134,39 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
             return load_file(path)
         return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:  # torch and safetensors raise many types for a damaged file
+        refused = _code_in_pickle(err)
+        if refused is not None:
+            raise InvalidArgumentError(
+                f"Checkpoint {path!r} holds Python objects, not only tensors ({refused}). reszoo reads "
+                "checkpoints without running code from them and will not unpickle this one: ask whoever "
+                "published it for a safetensors file or a plain state_dict of tensors (a file of your own: "
+                "save model.state_dict() where you trained it)."
+            ) from None
         raise InvalidArgumentError(
             f"Could not read checkpoint {path!r} ({os.path.getsize(path):,} bytes): it is truncated, "
-            f"corrupted or not a checkpoint ({type(err).__name__}: {err})."
-        ) from err
+            f"corrupted or not a checkpoint ({type(err).__name__}: {_first_line(err)})."
+        ) from None
+
+
+def _code_in_pickle(err: Exception) -> str | None:
+    """What a pickle held that ``torch.load(weights_only=True)`` refused to build (``"GLOBAL print"``),
+    or None when ``err`` is not that refusal (a damaged file, say).
+
+    torch's message goes on to explain how to load the file anyway, by unpickling it with its full
+    powers, which runs whatever code the file holds. reszoo never relays that advice: the files it
+    reads come from elsewhere.
+    """
+    found = re.search(r"Unsupported global: (GLOBAL \S+)", str(err))
+    return found[1] if found else None
+
+
+def _first_line(err: Exception) -> str:
+    """The reason an error gives, in one line of at most 200 characters, without torch's advice to
+    unpickle the file (the weights-only unpickler's own reason where there is one)."""
+    text = str(err)
+    reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+    line = reason[1] if reason else next((x.strip() for x in text.splitlines() if x.strip()), "")
+    return "" if "weights_only" in line else line[:200]
 
 
 def _is_nbt(key: str) -> bool:
