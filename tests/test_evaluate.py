@@ -185,7 +185,7 @@ def test_folder_classes_are_matched_to_the_model_by_name(folder, tmp_path):
     (other / "train" / "star").mkdir()
     PIL.Image.new("RGB", (32, 32)).save(other / "val" / "star" / "a.png")
     PIL.Image.new("RGB", (32, 32)).save(other / "train" / "star" / "a.png")
-    with pytest.raises(InvalidArgumentError, match=r"these are not: star \(the model's: triangle, circle, square\)"):
+    with pytest.raises(InvalidArgumentError, match=r"these are not: star \(expected: triangle, circle, square\)"):
         evaluate(model, "folder", root=other, num_workers=0)
     subset = make_image_folder(tmp_path / "subset", classes=("circle", "square"), per_class=1, val_per_class=1)
     two = evaluate(model, "folder", root=subset, num_workers=0)

@@ -446,21 +446,28 @@ def damaged(draw, data: bytes) -> bytes:
     return b""
 
 
-# Small integers: a damaged file may ask for a network of 10**9 blocks, and building it would take
-# the machine's memory, not test anything.
-JSON_VALUES = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-5, 100), st.floats(allow_nan=False), TEXT, st.text(max_size=5)),
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
-    max_leaves=6,
-)
+def json_values(integers: Any) -> Any:
+    return st.recursive(
+        st.one_of(st.none(), st.booleans(), integers, st.floats(allow_nan=False), TEXT, st.text(max_size=5)),
+        lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+        max_leaves=6,
+    )
+
+
+# Small integers: a damaged run.json or checkpoint may ask training for 10**9 iterations, which a
+# test cannot wait for.
+JSON_VALUES = json_values(st.integers(-5, 100))
+# A saved folder's config.json is read by a loader that bounds what it may ask for (issue 22), so
+# it gets huge numbers too: 10**9 blocks, a crop of 200,000 pixels, 10**30 classes.
+HOSTILE_JSON_VALUES = json_values(st.one_of(st.integers(-5, 100), st.integers(1_000, 10**30)))
 
 
 @st.composite
-def mutated_json(draw, doc: Any) -> Any:
+def mutated_json(draw, doc: Any, values: Any = JSON_VALUES) -> Any:
     """``doc`` with one value somewhere replaced by another JSON value, or one key removed."""
     doc = json.loads(json.dumps(doc))
     if not isinstance(doc, (dict, list)) or not doc or draw(st.integers(0, 9)) == 0:
-        return draw(JSON_VALUES)  # the whole document
+        return draw(values)  # the whole document
     node = doc
     while True:
         keys = list(node) if isinstance(node, dict) else list(range(len(node)))
@@ -472,16 +479,16 @@ def mutated_json(draw, doc: Any) -> Any:
         if isinstance(node, dict) and draw(st.integers(0, 3)) == 0:
             del node[key]
         else:
-            node[key] = draw(JSON_VALUES)
+            node[key] = draw(values)
         return doc
 
 
 @st.composite
-def damaged_json(draw, text: str) -> bytes:
+def damaged_json(draw, text: str, values: Any = JSON_VALUES) -> bytes:
     """A JSON file damaged as bytes or as a document."""
     if draw(st.booleans()):
         return draw(damaged(text.encode()))
-    return json.dumps(draw(mutated_json(json.loads(text)))).encode()
+    return json.dumps(draw(mutated_json(json.loads(text), values))).encode()
 
 
 @pytest.fixture(scope="module")
@@ -534,7 +541,9 @@ def _digest(model: torch.nn.Module) -> str:
 def test_damaged_saved_model_folder(originals, data):
     name = data.draw(st.sampled_from(["model.safetensors", "config.json"]))
     original = (originals.saved / name).read_bytes()
-    bad = data.draw(damaged(original) if name.endswith("safetensors") else damaged_json(original.decode()))
+    bad = data.draw(
+        damaged(original) if name.endswith("safetensors") else damaged_json(original.decode(), HOSTILE_JSON_VALUES)
+    )
     tried(f"damaged {name}", bad)
     with copy_of(originals.saved) as folder:
         (folder / name).write_bytes(bad)
@@ -635,6 +644,7 @@ def test_damaged_legacy_checkpoint(originals, data):
             return model.load_state_dict(sd)
 
         got = outcome(read, path)
+        assert "weights_only" not in str(got), "torch's advice to unpickle the file reached the message"
         if not isinstance(got, ReszooError):  # no checksum in a legacy file: a flipped weight loads as it is
             assert set(model.state_dict()) == set(ResNet(ResNetConfig(**TINY_OVERRIDES)).state_dict())
 
@@ -914,3 +924,100 @@ def test_a_rust_writer_failing_on_a_full_disk_names_the_file(tmp_path, monkeypat
         hub.save_pretrained(model, tmp_path)
     assert exc.value.errno == errno.ENOSPC
     assert (tmp_path / "model.safetensors").read_bytes() == old
+
+
+# -- 5. hostile folders: tensors of any dtype and value, image trees of links, pipes and odd files ----
+
+DTYPES_IN_FILES = [torch.float16, torch.bfloat16, torch.float64, torch.float32, torch.int32, torch.int64, torch.bool]
+DTYPES_IN_FILES += [torch.uint8, torch.int8]
+NOT_FINITE = [None, float("nan"), float("inf"), -float("inf"), 1e300]
+
+
+@settings(FUZZ, max_examples=MANY)
+@given(data=st.data())
+def test_hostile_tensors_in_a_saved_folder(originals, data):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(originals.saved / "model.safetensors")
+    keys = data.draw(st.lists(st.sampled_from(sorted(tensors)), min_size=1, max_size=3, unique=True))
+    changes = []
+    for key in keys:
+        dtype, value = data.draw(st.sampled_from(DTYPES_IN_FILES)), data.draw(st.sampled_from(NOT_FINITE))
+        t = tensors[key].double() if value is not None else tensors[key]
+        if value is not None and t.numel():
+            t = t.flatten().index_fill(0, torch.tensor([data.draw(st.integers(0, t.numel() - 1))]), value)
+        tensors[key] = t.reshape(tensors[key].shape).to(dtype)
+        changes.append((key, str(dtype), value))
+    tried("hostile tensors in model.safetensors", changes)
+    with copy_of(originals.saved) as folder:
+        save_file(tensors, folder / "model.safetensors")
+        got = outcome(lambda: pretrained.load_pretrained(str(folder)), folder / "model.safetensors")
+        if isinstance(got, ReszooError):
+            assert any(k in str(got) for k in keys) and "model.safetensors" in str(got), got
+            return
+        state = got.state_dict()  # loaded: every weight float32 and finite, every counter int64
+        assert all(
+            t.dtype == (torch.int64 if k.endswith("num_batches_tracked") else torch.float32) for k, t in state.items()
+        )
+        assert all(bool(torch.isfinite(t).all()) for t in state.values() if t.is_floating_point())
+
+
+IMAGE_ENTRIES = ["png", "jpg", "png16", "text", "bomb", "pipe", "broken", "loop", "up", "twin"]
+
+
+def _write_entry(folder: Path, i: int, kind: str) -> bool:
+    """One entry of a hostile class folder; True when it is a new image that must be counted once."""
+    import struct
+    import zlib
+
+    import PIL.Image
+
+    path = folder / f"e{i}.{'jpg' if kind == 'jpg' else 'png'}"
+    if kind in ("png", "jpg"):
+        PIL.Image.new("RGB", (8, 8), (i * 20 % 256, 50, 90)).save(path)
+    elif kind == "png16":
+        PIL.Image.fromarray(np.full((8, 8), 1000 * i, dtype=np.uint16)).save(path)
+    elif kind == "text":
+        path.write_text("not an image")
+    elif kind == "bomb":  # a header claiming 900 megapixels, and almost no data
+        ihdr = struct.pack(">IIBBBBB", 30_000, 30_000, 8, 2, 0, 0, 0)
+        chunk = lambda k, d: struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))  # noqa: E731
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    elif kind == "pipe":
+        os.mkfifo(path)
+    elif kind == "broken":
+        os.symlink("/nonexistent/image.png", path)
+    elif kind == "loop":
+        os.symlink(".", folder / f"loop{i}")
+    elif kind == "up":
+        os.symlink("..", folder / f"up{i}")  # the root: every class again
+    elif kind == "twin":  # a second name for the first image: counted once
+        first = sorted(p for p in folder.iterdir() if p.suffix in (".png", ".jpg") and p.is_file())
+        if first:
+            os.symlink(first[0].name, path)
+    return kind in ("png", "jpg", "png16")
+
+
+@pytest.mark.timeout(120, method="thread")  # a pipe opened by mistake would block forever
+@settings(FUZZ, max_examples=MANY // 2)
+@given(data=st.data())
+def test_hostile_image_folders(tmp_path_factory, data):
+    import warnings
+
+    from reszoo.data.imagefolder import ImageFiles, find_images, scan_folder
+
+    root = tmp_path_factory.mktemp("hostile-images")
+    expected = {}
+    for cls in ("a", "b"):
+        (root / cls).mkdir()
+        kinds = ["png", *data.draw(st.lists(st.sampled_from(IMAGE_ENTRIES), max_size=6))]
+        expected[cls] = sum(_write_entry(root / cls, i, kind) for i, kind in enumerate(kinds))
+        tried("hostile image folder", (cls, kinds))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        split = scan_folder(root, split="all")
+        assert split.class_counts() == expected
+        for i in range(len(split.samples)):
+            image, _ = ImageFiles(split)[i]
+            assert image.mode == "RGB" and image.size == (8, 8)
+        assert len(find_images([root])) >= sum(expected.values())

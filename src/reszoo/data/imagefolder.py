@@ -12,11 +12,15 @@ is the torch ``Dataset`` over one. The rules for files:
 - a file whose extension is not in :data:`IMAGE_EXTENSIONS` is ignored silently (``.txt``,
   ``.DS_Store``), as in torchvision; hidden folders (``.ipynb_checkpoints``) are not classes;
 - a file with an image extension that PIL cannot open (header read at scan time) is skipped, with
-  one warning per scan that counts them and names the first three;
+  one warning per scan that counts them and names the first three; so is an image over PIL's own
+  decompression-bomb limit (twice ``PIL.Image.MAX_IMAGE_PIXELS``, which PIL refuses to open);
+- only regular files are images: a named pipe, socket or device with an image's name is never
+  opened (a pipe would block forever), and is skipped with the same warning;
 - a file that passes the scan but fails to decode later raises :class:`MissingInputError` naming it;
 - every image is converted to RGB with ``img.convert("RGB")``, as torchvision's ``ImageFolder``
   loader does (grayscale is repeated, palette expanded, alpha and CMYK's ink model dropped), so a
-  model sees the same pixels here and under torchvision.
+  model sees the same pixels here and under torchvision; except 16-bit greyscale, which that
+  would clip to white, and which is scaled to 8 bits first (:func:`to_rgb`).
 
 Example:
     >>> import tempfile, PIL.Image
@@ -38,19 +42,29 @@ from __future__ import annotations
 import glob
 import os
 import random
+import stat
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import PIL.Image
 import torch
 from torch.utils.data import Dataset
 
 from reszoo.errors import InvalidArgumentError, MissingInputError
-from reszoo.utils.checks import check_choice, check_int, check_number, check_path, check_str, type_error, value_error
+from reszoo.utils.checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_path,
+    check_str,
+    type_error,
+    value_error,
+)
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".ppm", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "val", "all")
@@ -67,6 +81,7 @@ __all__ = [
     "is_split_layout",
     "load_rgb",
     "scan_folder",
+    "to_rgb",
 ]
 
 
@@ -112,30 +127,155 @@ def load_rgb(path: str | os.PathLike[str]) -> PIL.Image.Image:
     """
     path = check_path("path", path)
     try:
-        with PIL.Image.open(path) as img:
-            return img.convert("RGB")
+        with _open_file(path) as f, PIL.Image.open(f) as img:
+            return to_rgb(img)
     except FileNotFoundError:
+        if os.path.islink(path):
+            raise MissingInputError(f"Cannot read image {path}: {_broken_link(path)}.") from None
         raise MissingInputError(f"Image file not found: {path}.") from None
+    except _NotAFileError as exc:
+        raise MissingInputError(f"Cannot read image {path}: {exc}; only regular files are read as images.") from None
+    except PIL.Image.DecompressionBombError as exc:
+        raise MissingInputError(f"Cannot read image {path}: {_too_large(exc)}.") from None
     except (OSError, ValueError, SyntaxError) as exc:  # PIL's decoders raise all three
         raise MissingInputError(f"Cannot read image {path}: {exc}.") from None
 
 
-def _opens(path: str) -> bool:
-    """PIL can read the header of ``path`` (cheap: pixels are not decoded)."""
+# PIL's modes for 16-bit greyscale (PNG, TIFF), and 32-bit integers (what older PIL made of 16-bit PNGs).
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def to_rgb(img: PIL.Image.Image) -> PIL.Image.Image:
+    """``img`` as 8-bit RGB: ``img.convert("RGB")``, as torchvision's ImageFolder loader does, except
+    for 16-bit greyscale (and integer images), which PIL's convert clips at 255, so that nearly every
+    pixel turns white. Those are scaled from 0..65535 to 0..255 first (rounded; values outside
+    clipped), as a 16-bit PNG's samples span the full 16-bit range.
+
+    Example:
+        >>> import numpy as np
+        >>> grey16 = PIL.Image.fromarray(np.array([[0, 32768, 65535]], dtype=np.uint16))
+        >>> grey16.mode, to_rgb(grey16).getpixel((1, 0)), grey16.convert("RGB").getpixel((1, 0))
+        ('I;16', (128, 128, 128), (255, 255, 255))
+    """
+    if img.mode in _WIDE_MODES:
+        import numpy as np
+
+        wide = np.clip(np.asarray(img).astype(np.int64), 0, 65535)
+        img = PIL.Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8))
+    return img.convert("RGB")
+
+
+class _NotAFileError(OSError):
+    """A path that is a named pipe, socket or device: opening it to read could block forever."""
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_ISFIFO: "a named pipe", stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a folder"}
+    kinds |= {stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
+    return next((name for test, name in kinds.items() if test(mode)), "not a file")
+
+
+def _open_file(path: str) -> BinaryIO:
+    """``path`` open for reading if it is a regular file (links followed), else :class:`_NotAFileError`.
+
+    Only regular files are images: a named pipe with an image's name would block the open (and
+    the scan, or ``evaluate``, forever). It is told apart by ``stat`` before it is opened, and
+    the file is opened without blocking and checked again, in case it was swapped in between.
+    """
+    if not stat.S_ISREG(mode := os.stat(path).st_mode):
+        raise _NotAFileError(_kind(mode))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
-        with PIL.Image.open(path):
-            return True
+        if not stat.S_ISREG(mode := os.fstat(fd).st_mode):
+            raise _NotAFileError(_kind(mode))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _broken_link(path: str) -> str:
+    try:
+        return f"a broken link to {os.readlink(path)}"
+    except OSError:
+        return "a broken link"
+
+
+def _too_large(err: Exception) -> str:
+    """PIL's own decompression-bomb limit, said as such: reszoo uses PIL's limit, not one of its own."""
+    return f"{str(err).rstrip('.')} (PIL refuses images over twice PIL.Image.MAX_IMAGE_PIXELS)"
+
+
+def _unreadable(path: str) -> str | None:
+    """Why PIL cannot open ``path`` ("" when it cannot decode it), or None when it can.
+
+    Cheap: only the header is read, pixels are not decoded. An image whose header claims more
+    pixels than PIL's decompression-bomb limit is unreadable too (PIL refuses it on opening).
+    """
+    try:
+        with _open_file(path) as f, PIL.Image.open(f):
+            return None
+    except FileNotFoundError:
+        return _broken_link(path) if os.path.islink(path) else "gone"
+    except _NotAFileError as err:
+        return f"{err}, not a regular file"
+    except PIL.Image.DecompressionBombError as err:
+        return _too_large(err)
     except (OSError, ValueError, SyntaxError):
-        return False
+        return ""
 
 
-def _image_files(folder: Path) -> list[str]:
-    """Image files under ``folder``, recursively (links followed, as ImageFolder does), sorted."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [os.path.join(dirpath, f) for f in filenames if is_image_file(f) and not f.startswith(".")]
-    return sorted(found)
+def _image_files(folder: Path, repeats: list[str] | None = None) -> list[str]:
+    """Image files under ``folder``, recursively, sorted; links are followed, as ImageFolder does.
+
+    Each folder is read once and each file counted once: a link back to a folder already read
+    (``cat/loop -> .``), or up to ``folder`` or above it (``cat/sub/up -> ../..``, which holds
+    every class), would otherwise repeat images some forty times (until the path grows too long)
+    or bring in other classes; two links to one file are one image (the path without a link is
+    kept). What was left out that way is added to ``repeats``.
+    """
+    repeats = [] if repeats is None else repeats
+    chosen: dict[tuple[int, int] | str, tuple[str, bool]] = {}  # file identity -> (path, reached by a link)
+    folders: set[tuple[int, int]] = set()
+    stack = [os.fspath(folder)]
+    top = os.path.realpath(folder)
+    while stack:
+        path = stack.pop()
+        try:
+            info = os.stat(path)
+            if (info.st_dev, info.st_ino) in folders:
+                repeats.append(path)
+                continue
+            folders.add((info.st_dev, info.st_ino))
+            entries = sorted((e for e in os.scandir(path) if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError:  # gone or unreadable: passed over, as os.walk does
+            continue
+        for e in reversed([e for e in entries if e.is_dir()]):  # links followed; read in sorted order
+            if e.is_symlink() and _is_within(top, os.path.realpath(e.path)):
+                repeats.append(e.path)  # a link up to the folder itself or above it: all of it again
+            else:
+                stack.append(e.path)
+        for e in entries:
+            if e.is_dir() or not is_image_file(e.name):
+                continue
+            try:
+                found = e.stat()
+                key: tuple[int, int] | str = (found.st_dev, found.st_ino)
+            except OSError:  # a broken link: its own entry (the reader says why it cannot be read)
+                key = e.path
+            link = e.is_symlink()
+            if key in chosen and (link or not chosen[key][1]):
+                repeats.append(e.path)
+                continue
+            if key in chosen:
+                repeats.append(chosen[key][0])
+            chosen[key] = (e.path, link)
+    return sorted(path for path, _ in chosen.values())
+
+
+def _is_within(path: str, folder: str) -> bool:
+    """Whether the real path ``path`` is ``folder`` or inside it."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _class_folders(tree: Path) -> list[str]:
@@ -148,8 +288,11 @@ def _describe(tree: Path) -> str:
     return f"{files} file(s) and no class folders" if entries else "nothing"
 
 
-def _check_classes(tree: Path, found: list[str], classes: Sequence[str] | None) -> tuple[str, ...]:
-    """The classes of ``tree``: ``found`` (sorted) or, when given, ``classes``, which must be the same set."""
+def _check_classes(
+    tree: Path, found: list[str], classes: Sequence[str] | None, *, subset: bool = False
+) -> tuple[str, ...]:
+    """The class folders of ``tree`` to read: ``found`` (sorted) or, when given, ``classes``, which
+    must be the same set (with ``subset``: ``found``, which must be among ``classes``)."""
     layout = f"expected {tree}/<class>/<image>, one folder per class"
     if not found:
         raise MissingInputError(f"No class folders in {tree}: found {_describe(tree)}; {layout}.")
@@ -157,6 +300,16 @@ def _check_classes(tree: Path, found: list[str], classes: Sequence[str] | None) 
         if len(found) < 2:
             raise InvalidArgumentError(
                 f"Only one class folder in {tree} ({found[0]!r}); a classifier needs at least two; {layout}."
+            )
+        return tuple(found)
+    if subset:
+        unknown = [c for c in found if c not in set(classes)]
+        if unknown:
+            more = f", ... ({len(classes)} in all)" if len(classes) > 10 else ""
+            raise InvalidArgumentError(
+                f"The class folders in {tree} must be among the classes expected; these are not: "
+                f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} (expected: "
+                f"{', '.join(classes[:10])}{more})."
             )
         return tuple(found)
     missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
@@ -167,33 +320,39 @@ def _check_classes(tree: Path, found: list[str], classes: Sequence[str] | None) 
     return tuple(classes)
 
 
-def _check_given(classes: Any) -> tuple[str, ...] | None:
+def _check_given(classes: Any, *, subset: bool) -> tuple[str, ...] | None:
     if classes is None:
+        if subset:
+            raise value_error("classes", classes, "the class names the folder's classes are among, with subset=True")
         return None
     if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence):
         raise type_error("classes", classes, "a sequence of class names or None")
     names = tuple(check_str("classes", c) for c in classes)
-    if len(set(names)) != len(names) or len(names) < 2:
+    if subset:  # a model's names: ImageNet's hold two "crane"s; a folder named so is the first
+        if not names:
+            raise value_error("classes", classes, "at least one class name")
+    elif len(set(names)) != len(names) or len(names) < 2:
         raise value_error("classes", classes, "at least two distinct class names")
     return names
 
 
-def _readable(files: list[str]) -> tuple[list[str], list[str]]:
-    """``files`` split into (readable, unreadable) by a header check, in threads (I/O bound)."""
+def _readable(files: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``files`` split into (readable, {unreadable: why}) by a header check, in threads (I/O bound)."""
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(files) // 64))) as pool:
-        ok = list(pool.map(_opens, files))
-    pairs = list(zip(files, ok, strict=True))
-    return [f for f, good in pairs if good], [f for f, good in pairs if not good]
+        why = list(pool.map(_unreadable, files))
+    pairs = list(zip(files, why, strict=True))
+    return [f for f, w in pairs if w is None], {f: w for f, w in pairs if w is not None}
 
 
-def _scan_tree(tree: Path, classes: tuple[str, ...]) -> tuple[dict[str, list[str]], list[str]]:
-    """Readable image files per class of ``tree``, and the unreadable ones."""
+def _scan_tree(tree: Path, classes: tuple[str, ...]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Readable image files per class of ``tree``, and the unreadable ones with the reason."""
     per_class: dict[str, list[str]] = {}
-    skipped: list[str] = []
+    skipped: dict[str, str] = {}
+    repeats: list[str] = []
     for name in classes:
-        files = _image_files(tree / name)
+        files = _image_files(tree / name, repeats)
         good, bad = _readable(files)
-        skipped += bad
+        skipped.update(bad)
         if not good:
             what = f"{len(bad)} unreadable image file(s)" if bad else "no image files"
             raise InvalidArgumentError(
@@ -201,6 +360,14 @@ def _scan_tree(tree: Path, classes: tuple[str, ...]) -> tuple[dict[str, list[str
                 f"({', '.join(IMAGE_EXTENSIONS)})."
             )
         per_class[name] = good
+    if repeats:
+        names = ", ".join(os.path.relpath(p, tree) for p in repeats[:3])
+        more = f" and {len(repeats) - 3} more" if len(repeats) > 3 else ""
+        warnings.warn(
+            f"{len(repeats)} link(s) under {tree} lead to folders or files already read; each image is counted "
+            f"once: {names}{more}.",
+            stacklevel=3,
+        )
     return per_class, skipped
 
 
@@ -226,9 +393,12 @@ def _trees(root: Path, split: str) -> tuple[list[Path], bool]:
     return [train if train.is_dir() else root], True
 
 
-def _warn_skipped(root: Path, skipped: list[str]) -> None:
+def _warn_skipped(root: Path, skipped: dict[str, str]) -> None:
+    """One warning that counts the skipped files and names three, each with its reason where PIL's
+    "cannot identify" is not the whole story."""
     if skipped:
-        names = ", ".join(os.path.relpath(p, root) for p in skipped[:3])
+        shown = list(skipped.items())[:3]
+        names = ", ".join(os.path.relpath(p, root) + (f" ({why})" if why else "") for p, why in shown)
         more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
         warnings.warn(
             f"Skipped {len(skipped)} image file(s) under {root} that PIL cannot open: {names}{more}.", stacklevel=3
@@ -252,6 +422,7 @@ def scan_folder(
     val_fraction: float = 0.1,
     seed: int = 0,
     classes: Sequence[str] | None = None,
+    subset: bool = False,
 ) -> FolderSplit:
     """One split of an image folder: its classes and ``(path, label)`` samples.
 
@@ -265,6 +436,10 @@ def scan_folder(
         seed: the held-out draw follows it.
         classes: the class names expected, in label order (e.g. a trained model's); the folder
             must hold exactly these. ``None``: the folder names, sorted.
+        subset: the folder may hold some of ``classes`` only, one or more (a test set of a few of
+            a model's classes); labels are still positions in ``classes`` (a name that appears
+            twice there, as ImageNet's "crane", is its first), and a folder that is none of them
+            is refused, naming it.
 
     Returns:
         A :class:`FolderSplit`.
@@ -278,23 +453,28 @@ def scan_folder(
     check_choice("split", split, SPLITS)
     check_number("val_fraction", val_fraction, minimum=0, maximum=1)
     check_int("seed", seed)
-    given = _check_given(classes)
+    check_bool("subset", subset)
+    given = _check_given(classes, subset=subset)
     if not root.is_dir():
         raise MissingInputError(f"Image folder not found: {root} is not a folder.")
     trees, held_out = _trees(root, split)
     if len(trees) == 2 or (not held_out and (root / "train").is_dir()):
         _check_pair(root)
-    names = _check_classes(trees[0], _class_folders(trees[0]), given)
-    per_class: dict[str, list[str]] = dict.fromkeys(names, [])
-    skipped: list[str] = []
+    folders = _check_classes(trees[0], _class_folders(trees[0]), given, subset=subset)
+    names = given if subset and given is not None else folders
+    labels: dict[str, int] = {}
+    for i, name in enumerate(names):
+        labels.setdefault(name, i)
+    per_class: dict[str, list[str]] = dict.fromkeys(folders, [])
+    skipped: dict[str, str] = {}
     for tree in trees:
-        found, bad = _scan_tree(tree, names)
-        per_class = {n: per_class[n] + found[n] for n in names}
-        skipped += bad
+        found, bad = _scan_tree(tree, folders)
+        per_class = {n: per_class[n] + found[n] for n in folders}
+        skipped.update(bad)
     if held_out and split != "all":
         per_class = _pick(per_class, split=split, fraction=val_fraction, seed=seed, tree=trees[0])
     _warn_skipped(root, skipped)
-    samples = tuple((path, label) for label, n in enumerate(names) for path in per_class[n])
+    samples = tuple((path, labels[n]) for n in sorted(folders, key=labels.__getitem__) for path in per_class[n])
     folder = trees[0] if len(trees) == 1 else root
     return FolderSplit(root=str(folder), classes=names, samples=samples, skipped=tuple(skipped))
 
@@ -397,17 +577,22 @@ class ImageFiles(Dataset):
 
 
 def _expand(path: str) -> list[str]:
-    """The image files one argument names: the file, a folder's images (recursive), or a glob's matches."""
-    if os.path.isfile(path):
-        return [path]
+    """The image files one argument names: the file, a folder's images (recursive), or a glob's matches.
+
+    A named pipe, socket or device, or a broken link, is kept too (never opened here): the reader
+    skips it with the warning that names unreadable files, instead of it vanishing, hanging the
+    run or stopping it.
+    """
     if os.path.isdir(path):
         found = _image_files(Path(path))
         if not found:
             raise MissingInputError(f"No image files in folder {path} (looked for {', '.join(IMAGE_EXTENSIONS)}).")
         return found
+    if os.path.lexists(path):  # a file, a pipe, or a broken link: the reader skips what it cannot read
+        return [path]
     if glob.has_magic(path):
         matches = sorted(glob.glob(path, recursive=True))
-        found = [m for m in matches if os.path.isfile(m) and is_image_file(m)]
+        found = [m for m in matches if os.path.lexists(m) and not os.path.isdir(m) and is_image_file(m)]
         found += [f for m in matches if os.path.isdir(m) for f in _image_files(Path(m))]
         if found:
             return found

@@ -29,7 +29,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -150,27 +150,19 @@ def _held_out(model: nn.Module, val_fraction: Any, seed: Any) -> dict[str, Any]:
 def _folder_dataset(
     model: nn.Module, root: str, split: str, transform: Callable[[Any], Any], held_out: dict[str, Any]
 ) -> Dataset:
-    """An image folder's split, its labels numbered as the model's classes (by name, where it has names)."""
-    found = scan_folder(root, split=split, **held_out)
+    """An image folder's split, its labels numbered as the model's classes (by name, where it has
+    names: the folder may hold any of them, one or more, in any order)."""
     outputs = _num_outputs(model)
     names = class_names_of(model, outputs)
-    if names is None:
-        if outputs is not None and len(found.classes) != outputs:
-            raise InvalidArgumentError(
-                f"{root} holds {len(found.classes)} classes ({', '.join(found.classes[:5])}...) but the model "
-                f"has {outputs} outputs and no class names to match them by."
-            )
-        return ImageFiles(found, transform=transform)
-    unknown = [c for c in found.classes if c not in names]
-    if unknown:
+    if names is not None:
+        return ImageFiles(scan_folder(root, split=split, classes=names, subset=True, **held_out), transform=transform)
+    found = scan_folder(root, split=split, **held_out)
+    if outputs is not None and len(found.classes) != outputs:
         raise InvalidArgumentError(
-            f"The classes of {root} must be among the model's classes; these are not: {', '.join(unknown[:5])}"
-            f"{' ...' if len(unknown) > 5 else ''} (the model's: {', '.join(names[:10])}"
-            f"{' ...' if len(names) > 10 else ''})."
+            f"{root} holds {len(found.classes)} classes ({', '.join(found.classes[:5])}...) but the model "
+            f"has {outputs} outputs and no class names to match them by."
         )
-    index = {name: i for i, name in enumerate(names)}
-    samples = tuple((path, index[found.classes[label]]) for path, label in found.samples)
-    return ImageFiles(replace(found, classes=tuple(names), samples=samples), transform=transform)
+    return ImageFiles(found, transform=transform)
 
 
 def _dataset(model: nn.Module, data: str, root: str, split: str, protocol: str, held_out: dict[str, Any]) -> Dataset:

@@ -31,9 +31,10 @@ from reszoo.train.runfolder import CHECKPOINT_NAME, MODEL_DIR, RUN_NAME, SUMMARY
 from reszoo.utils.checks import check_path, type_error
 from reszoo.utils.devices import resolve_device
 from reszoo.weights.catalog import WeightsInfo
-from reszoo.weights.convert import fit_state_dict
+from reszoo.weights.convert import check_values, fit_state_dict
 from reszoo.weights.hub import CONFIG_NAME
 from reszoo.weights.pretrained import load_pretrained, resolve
+from reszoo.weights.untrusted import check_limits
 
 __all__ = ["load_for_evaluation", "load_run"]
 
@@ -107,12 +108,16 @@ def load_run(folder: str | os.PathLike[str], *, device: str | torch.device | Non
 
 
 def _run_config(folder: Path, run: dict[str, Any]) -> ResNetConfig:
-    """The network ``run.json`` describes: its ``config``, else the model name with its overrides."""
+    """The network ``run.json`` describes: its ``config``, else the model name with its overrides;
+    within what a folder may ask for (:data:`reszoo.weights.untrusted.LIMITS`), as it is built for real."""
     if isinstance(run.get("config"), dict):
-        return ResNetConfig.from_dict(run["config"])
-    if run["model"] is None:
+        config = ResNetConfig.from_dict(run["config"])
+    elif run["model"] is None:
         raise RunFolderError(f"{folder / RUN_NAME} names no model and holds no config: it cannot be rebuilt.")
-    return default_config(run["model"]).replace(**run["model_overrides"])
+    else:
+        config = default_config(run["model"]).replace(**run["model_overrides"])
+    check_limits(config, where=str(folder / RUN_NAME))
+    return config
 
 
 def _finished(folder: Path, run: dict[str, Any]) -> bool:
@@ -143,6 +148,7 @@ def _check_same(folder: Path, expected: ResNetConfig, found: ResNetConfig, what:
 def _from_checkpoint(folder: Path, config: ResNetConfig, *, device: str | torch.device | None) -> ResNet:
     ckpt = load_checkpoint(folder)
     model = ResNet(config)
+    check_values(ckpt["model"], model, source=str(folder / CHECKPOINT_NAME))  # NaN is not "another model"
     try:
         fitted = fit_state_dict(ckpt["model"], model, source=str(folder / CHECKPOINT_NAME))
     except WeightsIntegrityError:

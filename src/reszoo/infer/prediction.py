@@ -9,7 +9,8 @@ ImageNet's from torchvision's own list, a fine-tuned folder's class names), else
 Unreadable files follow the rule of image folders (:mod:`reszoo.data.imagefolder`): a file PIL cannot
 read is skipped, with one warning that counts them and names the first three, and the other
 images are still predicted; when no image can be read at all, :class:`~reszoo.errors.MissingInputError`
-says why. Every image is converted to RGB (grayscale repeated, palette expanded, alpha dropped).
+says why. Every image is converted to RGB (grayscale repeated, palette expanded, alpha dropped,
+16-bit greyscale scaled to 8 bits: :func:`reszoo.data.imagefolder.to_rgb`).
 
 Example::
 
@@ -32,7 +33,7 @@ import PIL.Image
 import torch
 from torch import nn
 
-from reszoo.data.imagefolder import find_images, load_rgb
+from reszoo.data.imagefolder import find_images, load_rgb, to_rgb
 from reszoo.errors import InvalidArgumentError, MissingInputError
 from reszoo.infer.inputs import class_names_of, input_transform
 from reszoo.utils.checks import check_instance, check_int, type_error
@@ -96,7 +97,7 @@ def _items(images: Any) -> list[tuple[str | int, Any]]:
 def _rgb(item: Any) -> Any:
     """A PIL image or tensor as an RGB image (files are read by ``load_rgb``)."""
     if isinstance(item, PIL.Image.Image):
-        return item.convert("RGB")
+        return to_rgb(item)
     if isinstance(item, torch.Tensor):
         if item.shape[0] == 1:
             return item.expand(3, *item.shape[1:])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,8 +334,20 @@ def _folder(
     return batches
 
 
+# A channel whose spread is under a tenth of one 8-bit grey level is constant for all a model can
+# learn from it, and dividing by its std would blow its rounding noise up (or divide by zero).
+_FLAT_STD = 0.1 / 255
+_CHANNELS = ("red", "green", "blue")
+_STATS_IMAGES = 2000  # the statistics of a folder are measured on at most this many of its images
+
+
 def _normalization(recipe: Recipe, model: nn.Module, split: Any, shape: dict[str, Any]) -> tuple[Any, Any]:
-    """The recipe's mean/std, else the pretrained weights', else measured on the training images."""
+    """The recipe's mean/std, else the pretrained weights', else measured on the training images.
+
+    A measured channel that is constant (every image's blue at 0, say) is normalised with std 1.0,
+    with a warning that says what was measured: it carries no information, and dividing by its
+    std of 0 would fail (or, for a nearly constant one, amplify noise).
+    """
     from reszoo.data.imagefolder import image_stats
     from reszoo.data.transforms import model_resize
 
@@ -343,7 +356,26 @@ def _normalization(recipe: Recipe, model: nn.Module, split: Any, shape: dict[str
     weights = getattr(model, "pretrained_weights", None)
     if isinstance(weights, WeightsInfo):
         return weights.mean, weights.std
-    return image_stats(split, model_resize(**shape), seed=recipe.seed)
+    mean, std = image_stats(split, model_resize(**shape), limit=_STATS_IMAGES, seed=recipe.seed)
+    flat = [i for i, s in enumerate(std) if s < _FLAT_STD]
+    if flat:
+        names = " and ".join(_CHANNELS[i] if i < 3 else f"channel {i}" for i in flat)
+        fixed = tuple(1.0 if i in flat else s for i, s in enumerate(std))
+        warnings.warn(
+            f"The images in {recipe.data_root} have a constant {names} channel: measured mean "
+            f"{_rounded(mean)}, std {_rounded(std)} over {min(len(split.samples), _STATS_IMAGES)} training images. It "
+            f"carries nothing to learn from and its std cannot divide, so it is normalised with std 1.0 "
+            f"(std={_rounded(fixed)}, recorded in the run). To choose the normalisation yourself, give both "
+            "mean and std (reszoo train --mean M,M,M --std S,S,S).",
+            UserWarning,
+            stacklevel=2,
+        )
+        std = fixed
+    return mean, std
+
+
+def _rounded(values: Any) -> str:
+    return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
 
 
 def _custom(

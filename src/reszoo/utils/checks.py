@@ -34,9 +34,16 @@ _FALSE = ("false", "0", "no", "off")
 BOOL_WORDS = _TRUE + _FALSE
 
 
+# A value shown in a message is cut here: a list of 100,000 class names read from a file is not a message.
+_SHOWN = 200
+
+
 def _received(name: str, value: Any, *, with_type: bool = False) -> str:
     kind = f" ({type(value).__name__})" if with_type else ""
-    return f"received {name}={value!r}{kind}"
+    shown = repr(value)
+    if len(shown) > _SHOWN:
+        shown = f"{shown[:_SHOWN]}... ({len(shown):,} characters)"
+    return f"received {name}={shown}{kind}"
 
 
 def type_error(name: str, value: Any, expected: str) -> ArgumentTypeError:

@@ -42,6 +42,7 @@ _NO = object()  # "does not fit the annotation"
 # How messages name a type: alone, and as the items of a tuple.
 _WORDS: dict[Any, tuple[str, str]] = {bool: ("True or False", "booleans"), int: ("an integer", "integers")}
 _WORDS |= {float: ("a number", "numbers"), str: ("a string", "strings"), type(None): ("None", "None")}
+_WORDS |= {dict: ("a dict", "dicts")}
 
 
 def describe(hint: Any) -> str:

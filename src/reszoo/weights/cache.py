@@ -43,6 +43,7 @@ __all__ = [
     "not_cached_error",
     "original_path",
     "read_converted",
+    "read_header",
     "read_safetensors",
     "save_safetensors",
     "store_converted",
@@ -113,6 +114,23 @@ def read_safetensors(path: str | os.PathLike[str], *, device: torch.device | Non
     return state_dict
 
 
+def read_header(path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Each tensor's name, shape and dtype (``"F32"``, ``"F16"``, ``"I64"``, ...) from a safetensors
+    header, without reading the tensors; a damaged header raises WeightsIntegrityError."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            slices = {k: f.get_slice(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+            return {k: (tuple(s.get_shape()), s.get_dtype()) for k, s in slices.items()}
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # safetensors raises its own error type for every kind of damage
+        raise WeightsIntegrityError(
+            f"{path} is truncated or corrupted: safetensors cannot read its header ({type(err).__name__}: {err})."
+        ) from err
+
+
 # -- checks -------------------------------------------------------------------------------------------
 
 
@@ -147,7 +165,8 @@ def not_cached_error(w: Weights, what: str, reason: str) -> WeightsNotCachedErro
     """The error for an entry that is neither cached nor downloadable now; it says how to fix that."""
     return WeightsNotCachedError(
         f"Weights {w.name!r} are not cached and cannot be downloaded ({reason}): {what}. "
-        f"While online, run `reszoo download {w.name}` (or reszoo.weights.hub.download({w.name!r})) to fill the cache, "
+        f"While online, run `reszoo download {w.name}` (or reszoo.weights.pretrained.download({w.name!r})) "
+        "to fill the cache, "
         f"or load a local copy of the file with "
         f"reszoo.load_pretrained({w.name!r}, checkpoint='path/to/{w.source.filename}')."
     )

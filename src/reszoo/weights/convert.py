@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -133,10 +134,39 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
             return load_file(path)
         return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:  # torch and safetensors raise many types for a damaged file
+        refused = _code_in_pickle(err)
+        if refused is not None:
+            raise InvalidArgumentError(
+                f"Checkpoint {path!r} holds Python objects, not only tensors ({refused}). reszoo reads "
+                "checkpoints without running code from them and will not unpickle this one: ask whoever "
+                "published it for a safetensors file or a plain state_dict of tensors (a file of your own: "
+                "save model.state_dict() where you trained it)."
+            ) from None
         raise InvalidArgumentError(
             f"Could not read checkpoint {path!r} ({os.path.getsize(path):,} bytes): it is truncated, "
-            f"corrupted or not a checkpoint ({type(err).__name__}: {err})."
-        ) from err
+            f"corrupted or not a checkpoint ({type(err).__name__}: {_first_line(err)})."
+        ) from None
+
+
+def _code_in_pickle(err: Exception) -> str | None:
+    """What a pickle held that ``torch.load(weights_only=True)`` refused to build (``"GLOBAL print"``),
+    or None when ``err`` is not that refusal (a damaged file, say).
+
+    torch's message goes on to explain how to load the file anyway, by unpickling it with its full
+    powers, which runs whatever code the file holds. reszoo never relays that advice: the files it
+    reads come from elsewhere.
+    """
+    found = re.search(r"Unsupported global: (GLOBAL \S+)", str(err))
+    return found[1] if found else None
+
+
+def _first_line(err: Exception) -> str:
+    """The reason an error gives, in one line of at most 200 characters, without torch's advice to
+    unpickle the file (the weights-only unpickler's own reason where there is one)."""
+    text = str(err)
+    reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+    line = reason[1] if reason else next((x.strip() for x in text.splitlines() if x.strip()), "")
+    return "" if "weights_only" in line else line[:200]
 
 
 def _is_nbt(key: str) -> bool:
@@ -194,6 +224,58 @@ def fit_state_dict(
             f"shape mismatches: {show(shapes)}" if shapes else "",
         ]
         raise WeightsIntegrityError(f"{source} do not fit {what}: " + "; ".join(p for p in parts if p) + ".")
+    return check_values(out, model, source=source)
+
+
+def _show(keys: list[str]) -> str:
+    return ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
+
+
+def check_values(state_dict: Mapping[str, torch.Tensor], model: nn.Module, *, source: str) -> StateDict:
+    """The tensors as ``model`` holds them, or one error naming the first tensors that cannot be.
+
+    A floating-point weight is converted to the model's dtype: a model saved in float16 or
+    bfloat16 loads exactly (every 16-bit value is a float32 value), one saved in float64 rounds to
+    float32's precision, which is what the model computes in. Refusing them would refuse models
+    people save on purpose (``model.half()``); loading them as they are would fail later, at the
+    first forward pass, with a dtype error. Integer counters (BatchNorm's ``num_batches_tracked``)
+    become int64. A tensor of another kind (an integer or boolean weight, a float counter), or a
+    weight holding NaN or an infinity, is refused: it would give NaN for every image, or nothing
+    meaningful, and no conversion can repair it. Keys the model does not have pass unchanged
+    (:func:`fit_state_dict` reports them).
+
+    Raises:
+        WeightsIntegrityError: naming ``source`` and the first offending tensors with their dtypes.
+    """
+    expected = model.state_dict()
+    out: StateDict = {}
+    wrong, infinite = [], []
+    for key, tensor in state_dict.items():
+        want = expected.get(key)
+        if want is not None and not isinstance(tensor, torch.Tensor):
+            wrong.append(f"{key} ({type(tensor).__name__})")
+            continue
+        if want is not None:
+            is_float = tensor.is_floating_point()
+            if want.is_floating_point() != is_float or tensor.dtype == torch.bool or tensor.is_complex():
+                wrong.append(f"{key} ({str(tensor.dtype).removeprefix('torch.')})")
+                continue
+            tensor = tensor.to(want.dtype)
+            if is_float and not bool(torch.isfinite(tensor).all()):
+                infinite.append(key)
+        out[key] = tensor
+    if wrong:
+        dtype = str(next((t.dtype for t in expected.values() if t.is_floating_point()), torch.float32))
+        raise WeightsIntegrityError(
+            f"{source}: {len(wrong)} tensor(s) of a type a ResNet cannot hold: {_show(wrong)}. Weights must be "
+            f"floating point (float16, bfloat16 and float64 are converted to {dtype.removeprefix('torch.')}) "
+            "and BatchNorm's num_batches_tracked an integer; the file is damaged or holds something else."
+        )
+    if infinite:
+        raise WeightsIntegrityError(
+            f"{source}: {len(infinite)} tensor(s) hold NaN or infinite values: {_show(infinite)}. Every prediction "
+            "would be NaN; the file is damaged, or the weights come from a training run that diverged."
+        )
     return out
 
 

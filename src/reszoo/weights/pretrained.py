@@ -45,6 +45,7 @@ from reszoo.weights.cache import (
     discard,
     fetch_original,
     read_converted,
+    read_header,
     read_safetensors,
     store_converted,
     verify_file,
@@ -71,6 +72,7 @@ from reszoo.weights.convert import (
     read_checkpoint,
 )
 from reszoo.weights.hub import (
+    CONFIG_NAME,
     HF_PREFIX,
     WEIGHTS_NAME,
     folder_files,
@@ -78,9 +80,11 @@ from reszoo.weights.hub import (
     hub_files,
     parse_hub_name,
     read_hub_file,
+    read_hub_header,
     read_saved,
     save_pretrained,
 )
+from reszoo.weights.untrusted import check_header
 
 __all__ = [
     "Resolved",
@@ -285,18 +289,30 @@ def entry_config(w: Weights) -> ResNetConfig:
 def _load_folder(
     location: HubSource | LocalSource, *, device: torch.device | None, overrides: dict[str, Any], arch: str | None
 ) -> ResNet:
-    """A model from a reszoo folder: config.json rebuilds the network, model.safetensors fills it."""
-    if isinstance(location, HubSource):
-        c_path, w_path = hub_files(location.repo_id, location.revision)
+    """A model from a reszoo folder: config.json rebuilds the network, model.safetensors fills it.
+
+    The folder may come from anyone, so nothing is built before its config is checked: its fields
+    and sizes (``read_saved``, within :data:`reszoo.weights.untrusted.LIMITS`), then against the
+    tensors the weights file's header lists; then the network is built on the meta device and the
+    tensors are read into it.
+    """
+    hub = isinstance(location, HubSource)
+    if hub:
         label = f"{HF_PREFIX}{location.repo_id}"
-        state_dict = read_hub_file(w_path, label=label, device=device)
+        c_path = hub_download(location.repo_id, CONFIG_NAME, revision=location.revision)
     else:
         c_path, w_path = folder_files(location.path)
-        state_dict = read_safetensors(w_path, device=device)
     config, info = read_saved(c_path, location)
     if arch is not None:
         _check_folder_arch(arch, config, info, location)
+    if hub:
+        w_path = hub_download(location.repo_id, WEIGHTS_NAME, revision=location.revision)
+        header = read_hub_header(w_path, label=label)
+    else:
+        header = read_header(w_path)
+    check_header(config, header, where=w_path)
     model = _build(config)
+    state_dict = read_hub_file(w_path, label=label, device=device) if hub else read_safetensors(w_path, device=device)
     fitted = fit_state_dict(state_dict, model, source=f"Weights {w_path}")
     return _fill(model, fitted, info, device=device, overrides=overrides)
 

@@ -25,7 +25,7 @@ from reszoo.errors import HubUnreachableError, InvalidArgumentError
 from reszoo.utils.checks import check_bool, check_str, type_error, value_error
 from reszoo.weights.cache import is_offline
 from reszoo.weights.catalog import WeightsInfo
-from reszoo.weights.hub import architecture_of, config_of, hub_endpoint, save_pretrained, weights_of
+from reszoo.weights.hub import architecture_of, config_of, hub_endpoint, is_unreachable, save_pretrained, weights_of
 
 __all__ = ["check_repo_id", "model_card", "push_to_hub"]
 
@@ -160,20 +160,10 @@ def _reachable(repo_id: str) -> Iterator[None]:
     try:
         yield
     except Exception as err:
-        if not _unreachable(err):
+        if not is_unreachable(err):
             raise
         why = "HF_HUB_OFFLINE is set" if is_offline() else f"{type(err).__name__}: {err}"
         raise HubUnreachableError(
             f"Cannot push to {repo_id}: the Hugging Face Hub at {hub_endpoint() or 'https://huggingface.co'} "
             f"cannot be reached ({why}). Nothing was uploaded; try again when online."
         ) from None
-
-
-def _unreachable(err: BaseException) -> bool:
-    """True for "no connection": offline mode, or a transport error of the HTTP client (httpx, requests)."""
-    if isinstance(err, (ConnectionError, TimeoutError)):  # huggingface_hub's OfflineModeIsEnabled is one
-        return True
-    names = {c.__name__ for c in type(err).__mro__}
-    modules = {c.__module__.split(".")[0] for c in type(err).__mro__}
-    client = bool(modules & {"httpx", "httpx2", "httpcore", "requests", "urllib3"})
-    return client and bool(names & {"TransportError", "ConnectionError", "Timeout", "TimeoutException"})
