@@ -352,3 +352,18 @@ def test_run_json_missing_a_key_is_one_line(finished_run, capsys, key):
     capsys.readouterr()
     assert main(["train", "resnet20", "--resume", str(finished_run), "--no-progress"]) == 1
     assert "is not a reszoo run record" in one_error_line(capsys.readouterr().err)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("a checkpoint ran code",))
+
+
+def test_a_checkpoint_holding_code_is_refused_without_advice_to_unpickle_it(tmp_path, capsys):
+    torch.save({"format": runfolder.CHECKPOINT_FORMAT, "model": _Payload()}, tmp_path / runfolder.CHECKPOINT_NAME)
+    with pytest.raises(InvalidArgumentError) as caught:
+        runfolder.load_checkpoint(tmp_path)
+    message = str(caught.value)
+    assert "GLOBAL print" in message and "never unpickles" in message
+    assert "weights_only" not in message and "trust" not in message  # torch's advice to unpickle it anyway
+    assert "ran code" not in capsys.readouterr().out

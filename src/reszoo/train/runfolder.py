@@ -40,6 +40,7 @@ from reszoo.errors import FileWriteError, InvalidArgumentError, MissingInputErro
 from reszoo.models.resnet import ResNetConfig
 from reszoo.train.recipes import Recipe
 from reszoo.utils.fileio import atomic_path, in_use_error, lock_folder, lock_holder, tensors_digest
+from reszoo.weights.convert import load_error_reason
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_NAME = "history.jsonl"
@@ -116,9 +117,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     except PermissionError:
         raise
     except Exception as err:  # torn, truncated, not a torch file: the loader's errors are of many types
-        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
         raise InvalidArgumentError(
-            f"{p} could not be read as a reszoo training checkpoint ({type(err).__name__}: {first})."
+            f"{p} could not be read as a reszoo training checkpoint ({load_error_reason(err)})."
         ) from None
     if not isinstance(ckpt, dict) or type(ckpt.get("format")) is not int or ckpt["format"] != CHECKPOINT_FORMAT:
         raise InvalidArgumentError(f"{p} is not a reszoo training checkpoint (format {CHECKPOINT_FORMAT}).")

@@ -160,6 +160,16 @@ def _code_in_pickle(err: Exception) -> str | None:
     return found[1] if found else None
 
 
+def load_error_reason(err: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` (or safetensors) could not read a file, in one line, for a
+    message: the Python object it refused to unpickle, or the loader's own reason; never torch's
+    advice to unpickle the file anyway."""
+    refused = _code_in_pickle(err)
+    if refused is not None:
+        return f"it holds Python objects ({refused}), which reszoo never unpickles"
+    return f"{type(err).__name__}: {_first_line(err)}"
+
+
 def _first_line(err: Exception) -> str:
     """The reason an error gives, in one line of at most 200 characters, without torch's advice to
     unpickle the file (the weights-only unpickler's own reason where there is one)."""
