@@ -14,6 +14,8 @@ from torchvision.transforms.v2 import functional as TF
 
 import reszoo
 from reszoo import transforms as T
+from reszoo.data import augment as A
+from reszoo.data import constants as C
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import TINY_OVERRIDES  # noqa: E402
@@ -37,12 +39,12 @@ def _tiny_net() -> reszoo.ResNet:
 
 def test_constants_are_rgb_triples_and_pca_basis_is_orthonormal():
     for name in ("CIFAR10", "CIFAR100", "IMAGENET"):
-        mean, std = getattr(T, f"{name}_MEAN"), getattr(T, f"{name}_STD")
+        mean, std = getattr(C, f"{name}_MEAN"), getattr(C, f"{name}_STD")
         assert len(mean) == len(std) == 3
         assert all(0.3 < m < 0.6 for m in mean) and all(0.2 < s < 0.3 for s in std)
-    vec = torch.tensor(T.IMAGENET_PCA_EIGVEC)
+    vec = torch.tensor(C.IMAGENET_PCA_EIGVEC)
     assert torch.allclose(vec.T @ vec, torch.eye(3), atol=2e-3)
-    assert T.normalization("cifar100") == (T.CIFAR100_MEAN, T.CIFAR100_STD)
+    assert T.normalization("cifar100") == (C.CIFAR100_MEAN, C.CIFAR100_STD)
     with pytest.raises(ValueError, match="cifar10"):
         T.normalization("cifar11")
 
@@ -91,7 +93,7 @@ def test_cifar_eval_value_range_is_the_normalised_unit_interval():
     t = T.cifar_eval_transform()
     lo = t(torch.zeros(3, 32, 32, dtype=torch.uint8))
     hi = t(torch.full((3, 32, 32), 255, dtype=torch.uint8))
-    mean, std = torch.tensor(T.CIFAR10_MEAN), torch.tensor(T.CIFAR10_STD)
+    mean, std = torch.tensor(C.CIFAR10_MEAN), torch.tensor(C.CIFAR10_STD)
     assert torch.allclose(lo[:, 0, 0], -mean / std)
     assert torch.allclose(hi[:, 0, 0], (1 - mean) / std)
     x = t(_uint8(3, 32, 32))
@@ -165,23 +167,23 @@ def test_imagenet_paper_recipe_draws_every_shorter_side_in_the_range():
     ("call", "match"),
     [
         (lambda: T.imagenet_train_transform(recipe="fb"), "paper, rrc"),
-        (lambda: T.eval_transform(mean=T.IMAGENET_MEAN, std=T.IMAGENET_STD, crop_size=224, interpolation="x"), "x"),
+        (lambda: T.eval_transform(mean=C.IMAGENET_MEAN, std=C.IMAGENET_STD, crop_size=224, interpolation="x"), "x"),
         (lambda: T.eval_transform(mean=(0.5,), std=(0.0,), crop_size=32), "std"),
         (lambda: T.imagenet_eval_transform(resize_size=200, crop_size=224), "crop_size"),
         (lambda: T.imagenet_train_transform(scale_range=(200, 480)), "scale_range"),
         (lambda: T.cifar_train_transform(padding=-1), "padding=-1"),
-        (lambda: T.batch_random_crop_flip(torch.zeros(3, 8, 8)), r"\(3, 8, 8\)"),
-        (lambda: T.batch_random_crop_flip(torch.zeros(2, 3, 8, 8), padding=-1), "padding=-1"),
-        (lambda: T.batch_random_crop_flip(torch.zeros(2, 3, 8, 8), flip_p=1.5), "flip_p=1.5"),
+        (lambda: A.batch_random_crop_flip(torch.zeros(3, 8, 8)), r"\(3, 8, 8\)"),
+        (lambda: A.batch_random_crop_flip(torch.zeros(2, 3, 8, 8), padding=-1), "padding=-1"),
+        (lambda: A.batch_random_crop_flip(torch.zeros(2, 3, 8, 8), flip_p=1.5), "flip_p=1.5"),
         (lambda: T.imagenet_train_transform(pca_std=-0.1), "pca_std=-0.1"),
         (lambda: T.imagenet_train_transform(pca_std=float("nan")), "pca_std=nan"),
         (lambda: T.imagenet_train_transform(scale_range=(256,)), r"scale_range=\(256,\)"),
         (lambda: T.imagenet_train_transform(scale_range=256), "scale_range=256"),
         (lambda: T.imagenet_train_transform(crop_size=0), "crop_size=0"),
         (lambda: T.imagenet_train_transform(interpolation="area"), "'area'.*bilinear"),
-        (lambda: T.eval_transform(mean=T.IMAGENET_MEAN, std=T.IMAGENET_STD, crop_size=0), "crop_size=0"),
+        (lambda: T.eval_transform(mean=C.IMAGENET_MEAN, std=C.IMAGENET_STD, crop_size=0), "crop_size=0"),
         (
-            lambda: T.eval_transform(mean=T.IMAGENET_MEAN, std=T.IMAGENET_STD, crop_size=8, resize_size=0),
+            lambda: T.eval_transform(mean=C.IMAGENET_MEAN, std=C.IMAGENET_STD, crop_size=8, resize_size=0),
             "resize_size=0",
         ),
         (lambda: T.eval_transform(mean=(), std=(), crop_size=32), r"mean=\[\]"),
@@ -209,22 +211,22 @@ _NO_FLIP = torch.zeros(2, dtype=torch.bool)
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: T.sample_crop_flip(-1), "n=-1"),
-        (lambda: T.sample_crop_flip(2.0), "n=2.0"),
-        (lambda: T.sample_crop_flip(4, padding=-2), "padding=-2"),
-        (lambda: T.sample_crop_flip(4, flip_p=-0.1), "flip_p=-0.1"),
-        (lambda: T.sample_crop_flip(4, generator=torch.Generator(), device="meta"), "generator is on cpu.*meta"),
-        (lambda: T.crop_flip(torch.zeros(2, 8, 8), _OFFSETS, _OFFSETS, _NO_FLIP), r"\(2, 8, 8\)"),
+        (lambda: A.sample_crop_flip(-1), "n=-1"),
+        (lambda: A.sample_crop_flip(2.0), "n=2.0"),
+        (lambda: A.sample_crop_flip(4, padding=-2), "padding=-2"),
+        (lambda: A.sample_crop_flip(4, flip_p=-0.1), "flip_p=-0.1"),
+        (lambda: A.sample_crop_flip(4, generator=torch.Generator(), device="meta"), "generator is on cpu.*meta"),
+        (lambda: A.crop_flip(torch.zeros(2, 8, 8), _OFFSETS, _OFFSETS, _NO_FLIP), r"\(2, 8, 8\)"),
         (
-            lambda: T.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS[:1], _OFFSETS, _NO_FLIP),
+            lambda: A.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS[:1], _OFFSETS, _NO_FLIP),
             r"top must be a \(2,\).*\(1,\)",
         ),
-        (lambda: T.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS, [0, 0], _NO_FLIP), "left.*list"),
-        (lambda: T.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS.float(), _OFFSETS, _NO_FLIP), "top.*float32"),
-        (lambda: T.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS, _OFFSETS, _OFFSETS), "flip.*int64"),
-        (lambda: T.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS, _OFFSETS, _NO_FLIP, padding=-1), "padding=-1"),
-        (lambda: T.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS, _OFFSETS + 9, _NO_FLIP), r"0\.\.8.*left in 9\.\.9"),
-        (lambda: T.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS - 1, _OFFSETS, _NO_FLIP), r"top in -1\.\.-1"),
+        (lambda: A.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS, [0, 0], _NO_FLIP), "left.*list"),
+        (lambda: A.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS.float(), _OFFSETS, _NO_FLIP), "top.*float32"),
+        (lambda: A.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS, _OFFSETS, _OFFSETS), "flip.*int64"),
+        (lambda: A.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS, _OFFSETS, _NO_FLIP, padding=-1), "padding=-1"),
+        (lambda: A.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS, _OFFSETS + 9, _NO_FLIP), r"0\.\.8.*left in 9\.\.9"),
+        (lambda: A.crop_flip(torch.zeros(2, 3, 8, 8), _OFFSETS - 1, _OFFSETS, _NO_FLIP), r"top in -1\.\.-1"),
         (lambda: T.multi_scale_predict(_tiny_net(), torch.randn(1, 3, 8, 8), scales=(16, 0)), "scale=0"),
         (lambda: T.multi_scale_predict(_tiny_net(), torch.randn(3, 8, 8)), r"\(3, 8, 8\)"),
     ],
@@ -235,12 +237,12 @@ def test_batch_augmentation_and_multi_scale_reject_bad_values(call, match):
 
 
 def test_sample_crop_flip_draws_on_the_requested_device_and_accepts_empty_batches():
-    top, left, flip = T.sample_crop_flip(0)
+    top, left, flip = A.sample_crop_flip(0)
     assert top.shape == left.shape == flip.shape == (0,)
-    top, _, flip = T.sample_crop_flip(3, device="meta")
+    top, _, flip = A.sample_crop_flip(3, device="meta")
     assert top.device.type == "meta" and flip.dtype == torch.bool
     empty = torch.zeros(0, 3, 8, 8, dtype=torch.uint8)
-    assert T.batch_random_crop_flip(empty).shape == empty.shape
+    assert A.batch_random_crop_flip(empty).shape == empty.shape
 
 
 # --- crop offsets and flips: distribution --------------------------------------------------------
@@ -277,13 +279,13 @@ def _assert_uniform(top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor) -
 def test_decoder_recovers_known_offsets():
     top, left = torch.arange(81) // 9, torch.arange(81) % 9
     flip = torch.arange(81) % 2 == 0
-    got = _decode(T.crop_flip(_coded_batch(81), top, left, flip))
+    got = _decode(A.crop_flip(_coded_batch(81), top, left, flip))
     assert torch.equal(got[0], top) and torch.equal(got[1], left) and torch.equal(got[2], flip)
 
 
 def test_batch_crop_offsets_cover_all_81_positions_uniformly_and_flip_half():
     g = torch.Generator().manual_seed(1234)
-    out = T.batch_random_crop_flip(_coded_batch(81 * 120), generator=g)
+    out = A.batch_random_crop_flip(_coded_batch(81 * 120), generator=g)
     _assert_uniform(*_decode(out))
 
 
@@ -302,8 +304,8 @@ def test_per_image_transform_offsets_are_uniform_and_flip_half():
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 def test_batch_crop_flip_equals_per_image_functional_ops(dtype):
     images = _uint8(16, 3, 32, 32).to(dtype)
-    top, left, flip = T.sample_crop_flip(16, generator=torch.Generator().manual_seed(5))
-    out = T.crop_flip(images, top, left, flip)
+    top, left, flip = A.sample_crop_flip(16, generator=torch.Generator().manual_seed(5))
+    out = A.crop_flip(images, top, left, flip)
     assert out.dtype == dtype and out.shape == images.shape
     for i in range(16):
         ref = TF.crop(TF.pad(images[i], [4]), int(top[i]), int(left[i]), 32, 32)
@@ -314,20 +316,20 @@ def test_batch_crop_flip_equals_per_image_functional_ops(dtype):
 
 def test_batch_random_crop_flip_is_seeded_and_equals_crop_flip_on_its_draws():
     images = _uint8(32, 3, 32, 32)
-    a = T.batch_random_crop_flip(images, generator=torch.Generator().manual_seed(3))
-    b = T.batch_random_crop_flip(images, generator=torch.Generator().manual_seed(3))
-    c = T.batch_random_crop_flip(images, generator=torch.Generator().manual_seed(4))
+    a = A.batch_random_crop_flip(images, generator=torch.Generator().manual_seed(3))
+    b = A.batch_random_crop_flip(images, generator=torch.Generator().manual_seed(3))
+    c = A.batch_random_crop_flip(images, generator=torch.Generator().manual_seed(4))
     assert torch.equal(a, b) and not torch.equal(a, c)
-    draws = T.sample_crop_flip(32, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(a, T.crop_flip(images, *draws))
+    draws = A.sample_crop_flip(32, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, A.crop_flip(images, *draws))
     # padding 0 and flip_p 1 is a pure flip
-    flipped = T.batch_random_crop_flip(images, padding=0, flip_p=1.0, generator=torch.Generator().manual_seed(0))
+    flipped = A.batch_random_crop_flip(images, padding=0, flip_p=1.0, generator=torch.Generator().manual_seed(0))
     assert torch.equal(flipped, images.flip(-1))
 
 
 def test_batch_random_crop_flip_rejects_a_generator_on_another_device():
     with pytest.raises(ValueError, match="generator"):
-        T.batch_random_crop_flip(torch.zeros(2, 3, 8, 8, device="meta"), generator=torch.Generator())
+        A.batch_random_crop_flip(torch.zeros(2, 3, 8, 8, device="meta"), generator=torch.Generator())
 
 
 # --- PCA lighting --------------------------------------------------------------------------------
@@ -341,8 +343,8 @@ def test_pca_lighting_shift_is_constant_per_image_with_the_alexnet_covariance():
     shift = out - base
     assert torch.allclose(shift, shift[:, :, :1, :1].expand_as(shift), atol=1e-6), "one colour per image"
     s = shift[:, :, 0, 0].double()
-    vec = torch.tensor(T.IMAGENET_PCA_EIGVEC, dtype=torch.float64)
-    val = torch.tensor(T.IMAGENET_PCA_EIGVAL, dtype=torch.float64)
+    vec = torch.tensor(C.IMAGENET_PCA_EIGVEC, dtype=torch.float64)
+    val = torch.tensor(C.IMAGENET_PCA_EIGVAL, dtype=torch.float64)
     expected = vec @ torch.diag((0.1 * val) ** 2) @ vec.T
     cov = torch.cov(s.T)
     # sampling error of a covariance from 20k draws is about 1% of its scale; allow 5%
@@ -400,10 +402,10 @@ def test_multi_scale_predict_with_flips_and_paper_scales(tiny_model):
 
 def test_weight_fields_build_the_same_pipeline_as_the_presets():
     img = _uint8(3, 60, 80)
-    a = T.eval_transform(mean=T.IMAGENET_MEAN, std=T.IMAGENET_STD, crop_size=224, resize_size=256)
+    a = T.eval_transform(mean=C.IMAGENET_MEAN, std=C.IMAGENET_STD, crop_size=224, resize_size=256)
     b = T.imagenet_eval_transform()
     assert torch.equal(a(img), b(img))
-    c = T.eval_transform(mean=T.CIFAR10_MEAN, std=T.CIFAR10_STD, crop_size=32)
+    c = T.eval_transform(mean=C.CIFAR10_MEAN, std=C.CIFAR10_STD, crop_size=32)
     assert torch.equal(c(img[:, :32, :32]), T.cifar_eval_transform()(img[:, :32, :32]))
 
 
@@ -427,10 +429,10 @@ def test_pipelines_hand_torchvision_an_interpolation_mode_not_a_string(interpola
 
     pipelines = [
         T.eval_transform(
-            mean=T.IMAGENET_MEAN, std=T.IMAGENET_STD, crop_size=224, resize_size=256, interpolation=interpolation
+            mean=C.IMAGENET_MEAN, std=C.IMAGENET_STD, crop_size=224, resize_size=256, interpolation=interpolation
         ),
         T.ten_crop_transform(
-            mean=T.IMAGENET_MEAN, std=T.IMAGENET_STD, crop_size=224, resize_size=256, interpolation=interpolation
+            mean=C.IMAGENET_MEAN, std=C.IMAGENET_STD, crop_size=224, resize_size=256, interpolation=interpolation
         ),
         T.imagenet_train_transform(recipe="paper", interpolation=interpolation),
         T.imagenet_train_transform(recipe="rrc", interpolation=interpolation),
