@@ -322,6 +322,39 @@ def test_out_must_be_a_folder_path(tmp_path, capsys, where):
     assert "out must be a folder" in line and str(tmp_path / "file") in line
 
 
+# -- a run folder and its data are apart (issue 22) ------------------------------------------------------
+
+
+def _listing(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize(("out", "root"), [("photos", "photos"), ("photos/run", "photos"), ("here", "here/photos")])
+def test_the_command_refuses_a_run_folder_that_overlaps_the_image_folder(tmp_path, capsys, out, root):
+    from _images import make_image_folder
+
+    make_image_folder(tmp_path / root, per_class=2, val_per_class=1)
+    before = _listing(tmp_path)
+    argv = ["train", "resnet20", *TINY_ARGS, "--data", "folder", "--root", str(tmp_path / root), "--epochs", "1"]
+    assert main([*argv, "--no-progress", "--out", str(tmp_path / out)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    how = {"photos": "is the data folder", "photos/run": "is inside the data folder", "here": "holds the data folder"}
+    assert f"out={str(tmp_path / out)!r} {how[out]} data_root={str(tmp_path / root)!r}" in line
+    assert "an image folder would no longer train" in line and _listing(tmp_path) == before
+
+
+def test_fit_refuses_overlapping_folders_through_symbolic_links(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "link").symlink_to(data)
+    recipe = train.cifar_recipe(data_root=str(data), iterations=2)
+    for out in (tmp_path / "link", tmp_path / "link" / "r56", tmp_path):
+        with pytest.raises(InvalidArgumentError, match="the run's files would mix with the data it reads"):
+            train.fit(tiny_model(), recipe, out=out, progress=False)
+    assert _listing(tmp_path) == ["data", "link"]
+    runfolder.check_apart(tmp_path / "runs" / "r56", data)  # beside the data: fine
+
+
 # -- run.json and resuming ---------------------------------------------------------------------------
 
 

@@ -5,7 +5,8 @@ work. Every file is replaced atomically (``reszoo.utils.fileio.atomic_path``, fl
 process killed at any moment leaves each file whole, old or new. ``history.jsonl`` is the one
 log appended to (a record per write, flushed); a torn last line is dropped on resume.
 
-The rules of a run folder live here too: :func:`check_folder` (before anything is written),
+The rules of a run folder live here too: :func:`check_folder` (before anything is written; a run
+folder and the data it trains on are apart, :func:`check_apart`),
 :func:`claim_folder` (one writer at a time: the folder's lock, ``reszoo.utils.fileio.lock_folder``),
 :func:`start_folder` (what a start or resume writes) and :func:`resume_settings` (what a
 resume by model name reads back). A write that fails (a full disk, no permission) raises
@@ -57,6 +58,7 @@ __all__ = [
     "RECIPE_NAME",
     "RUN_NAME",
     "SUMMARY_NAME",
+    "check_apart",
     "check_folder",
     "checkpoint_identity",
     "claim_folder",
@@ -256,6 +258,33 @@ def check_folder(out: Path, model: nn.Module, *, resume: bool) -> None:
     config.to_dict()  # a config holding callables cannot be saved: refuse it now, not after training
     if resume:
         _check_same_model(out, config)
+
+
+def check_apart(out: str | os.PathLike[str], data_root: str | os.PathLike[str]) -> None:
+    """Refuse a run folder that is the data folder, lies inside it or holds it (symbolic links resolved).
+
+    A run written into an image folder becomes part of it: its ``model/`` and ``checkpoint.pt``
+    are read as a class folder and files the next time the folder is trained or evaluated, and the
+    folder no longer trains. One rule for every dataset keeps it simple to state; the run folder
+    beside the data (``runs/NAME``) is always possible.
+
+    Raises:
+        InvalidArgumentError: the two folders overlap (the message names both as given).
+    """
+    run, data = (Path(os.path.expanduser(os.fspath(p))).resolve() for p in (out, data_root))
+    if run == data:
+        how = "is the data folder"
+    elif data in run.parents:
+        how = "is inside the data folder"
+    elif run in data.parents:
+        how = "holds the data folder"
+    else:
+        return
+    raise InvalidArgumentError(
+        f"out={os.fspath(out)!r} {how} data_root={os.fspath(data_root)!r}: the run's files would mix with the data "
+        "it reads (an image folder would no longer train). Give a run folder apart from the data (--out "
+        "beside --root, e.g. runs/NAME)."
+    )
 
 
 def _check_same_model(out: Path, config: ResNetConfig) -> None:

@@ -63,6 +63,7 @@ from reszoo.train.recipes import (
     paper_recipe,
 )
 from reszoo.train.runfolder import (
+    check_apart,
     check_folder,
     read_run,
     resume_settings,
@@ -106,7 +107,8 @@ def train_model(
         model_overrides: config fields to change, e.g. ``{"num_classes": 100}``.
         recipe_overrides: recipe fields to change, e.g. ``{"data": "folder", "data_root": "photos/"}``.
         out: the run folder; None writes nothing. A folder that holds a run (``checkpoint.pt``)
-            is refused unless ``resume``.
+            is refused unless ``resume``, and so is one that overlaps the data folder (``data_root``
+            inside it, or it inside ``data_root``: an image folder would no longer train).
         resume: continue the run in ``out``: the model named in its ``run.json`` must be
             ``name``; its saved overrides and recipe are used, with the ones given here on top
             (e.g. ``{"iterations": 80_000}`` to train longer).
@@ -117,8 +119,9 @@ def train_model(
         A :class:`FitResult`.
 
     Raises:
-        InvalidArgumentError: a bad name, override, folder (one holding another run) or image
-            folder (one class, classes that differ from ``num_classes``).
+        InvalidArgumentError: a bad name, override, folder (one holding another run, or one
+            overlapping the data folder) or image folder (one class, classes that differ from
+            ``num_classes``).
         MissingInputError: ``resume`` with no ``run.json`` or no checkpoint in ``out``; a missing
             image folder.
     """
@@ -137,6 +140,7 @@ def train_model(
         model = create_model(name, **model_overrides)  # the checkpoint holds every weight: nothing to load
     else:
         recipe = _start_recipe(name, pretrained, model_overrides, recipe_overrides)
+        _check_apart(out, recipe)  # before the folder is read and the weights are loaded
         model_overrides = _with_folder_classes(recipe, model_overrides)
         torch.manual_seed(recipe.seed)  # the starting weights follow the seed
         model = _build(name, pretrained, model_overrides)
@@ -237,7 +241,8 @@ def fit(
             the recipe's ``data``.
         eval_data: your evaluation data, or None (no evaluation: ``test_error`` stays None).
         out: run folder for the history, checkpoints and the final model; None writes nothing.
-            A folder that already holds a run (``checkpoint.pt``) is refused unless ``resume``.
+            A folder that already holds a run (``checkpoint.pt``) is refused unless ``resume``, and
+            so is one that overlaps ``recipe.data_root`` (either inside the other).
         resume: continue from ``out/checkpoint.pt`` (exactly: same data, RNG and optimizer state).
         progress: show a progress bar (rank 0 only).
         on_step: called with the number of iterations done after every step (for callers that
@@ -382,7 +387,14 @@ def _check_fit_args(model: Any, recipe: Any, out: Any, resume: Any, progress: An
             f"build it with num_classes={expected}."
         )
     if out is not None:
+        _check_apart(out, recipe)
         check_folder(Path(out), model, resume=resume)
+
+
+def _check_apart(out: Any, recipe: Recipe) -> None:
+    # The run folder and the data it reads: apart (runfolder.check_apart), checked before weights load.
+    if isinstance(out, (str, os.PathLike)) and recipe.data not in ("synthetic", "custom") and recipe.data_root:
+        check_apart(out, recipe.data_root)
 
 
 def _device(recipe: Recipe) -> torch.device:
