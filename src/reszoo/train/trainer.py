@@ -140,6 +140,7 @@ def train_model(
         model = create_model(name, **model_overrides)  # the checkpoint holds every weight: nothing to load
     else:
         recipe = _start_recipe(name, pretrained, model_overrides, recipe_overrides)
+        _check_frozen_start(recipe, pretrained)
         _check_apart(out, recipe)  # before the folder is read and the weights are loaded
         model_overrides = _with_folder_classes(recipe, model_overrides)
         torch.manual_seed(recipe.seed)  # the starting weights follow the seed
@@ -154,6 +155,16 @@ def _start_recipe(name: str, pretrained: str | None, model_overrides: dict, reci
         return finetune_recipe(**recipe_overrides)
     depth = default_config(name).replace(**model_overrides).depth  # checks the overrides; builds nothing
     return paper_recipe(depth=depth if is_cifar_depth(depth) else None, **recipe_overrides)
+
+
+def _check_frozen_start(recipe: Recipe, pretrained: str | None) -> None:
+    """A frozen backbone built here without weights is a random one: only the classifier would learn."""
+    if recipe.freeze_backbone and pretrained is None:
+        raise InvalidArgumentError(
+            "freeze_backbone=True (--freeze-backbone) trains the classifier only and keeps the backbone as it is, "
+            "but without pretrained= (--pretrained WEIGHTS) the backbone is freshly initialised: the classifier "
+            "would learn on random features. Give the weights to fine-tune from, or leave freeze_backbone out."
+        )
 
 
 def _with_folder_classes(recipe: Recipe, model_overrides: dict[str, Any]) -> dict[str, Any]:
@@ -266,8 +277,23 @@ def fit(
             run stopped after the step under way and saved a checkpoint to resume from.
     """
     recipe = _with_data(recipe, train_data, eval_data)
+    _warn_frozen_without_record(model, recipe, resume)
     data = (train_data, eval_data)
     return _launch(model, recipe, out=out, resume=resume, progress=progress, on_step=on_step, run_info=None, data=data)
+
+
+def _warn_frozen_without_record(model: Any, recipe: Recipe, resume: Any) -> None:
+    # fit cannot know where a model's weights came from: torchvision's way is load_state_dict, which
+    # leaves no record, so a frozen backbone without one is said aloud, not refused (train_model,
+    # which builds the model itself, refuses it).
+    if recipe.freeze_backbone and resume is False and getattr(model, "pretrained_weights", None) is None:
+        warnings.warn(
+            f"freeze_backbone=True on a {type(model).__name__} that carries no pretrained weights record "
+            "(model.pretrained_weights): if its backbone is freshly initialised, only the classifier learns, on "
+            "random features. Load weights first (create_model(name, pretrained=...)); if you loaded them "
+            "yourself, this warning can be ignored.",
+            stacklevel=3,
+        )
 
 
 def _with_data(recipe: Any, train_data: Any, eval_data: Any) -> Any:
