@@ -501,3 +501,31 @@ def test_push_to_hub_offline_is_one_clear_error(monkeypatch, how, tiny_model):
     message = str(exc.value)
     assert message.startswith("Cannot push to me/tiny: the Hugging Face Hub at ") and reason in message
     assert "Nothing was uploaded" in message and isinstance(exc.value, ConnectionError)
+
+
+# -- a batch too large for memory is one line (issue 22) ------------------------------------------------
+
+
+def test_predict_and_evaluate_out_of_memory_are_one_line(shapes, monkeypatch, capsys):
+    import torch
+
+    from reszoo import ResNet
+
+    saved, images = shapes
+
+    def forward(self, x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB. GPU 0 has a total capacity of")
+
+    monkeypatch.setattr(ResNet, "forward", forward)
+    assert main(["predict", str(saved), str(images[0]), "--batch-size", "64"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "reszoo predict: error: Out of memory while predicting at batch_size=64 on cuda (tried to allocate 3.00 GiB); "
+        "try a smaller batch_size (--batch-size, e.g. 32)."
+    )
+    root = str(images[0].parent.parent)
+    argv = ["evaluate", str(saved), "--data", "folder", "--root", root, "--num-workers", "0", "--device", "cpu"]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.strip() == (
+        "reszoo evaluate: error: Out of memory while evaluating at batch_size=100 on cpu (tried to allocate 3.00 GiB); "
+        "try a smaller batch_size (--batch-size, e.g. 50)."
+    )

@@ -47,22 +47,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     from reszoo.infer.evaluation import evaluate
     from reszoo.infer.loading import load_for_evaluation
+    from reszoo.utils.accelerator import batch_fits
 
     check_json_path(args.json, command="evaluate", inputs=[args.weights, args.root])
     with warnings_as_lines():
         model = load_for_evaluation(args.weights)
-        result = evaluate(
-            model,
-            args.data,
-            root=args.root,
-            split=args.split,
-            batch_size=args.batch_size,
-            device=args.device,
-            ten_crop=args.ten_crop,
-            multi_scale=args.multi_scale,
-            limit=args.limit,
-            num_workers=args.num_workers,
-        )
+        fits = batch_fits(doing="while evaluating", field="batch_size", batch_size=args.batch_size, device=args.device)
+        with fits:
+            result = evaluate(
+                model,
+                args.data,
+                root=args.root,
+                split=args.split,
+                batch_size=args.batch_size,
+                device=args.device,
+                ten_crop=args.ten_crop,
+                multi_scale=args.multi_scale,
+                limit=args.limit,
+                num_workers=args.num_workers,
+            )
     if args.json is not None:
         emit_json(result.to_dict(), args.json, command="evaluate")
     if args.json != "-":

@@ -28,11 +28,13 @@ def run_predict(args: argparse.Namespace) -> int:
     from reszoo.data.imagefolder import find_images
     from reszoo.infer.loading import load_for_evaluation
     from reszoo.infer.prediction import predict
+    from reszoo.utils.accelerator import batch_fits
 
     files = find_images(args.images)  # a path that names nothing is refused before the model is loaded
     check_json_path(args.json, command="predict", inputs=[args.weights, *args.images, *files])
     model = load_for_evaluation(args.weights)
-    with warnings_as_lines():
+    fits = batch_fits(doing="while predicting", field="batch_size", batch_size=args.batch_size, device=args.device)
+    with warnings_as_lines(), fits:
         predictions = predict(model, files, topk=args.top_k, batch_size=args.batch_size, device=args.device)
     done = {p.source for p in predictions}
     if args.json is not None:

@@ -267,6 +267,8 @@ def fit(
             process count or the run folder (``ArgumentTypeError`` for a wrong type).
         MissingInputError: ``resume=True`` and ``out`` holds no checkpoint.
         FileNotFoundError: the dataset is missing (nothing has been written).
+        OutOfMemoryError: a training step (``batch_size``) or an evaluation (``eval_batch_size``)
+            did not fit in the device's memory; the message names the size and a smaller one.
         NonFiniteLossError: the loss became NaN or infinite (checked at every log, evaluation
             and checkpoint step; the last checkpoint written is from before).
         RunFolderError: another process is writing ``out`` (it holds the folder's lock, which
