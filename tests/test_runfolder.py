@@ -377,6 +377,34 @@ def test_resuming_a_finished_run_with_fewer_iterations_changes_nothing(finished_
     assert run["recipe"] == json.loads(files["recipe.json"]) and run["recipe"]["iterations"] == 4
 
 
+def _killed_mid_write(path: Path) -> None:
+    """A process that dies (os._exit, as under kill -9) while atomic_path writes ``path``: its temporary stays."""
+    code = (
+        "import os, sys; from reszoo.utils.fileio import atomic_path\n"
+        "tmp = atomic_path(sys.argv[1]).__enter__(); tmp.write_bytes(b'torn' * 1000); os._exit(9)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(runfolder.__file__).parents[2])}
+    assert subprocess.run([sys.executable, "-c", code, str(path)], env=env, timeout=60).returncode == 9
+
+
+def test_a_temporary_torn_by_a_kill_goes_when_the_run_resumes(finished_run, capsys):
+    for path in (
+        finished_run / "checkpoint.pt",
+        finished_run / "history.jsonl",
+        finished_run / "model" / "config.json",
+    ):
+        _killed_mid_write(path)
+    torn = sorted(p.name for p in finished_run.rglob(".*.tmp"))
+    assert len(torn) == 3 and all(len(name.split(".")[-2]) == 32 for name in torn), torn
+    mine = [finished_run / ".notes.tmp", finished_run / ".checkpoint.pt.old.tmp", finished_run / "model" / ".x.tmp"]
+    for path in mine:
+        path.write_text("the user's")
+    argv = ["train", "resnet20", "--resume", str(finished_run), "--iterations", "6", "--no-progress"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert sorted(p for p in finished_run.rglob(".*.tmp")) == sorted(mine)  # only reszoo's own names went
+    assert runfolder.load_checkpoint(finished_run)["iteration"] == 6
+
+
 @pytest.mark.parametrize("key", ["model", "model_overrides", "recipe"])
 def test_run_json_missing_a_key_is_one_line(finished_run, capsys, key):
     run = json.loads((finished_run / "run.json").read_text())
