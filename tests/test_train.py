@@ -354,6 +354,21 @@ def test_cli_train_and_resume(tmp_path, capsys):
     assert f"{out} holds a resnet20 run; received model 'resnet56'" in capsys.readouterr().err
 
 
+def test_cli_says_where_the_run_went_or_that_it_was_not_saved(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "resnet20", *TINY_ARGS, "--data", "synthetic", "--batch-size", "8", "--iterations", "2"]
+    assert main([*args, "--no-progress"]) == 0  # README's smoke run, made tiny
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == (
+        "not saved: without --out nothing is written; add --out DIR (e.g. --out runs/resnet20) to keep the model, "
+        "its history and a checkpoint to resume from"
+    )
+    assert list(tmp_path.iterdir()) == []
+    assert main([*args, "--no-progress", "--out", "runs/resnet20"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("run folder: runs/resnet20 (model/ holds")
+    assert (tmp_path / "runs" / "resnet20" / "model" / "model.safetensors").is_file()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
