@@ -62,7 +62,27 @@ def test_info(capsys):
 def test_info_unknown_model(capsys):
     assert main(["info", "resnet57"]) == 2
     err = capsys.readouterr().err
-    assert "Unknown model 'resnet57'" in err and "resnet56" in err
+    assert "Unknown model or weight entry 'resnet57'" in err and "resnet56" in err
+
+
+def test_list_pretrained_fits_the_terminal_and_info_has_the_rest(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["list", "--pretrained"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 100 and len(lines) > 20  # 181 columns before (full URLs)
+    row = next(line for line in lines if line.startswith("resnet56-cifar10 "))
+    assert row.split()[-1] == "akamaster/pytorch_resnet_cifar10" and "hf-hub:timm/resnet50.tv_in1k" in "\n".join(lines)
+    assert lines[-1] == "full detail (source URL, checksum, pre-processing): reszoo info NAME"
+    monkeypatch.setenv("COLUMNS", "90")
+    assert main(["list", "--pretrained", "resnet56*"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 90 and lines[2].split()[-1] == "akamaster/pytorch_resne..."
+    assert main(["info", "resnet56-cifar"]) == 0  # an alias names the entry
+    out = capsys.readouterr().out
+    assert out.startswith("resnet56-cifar10: weights for resnet56 trained on cifar10, 10 classes")
+    url = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/resnet56-4bfd9763.th"
+    assert f"  source            {url}\n" in out and "  sha256            4bfd9763... (the file name's prefix)" in out
+    assert "top1 93.39 % on cifar10-test" in out and "license           bsd-2-clause" in out
 
 
 def test_python_dash_m():
