@@ -120,6 +120,14 @@ def test_list_markdown(capsys):
     assert lines[0].startswith("| model ") and lines[1].startswith("|---") and "269,722" in lines[2]
 
 
+def test_every_command_is_documented_and_info_beside_list():
+    docs = {p.name: p.read_text(encoding="utf-8") for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
+    undocumented = [c for c in SUBCOMMANDS if not any(f"reszoo {c} " in text for text in docs.values())]
+    assert undocumented == [], f"commands no page names: {undocumented}"
+    for page in ("README.md", "models.md", "weights.md"):  # where `reszoo list` is, `reszoo info` is too
+        assert "reszoo list" in docs[page] and "reszoo info" in docs[page], page
+
+
 # What `reszoo --help` and `reszoo COMMAND --help` may not load: torch itself, and with it everything heavy.
 HEAVY = ("torch", "torchvision", "huggingface_hub", "numpy")
 
