@@ -376,6 +376,9 @@ def test_an_output_is_never_an_input_nor_in_a_run_folder(tmp_path):
     image.write_bytes(b"\x89PNG\r\n\x1a\n")
     (run / "model").mkdir(parents=True)
     (run / "run.json").write_text("{}")
+    (run / "recipe.json").write_text("{}")
+    (tmp_path / "checkpoint.pt").write_bytes(b"a checkpoint of the user's own")  # alone, it makes no run folder
+    check_output_path("json", str(tmp_path / "new.json"), command="evaluate")
     with pytest.raises(InvalidArgumentError, match=r"a.png is one of the inputs; a report never replaces"):
         check_output_path("json", str(image), command="predict", inputs=[image], stdout=True)
     link = tmp_path / "link.json"

@@ -71,7 +71,7 @@ def check_output_path(
     An output path names a file in an existing folder (or ``-``, standard output, where ``stdout``),
     and is refused when it is (after resolving symbolic links) one of ``inputs`` or inside an input
     folder, inside a model folder (``config.json`` + ``model.safetensors``) or a run folder
-    (``run.json`` or ``checkpoint.pt``), or an existing file that is not an earlier report of the
+    (``run.json`` + ``recipe.json``), or an existing file that is not an earlier report of the
     same command (a JSON object whose :data:`REPORT_KEY` is ``"reszoo COMMAND"``, ``reszoo bench``'s
     CSV or PNG).
 
@@ -122,13 +122,14 @@ def check_output_path(
 
 def _model_or_run_folder(target: Path) -> tuple[Path, str] | None:
     """The nearest folder above ``target`` that a model or a run lives in, and which of the two."""
-    from reszoo.train.runfolder import CHECKPOINT_NAME, RUN_NAME
+    from reszoo.train.runfolder import RECIPE_NAME, RUN_NAME
     from reszoo.weights.hub import CONFIG_NAME, WEIGHTS_NAME
 
+    # A run folder by the two files reszoo writes first (a checkpoint.pt alone may be anyone's).
     for folder in target.parents:
         if (folder / CONFIG_NAME).is_file() and (folder / WEIGHTS_NAME).is_file():
             return folder, "model folder"
-        if (folder / RUN_NAME).is_file() or (folder / CHECKPOINT_NAME).is_file():
+        if (folder / RUN_NAME).is_file() and (folder / RECIPE_NAME).is_file():
             return folder, "run folder"
     return None
 
