@@ -209,8 +209,10 @@ def test_read_checkpoint_refuses_damaged_and_missing_files(tmp_path):
         read_checkpoint(tmp_path / "missing.th")
 
 
-def test_cli_list_pretrained(capsys):
+def test_cli_list_pretrained(capsys, monkeypatch):
     from reszoo.cli import main
+
+    monkeypatch.setenv("COLUMNS", "100")  # the table fits the terminal: a narrow one would cut the sources
 
     assert main(["list", "--pretrained", "resnet110*"]) == 0
     out = capsys.readouterr().out
