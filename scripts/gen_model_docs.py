@@ -45,6 +45,10 @@ point worse than B for ResNet-34). The
 ImageNet networks follow torchvision ("ResNet v1.5", stride on the bottleneck's 3x3), the layout
 of all released ImageNet weights; `stride_in_1x1=True` gives the paper's v1.
 
+In a terminal, `reszoo list [PATTERN]` prints this table without the paper's columns
+(`--format markdown|json|csv` for other uses), and `reszoo info NAME` shows one model: its config,
+field by field, and its layers with their output shapes and parameters.
+
 """
 
 

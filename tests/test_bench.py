@@ -244,7 +244,7 @@ def test_json_schema(tmp_path, result):
     path = tmp_path / "r.json"
     report.to_json([result], str(path), env=bench.environment("cpu"))
     doc = json.loads(path.read_text())
-    assert set(doc) == {"environment", "results"}
+    assert set(doc) == {"report", "environment", "results"} and doc["report"] == "reszoo bench"
     env = doc["environment"]
     assert {"date", "device_type", "device_name", "torch", "cuda", "cudnn", "threads", "torchvision"} <= set(env)
     assert env["torch"] == torch.__version__ and env["threads"] == torch.get_num_threads()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import importlib.util
 import json
 import subprocess
 import sys
@@ -61,7 +62,27 @@ def test_info(capsys):
 def test_info_unknown_model(capsys):
     assert main(["info", "resnet57"]) == 2
     err = capsys.readouterr().err
-    assert "Unknown model 'resnet57'" in err and "resnet56" in err
+    assert "Unknown model or weight entry 'resnet57'" in err and "resnet56" in err
+
+
+def test_list_pretrained_fits_the_terminal_and_info_has_the_rest(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["list", "--pretrained"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 100 and len(lines) > 20  # 181 columns before (full URLs)
+    row = next(line for line in lines if line.startswith("resnet56-cifar10 "))
+    assert row.split()[-1] == "akamaster/pytorch_resnet_cifar10" and "hf-hub:timm/resnet50.tv_in1k" in "\n".join(lines)
+    assert lines[-1] == "full detail (source URL, checksum, pre-processing): reszoo info NAME"
+    monkeypatch.setenv("COLUMNS", "90")
+    assert main(["list", "--pretrained", "resnet56*"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 90 and lines[2].split()[-1] == "akamaster/pytorch_resne..."
+    assert main(["info", "resnet56-cifar"]) == 0  # an alias names the entry
+    out = capsys.readouterr().out
+    assert out.startswith("resnet56-cifar10: weights for resnet56 trained on cifar10, 10 classes")
+    url = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/resnet56-4bfd9763.th"
+    assert f"  source            {url}\n" in out and "  sha256            4bfd9763... (the file name's prefix)" in out
+    assert "top1 93.39 % on cifar10-test" in out and "license           bsd-2-clause" in out
 
 
 def test_python_dash_m():
@@ -97,6 +118,14 @@ def test_list_markdown(capsys):
     assert main(["list", "resnet20", "--format", "markdown"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("| model ") and lines[1].startswith("|---") and "269,722" in lines[2]
+
+
+def test_every_command_is_documented_and_info_beside_list():
+    docs = {p.name: p.read_text(encoding="utf-8") for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
+    undocumented = [c for c in SUBCOMMANDS if not any(f"reszoo {c} " in text for text in docs.values())]
+    assert undocumented == [], f"commands no page names: {undocumented}"
+    for page in ("README.md", "models.md", "weights.md"):  # where `reszoo list` is, `reszoo info` is too
+        assert "reszoo list" in docs[page] and "reszoo info" in docs[page], page
 
 
 # What `reszoo --help` and `reszoo COMMAND --help` may not load: torch itself, and with it everything heavy.
@@ -274,18 +303,129 @@ def test_recipe_field_help_is_plain_text():
 )
 def test_one_output_path_check(tmp_path, value, stdout, message):
     with pytest.raises(InvalidArgumentError) as exc:
-        check_output_path("json", value.format(tmp=tmp_path), stdout=stdout)
+        check_output_path("json", value.format(tmp=tmp_path), command="predict", stdout=stdout)
     assert str(exc.value) == message.format(tmp=tmp_path)
 
 
 def test_output_paths_that_may_be_written_pass(tmp_path):
-    check_output_path("csv", str(tmp_path / "r.csv"))
-    check_output_path("json", "-", stdout=True)
-    check_output_path("json", None)
+    check_output_path("csv", str(tmp_path / "r.csv"), command="bench")
+    check_output_path("json", "-", command="predict", stdout=True)
+    check_output_path("json", None, command="predict")
     (tmp_path / "-").mkdir()
-    check_output_path("json", "-", stdout=True)  # standard output, not the folder named "-"
+    check_output_path("json", "-", command="predict", stdout=True)  # standard output, not the folder named "-"
     with pytest.raises(InvalidArgumentError, match="which is a folder"):
-        check_output_path("csv", str(tmp_path / "-"))
+        check_output_path("csv", str(tmp_path / "-"), command="bench")
+
+
+# -- no report replaces what a user has (issue 22) --------------------------------------------------------
+
+
+@pytest.fixture
+def shapes(tmp_path):
+    """A saved tiny shapes model and a folder of two PNG images per class."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _images import make_image_folder, shapes_model
+    from reszoo import save_pretrained
+
+    saved = save_pretrained(shapes_model(), tmp_path / "saved")
+    photos = make_image_folder(tmp_path / "photos", per_class=2, layout="single", formats=("png",))
+    return saved, sorted(photos.rglob("*.png"))
+
+
+def test_predict_json_without_its_dash_replaces_no_photo(shapes, capsys):
+    saved, images = shapes
+    before = images[0].read_bytes()
+    # `reszoo predict RUN --json holiday/*.png`: the shell hands the first photo to --json.
+    assert main(["predict", str(saved), "--json", *map(str, images)]) == 2
+    err = capsys.readouterr().err
+    assert f"--json {images[0]} names an existing file that is not a reszoo predict report" in err
+    assert "(or - for standard output)" in err and images[0].read_bytes() == before
+
+
+def test_evaluate_json_into_the_model_folder_is_refused(shapes, capsys):
+    saved, images = shapes
+    config = (saved / "config.json").read_bytes()
+    root = str(images[0].parent.parent)
+    args = ["evaluate", str(saved), "--data", "folder", "--root", root, "--num-workers", "0", "--json"]
+    assert main([*args, str(saved / "config.json")]) == 2
+    assert f"is inside the model folder {saved}, whose files reszoo reads back" in capsys.readouterr().err
+    assert (saved / "config.json").read_bytes() == config
+    assert main([*args, str(saved / "eval.json")]) == 2  # a new file in it too
+    assert not (saved / "eval.json").exists()
+    assert main([*args, str(images[0].parent / "r.json")]) == 2
+    assert "is inside the input folder" in capsys.readouterr().err
+
+
+def test_a_report_replaces_only_a_report_of_its_own_command(shapes, tmp_path, capsys):
+    saved, images = shapes
+    out = tmp_path / "p.json"
+    for _ in range(2):  # the second run replaces the first one's report
+        assert main(["predict", str(saved), str(images[0]), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["report"] == "reszoo predict"
+    root = str(images[0].parent.parent)
+    evaluate = ["evaluate", str(saved), "--data", "folder", "--root", root, "--num-workers", "0"]
+    assert main([*evaluate, "--json", str(out)]) == 2
+    assert "not a reszoo evaluate report" in capsys.readouterr().err
+    (tmp_path / "notes.json").write_text('{"mine": 1}\n')
+    with pytest.raises(InvalidArgumentError, match="not a reszoo predict report"):
+        check_output_path("json", str(tmp_path / "notes.json"), command="predict", stdout=True)
+
+
+def test_an_output_is_never_an_input_nor_in_a_run_folder(tmp_path):
+    image, run = tmp_path / "a.png", tmp_path / "run"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n")
+    (run / "model").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    (run / "recipe.json").write_text("{}")
+    (tmp_path / "checkpoint.pt").write_bytes(b"a checkpoint of the user's own")  # alone, it makes no run folder
+    check_output_path("json", str(tmp_path / "new.json"), command="evaluate")
+    with pytest.raises(InvalidArgumentError, match=r"a.png is one of the inputs; a report never replaces"):
+        check_output_path("json", str(image), command="predict", inputs=[image], stdout=True)
+    link = tmp_path / "link.json"
+    link.symlink_to(image)
+    with pytest.raises(InvalidArgumentError, match="link.json is one of the inputs"):  # resolved
+        check_output_path("json", str(link), command="predict", inputs=[str(image)])
+    for inside in (run / "summary2.json", run / "model" / "r.json"):
+        with pytest.raises(InvalidArgumentError, match=f"is inside the run folder {run}"):
+            check_output_path("json", str(inside), command="evaluate")
+    (tmp_path / "runs").symlink_to(run)
+    with pytest.raises(InvalidArgumentError, match="is inside the run folder"):
+        check_output_path("json", str(tmp_path / "runs" / "r.json"), command="evaluate")
+
+
+def test_diagnose_json_never_replaces_the_users_code(tmp_path, capsys):
+    net = tmp_path / "net.py"
+    net.write_text("import reszoo\nbuild = lambda: reszoo.create_model('resnet20')\n")
+    code = net.read_text()
+    assert main(["diagnose", f"{net}:build", "-r", "resnet20", "--json", str(net)]) == 2
+    assert f"--json {net} is one of the inputs" in capsys.readouterr().err and net.read_text() == code
+
+
+def test_bench_outputs_replace_only_bench_reports(tmp_path, capsys):
+    from reszoo.bench import reporting
+    from reszoo.bench.measuring import BenchResult
+
+    row = BenchResult("tiny", "infer", "cpu", 2, (3, 32, 32), "fp32", False, None, False, images_per_s=10.0, runs=3)
+    photo, notes = tmp_path / "photo.png", tmp_path / "notes.csv"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    notes.write_text("name,phone\nada,1\n")
+    for option, path in (("plot", photo), ("csv", notes), ("json", notes)):
+        argv = ["bench", "resnet20", "--batch-size", "2", "--min-run-time", "0.01", f"--{option}", str(path)]
+        assert main(argv) == 2
+        assert "is not a reszoo bench report" in capsys.readouterr().err
+    assert photo.read_bytes()[8:] == bytes(64) and notes.read_text() == "name,phone\nada,1\n"
+    assert main(["bench", "resnet20", "--json", str(tmp_path / "b"), "--csv", str(tmp_path / "b")]) == 2
+    assert "--json, --csv and --plot write different files" in capsys.readouterr().err
+    reporting.to_json([row], str(tmp_path / "r.json"), env={})
+    reporting.to_csv([row], str(tmp_path / "r.csv"))
+    outputs = {"json": tmp_path / "r.json", "csv": tmp_path / "r.csv"}
+    if importlib.util.find_spec("matplotlib") is not None:
+        reporting.plot([row], str(tmp_path / "r.png"))
+        outputs["plot"] = tmp_path / "r.png"
+    for option, path in outputs.items():  # earlier reports: replaced
+        check_output_path(option, str(path), command="bench")
+    with pytest.raises(InvalidArgumentError, match="not a reszoo predict report"):
+        check_output_path("json", str(tmp_path / "r.json"), command="predict")
 
 
 def test_the_library_checks_against_the_same_choices_the_parser_offers():
@@ -392,3 +532,31 @@ def test_push_to_hub_offline_is_one_clear_error(monkeypatch, how, tiny_model):
     message = str(exc.value)
     assert message.startswith("Cannot push to me/tiny: the Hugging Face Hub at ") and reason in message
     assert "Nothing was uploaded" in message and isinstance(exc.value, ConnectionError)
+
+
+# -- a batch too large for memory is one line (issue 22) ------------------------------------------------
+
+
+def test_predict_and_evaluate_out_of_memory_are_one_line(shapes, monkeypatch, capsys):
+    import torch
+
+    from reszoo import ResNet
+
+    saved, images = shapes
+
+    def forward(self, x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB. GPU 0 has a total capacity of")
+
+    monkeypatch.setattr(ResNet, "forward", forward)
+    assert main(["predict", str(saved), str(images[0]), "--batch-size", "64"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "reszoo predict: error: Out of memory while predicting at batch_size=64 on cuda (tried to allocate 3.00 GiB); "
+        "try a smaller batch_size (--batch-size, e.g. 32)."
+    )
+    root = str(images[0].parent.parent)
+    argv = ["evaluate", str(saved), "--data", "folder", "--root", root, "--num-workers", "0", "--device", "cpu"]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.strip() == (
+        "reszoo evaluate: error: Out of memory while evaluating at batch_size=100 on cpu (tried to allocate 3.00 GiB); "
+        "try a smaller batch_size (--batch-size, e.g. 50)."
+    )

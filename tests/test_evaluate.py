@@ -366,8 +366,8 @@ def test_cli_table_and_json(folder, tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     expected = evaluate(model, "folder", root=folder, num_workers=0)
     assert set(data) == {
-        "weights", "data", "protocol", "images", "top1", "top5", "published", "per_class", "seconds", "images_per_s",
-        "device",
+        "report", "weights", "data", "protocol", "images", "top1", "top5", "published", "per_class", "seconds",
+        "images_per_s", "device",
     }  # fmt: skip
     assert (data["top1"], data["top5"], data["images"]) == (expected.top1, None, 26)
     assert data["published"] == [{"dataset": "folder-val", "name": "top1", "value": 42.0, "source": "this test"}]

@@ -60,10 +60,11 @@ def test_each_format_with_weights_and_a_dynamic_batch(fmt, folder, tmp_path):
 @pytest.mark.timeout(300)
 def test_the_cli_prints_the_difference_and_a_static_batch_stays_static(folder, tmp_path, capsys):
     out = tmp_path / "r20.pt2"
-    assert cli.main(["export", "resnet20", str(out), "--weights", str(folder[0]), "--input-size", "3", "40", "48"]) == 0
+    argv = ["export", "resnet20", str(out), "--weights", str(folder[0]), "--input-size", "3", "40", "48"]
+    assert cli.main([*argv, "--batch-size", "2", "--static"]) == 0
     line = capsys.readouterr().out.strip()
     assert (
-        line.startswith(f"wrote {out} (torch.export.export, ")
+        line.startswith(f"wrote {out} (torch.export.export, batch fixed at 2, ")
         and "torch.export.load vs eager on batches [2] of (3, 40, 48)" in line
     )
     assert "max |diff| = 0.00e+00" in line  # the same kernels as eager
@@ -106,6 +107,33 @@ def test_a_failed_check_leaves_out_as_it_was(tmp_path, monkeypatch):
     assert out.read_bytes() == b"the previous export" and sorted(os.listdir(tmp_path)) == ["model.pt2"]
 
 
+# -- a deployment's batch: any size unless a fixed one is asked for (issue 22) ---------------------------
+
+
+def test_the_cli_writes_a_pt2_file_for_any_batch_by_default(tmp_path, capsys):
+    out = tmp_path / "r20.pt2"
+    assert cli.main(["export", "resnet20", str(out)]) == 0
+    assert "(torch.export.export, any batch, " in capsys.readouterr().out
+    module = torch.export.load(str(out)).module()
+    assert [tuple(module(torch.randn(n, 3, 32, 32)).shape) for n in (1, 5)] == [(1, 10), (5, 10)]
+
+
+def test_an_onnx_file_takes_any_batch_by_default_and_a_fixed_one_only_when_asked(tiny_model, tmp_path):
+    pytest.importorskip("onnxruntime", reason="ONNX export is the optional extra reszoo[onnx]")
+    model = tiny_model().eval()
+    result = export_model(model, tmp_path / "any.onnx")
+    assert result.dynamic_batch and result.checked_batches == (2, 1, 5)
+    with torch.no_grad():
+        for n in (1, 5):
+            x = torch.randn(n, 3, 32, 32)
+            assert (run_artefact(tmp_path / "any.onnx", "onnx", x) - model(x)).abs().max() <= result.tolerance
+    fixed = export_model(model, tmp_path / "fixed.onnx", dynamic_batch=False, batch_size=3)
+    assert not fixed.dynamic_batch and "batch fixed at 3" in fixed.summary()
+    assert run_artefact(tmp_path / "fixed.onnx", "onnx", torch.randn(3, 3, 32, 32)).shape == (3, 10)
+    with pytest.raises(Exception, match="(?i)dimension|shape"):  # ONNX Runtime refuses another batch
+        run_artefact(tmp_path / "fixed.onnx", "onnx", torch.randn(5, 3, 32, 32))
+
+
 def test_format_follows_the_suffix_unless_given():
     assert [format_for(f) for f in ("a.onnx", "a.PT2", "a.pt", "a.bin")] == ["onnx", "pt2", "torchscript", "onnx"]
     assert format_for("a.onnx", "pt2") == "pt2"
@@ -121,7 +149,9 @@ def test_format_follows_the_suffix_unless_given():
         ({"format": "pt2", "opset": 18}, InvalidArgumentError, r"opset applies to format='onnx' only"),
         ({"opset": 13}, InvalidArgumentError, r"opset must be an integer >= 18 and <= \d+ or None; received opset=13"),
         ({"dynamic_batch": "yes"}, ArgumentTypeError, r"dynamic_batch must be True or False"),
-        ({"dynamic_batch": True, "batch_size": 1}, InvalidArgumentError, r"batch_size must be an integer >= 2"),
+        ({"dynamic_batch": True, "batch_size": 1}, InvalidArgumentError, r"batch_size must be >= 2 with dynamic"),
+        ({"batch_size": 1}, InvalidArgumentError, r"For a file fixed at batch 1: dynamic_batch=False \(reszoo export"),
+        ({"dynamic_batch": False, "batch_size": 0}, InvalidArgumentError, r"batch_size must be an integer >= 1"),
         ({"input_size": (1, 32, 32)}, InvalidArgumentError, r"input_size=\(1, 32, 32\) has 1 channels .* in_chans=3"),
         ({"input_size": (3, 2, 2)}, InvalidArgumentError, r"smaller than the network's total stride"),
         ({"weights": "resnet20-cifar11"}, InvalidArgumentError, r"Unknown pretrained='resnet20-cifar11'"),
@@ -163,6 +193,8 @@ def test_a_missing_onnx_dependency_names_the_extra(monkeypatch, tmp_path):
         (["resnet20", "m.pt2", "--opset", "18"], "opset applies to format='onnx' only"),
         (["resnet20", "m.onnx", "--weights", "resnet56-cifar10"], "holds weights for resnet56, not resnet20"),
         (["resnet20", "m.onnx", "--weights", "./missing"], "pretrained='./missing' is not a folder"),
+        (["resnet20", "m.onnx", "--static"], "--static fixes the batch size of the file: give it with --batch-size N"),
+        (["resnet20", "m.onnx", "--batch-size", "1"], "for a file fixed at batch 1: --batch-size 1 --static"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, monkeypatch, capsys):

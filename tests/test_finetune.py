@@ -23,7 +23,7 @@ from reszoo.train.batches import make_batches
 from reszoo.train.recipes import finetune_recipe, learning_rate
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _images import make_image_folder  # noqa: E402
+from _images import make_image_folder, shapes_weights  # noqa: E402
 from conftest import TINY_ARGS, TINY_OVERRIDES  # noqa: E402
 
 
@@ -151,6 +151,7 @@ def test_folder_resume_equals_uninterrupted_even_with_workers(tmp_path, small_fo
     assert [r["iteration"] for r in straight.history] == [2, 4, 5, 6, 8, 10]
 
 
+@pytest.mark.filterwarnings("ignore:freeze_backbone=True on a ResNet that carries no pretrained")  # loaded by hand
 def test_frozen_backbone_resume_is_exact_and_keeps_bn_statistics(tmp_path, small_folder):
     recipe = folder_recipe(small_folder, freeze_backbone=True)
     start = tiny().state_dict()
@@ -247,6 +248,33 @@ def test_ctrl_c_on_folder_data_saves_and_resumes(tmp_path, small_folder, python_
 
 
 # -- recipes, schedules, parameter groups ----------------------------------------------------------------
+
+
+# -- a frozen backbone is a pretrained one (issue 22) ---------------------------------------------------
+
+
+def test_a_frozen_backbone_without_weights_is_refused(tmp_path, capsys):
+    argv = ["train", "resnet20", *TINY_ARGS, "--data", "synthetic", "--iterations", "2", "--no-progress"]
+    assert main([*argv, "--freeze-backbone", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "freeze_backbone=True (--freeze-backbone) trains the classifier only" in err
+    assert "without pretrained= (--pretrained WEIGHTS) the backbone is freshly initialised" in err
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(InvalidArgumentError, match="the classifier would learn on random features"):
+        train.train_model("resnet20", recipe_overrides={"data": "synthetic", "freeze_backbone": True})
+
+
+def test_fit_says_when_a_frozen_backbone_has_no_weights_record():
+    import warnings
+
+    recipe = train.Recipe(data="synthetic", batch_size=4, iterations=2, eval_every=0, freeze_backbone=True)
+    with pytest.warns(UserWarning, match=r"freeze_backbone=True on a ResNet that carries no pretrained weights"):
+        train.fit(tiny(num_classes=10), recipe, progress=False)
+    model = tiny(num_classes=10)
+    model.pretrained_weights = shapes_weights(num_classes=10, categories=tuple("abcdefghij"))  # a loaded model's record
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train.fit(model, recipe, progress=False)
 
 
 def test_cosine_schedule_and_finetune_preset():

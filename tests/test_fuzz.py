@@ -1021,3 +1021,59 @@ def test_hostile_image_folders(tmp_path_factory, data):
             image, _ = ImageFiles(split)[i]
             assert image.mode == "RGB" and image.size == (8, 8)
         assert len(find_images([root])) >= sum(expected.values())
+
+
+# -- 6. reports that would replace a user's file (issue 22) -------------------------------------
+
+# The options of each command that write a report (reszoo.cli._common.check_output_path is the one rule).
+REPORTS = [("predict", "json"), ("evaluate", "json"), ("diagnose", "json"), ("bench", "json"), ("bench", "csv")]
+REPORTS += [("bench", "plot")]
+
+
+@st.composite
+def user_file(draw: Any) -> bytes:
+    """What a user may have where a report is asked for: photos, notes, JSON and CSV of their own, anything."""
+    kind = draw(st.sampled_from(["png", "jpeg", "json", "csv", "text", "bytes"]))
+    tail = draw(st.binary(max_size=64))
+    if kind == "png":
+        return b"\x89PNG\r\n\x1a\n" + tail
+    if kind == "jpeg":
+        return b"\xff\xd8\xff\xe0" + tail
+    if kind == "json":
+        keys = st.text(max_size=8).filter(lambda k: k != "report")
+        value = draw(st.dictionaries(keys, st.integers() | st.text(max_size=8), max_size=4))
+        if draw(st.booleans()):  # a report of reszoo, but of another command
+            value["report"] = f"reszoo {draw(st.sampled_from(['train', 'list', 'export', 'predict2']))}"
+        return json.dumps(value).encode()
+    if kind == "csv":
+        header = draw(st.lists(st.text("abcdefghij_", min_size=1, max_size=8), min_size=1, max_size=5))
+        return (",".join(header) + "\n1,2\n").encode()
+    return draw(st.text(max_size=64)).encode() if kind == "text" else tail
+
+
+@settings(FUZZ, max_examples=MANY)
+@given(content=user_file(), report=st.sampled_from(REPORTS), where=st.sampled_from(["file", "input", "run", "model"]))
+def test_a_report_never_replaces_a_users_file(tmp_path_factory, content, report, where):
+    from reszoo.cli._common import check_output_path
+    from reszoo.errors import InvalidArgumentError
+
+    command, option = report
+    folder = tmp_path_factory.mktemp("outputs")
+    if where == "run":
+        (folder / "run.json").write_text("{}")
+        (folder / "recipe.json").write_text("{}")
+    if where == "model":
+        (folder / "config.json").write_text("{}")
+        (folder / "model.safetensors").write_bytes(b"")
+    path = folder / ("new.out" if where in ("run", "model") else "mine.out")
+    if where in ("file", "input"):
+        path.write_bytes(content)
+    inputs = [path] if where == "input" else []
+    tried("report over a user's file", (command, option, where, content[:64]))
+    with pytest.raises(InvalidArgumentError) as exc:
+        check_output_path(option, str(path), command=command, inputs=inputs, stdout=option == "json")
+    assert str(path) in str(exc.value) and "\n" not in str(exc.value)
+    if where in ("file", "input"):
+        assert path.read_bytes() == content, "the user's file changed"
+    else:
+        assert not path.exists()

@@ -216,7 +216,8 @@ def test_cli_text_and_json(folder, saved, tmp_path, capsys):
     assert len(out) == 6
     assert main(["predict", saved, str(folder / "circle"), "--json", "-", "--batch-size", "3"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"weights", "predictions", "skipped"} and data["skipped"] == []
+    assert set(data) == {"report", "weights", "predictions", "skipped"} and data["skipped"] == []
+    assert data["report"] == "reszoo predict"
     assert data["weights"] == "tiny-shapes" and len(data["predictions"]) == 8
     first = data["predictions"][0]
     assert first["image"] == circles[0] and [t["class"] for t in first["top"]] == ["square", "triangle", "circle"]

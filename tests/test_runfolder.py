@@ -322,6 +322,39 @@ def test_out_must_be_a_folder_path(tmp_path, capsys, where):
     assert "out must be a folder" in line and str(tmp_path / "file") in line
 
 
+# -- a run folder and its data are apart (issue 22) ------------------------------------------------------
+
+
+def _listing(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize(("out", "root"), [("photos", "photos"), ("photos/run", "photos"), ("here", "here/photos")])
+def test_the_command_refuses_a_run_folder_that_overlaps_the_image_folder(tmp_path, capsys, out, root):
+    from _images import make_image_folder
+
+    make_image_folder(tmp_path / root, per_class=2, val_per_class=1)
+    before = _listing(tmp_path)
+    argv = ["train", "resnet20", *TINY_ARGS, "--data", "folder", "--root", str(tmp_path / root), "--epochs", "1"]
+    assert main([*argv, "--no-progress", "--out", str(tmp_path / out)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    how = {"photos": "is the data folder", "photos/run": "is inside the data folder", "here": "holds the data folder"}
+    assert f"out={str(tmp_path / out)!r} {how[out]} data_root={str(tmp_path / root)!r}" in line
+    assert "an image folder would no longer train" in line and _listing(tmp_path) == before
+
+
+def test_fit_refuses_overlapping_folders_through_symbolic_links(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "link").symlink_to(data)
+    recipe = train.cifar_recipe(data_root=str(data), iterations=2)
+    for out in (tmp_path / "link", tmp_path / "link" / "r56", tmp_path):
+        with pytest.raises(InvalidArgumentError, match="the run's files would mix with the data it reads"):
+            train.fit(tiny_model(), recipe, out=out, progress=False)
+    assert _listing(tmp_path) == ["data", "link"]
+    runfolder.check_apart(tmp_path / "runs" / "r56", data)  # beside the data: fine
+
+
 # -- run.json and resuming ---------------------------------------------------------------------------
 
 
@@ -342,6 +375,34 @@ def test_resuming_a_finished_run_with_fewer_iterations_changes_nothing(finished_
     assert {name: (finished_run / name).read_bytes() for name in files} == files
     run = json.loads(files["run.json"])
     assert run["recipe"] == json.loads(files["recipe.json"]) and run["recipe"]["iterations"] == 4
+
+
+def _killed_mid_write(path: Path) -> None:
+    """A process that dies (os._exit, as under kill -9) while atomic_path writes ``path``: its temporary stays."""
+    code = (
+        "import os, sys; from reszoo.utils.fileio import atomic_path\n"
+        "tmp = atomic_path(sys.argv[1]).__enter__(); tmp.write_bytes(b'torn' * 1000); os._exit(9)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(runfolder.__file__).parents[2])}
+    assert subprocess.run([sys.executable, "-c", code, str(path)], env=env, timeout=60).returncode == 9
+
+
+def test_a_temporary_torn_by_a_kill_goes_when_the_run_resumes(finished_run, capsys):
+    for path in (
+        finished_run / "checkpoint.pt",
+        finished_run / "history.jsonl",
+        finished_run / "model" / "config.json",
+    ):
+        _killed_mid_write(path)
+    torn = sorted(p.name for p in finished_run.rglob(".*.tmp"))
+    assert len(torn) == 3 and all(len(name.split(".")[-2]) == 32 for name in torn), torn
+    mine = [finished_run / ".notes.tmp", finished_run / ".checkpoint.pt.old.tmp", finished_run / "model" / ".x.tmp"]
+    for path in mine:
+        path.write_text("the user's")
+    argv = ["train", "resnet20", "--resume", str(finished_run), "--iterations", "6", "--no-progress"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert sorted(p for p in finished_run.rglob(".*.tmp")) == sorted(mine)  # only reszoo's own names went
+    assert runfolder.load_checkpoint(finished_run)["iteration"] == 6
 
 
 @pytest.mark.parametrize("key", ["model", "model_overrides", "recipe"])

@@ -354,6 +354,21 @@ def test_cli_train_and_resume(tmp_path, capsys):
     assert f"{out} holds a resnet20 run; received model 'resnet56'" in capsys.readouterr().err
 
 
+def test_cli_says_where_the_run_went_or_that_it_was_not_saved(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "resnet20", *TINY_ARGS, "--data", "synthetic", "--batch-size", "8", "--iterations", "2"]
+    assert main([*args, "--no-progress"]) == 0  # README's smoke run, made tiny
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == (
+        "not saved: without --out nothing is written; add --out DIR (e.g. --out runs/resnet20) to keep the model, "
+        "its history and a checkpoint to resume from"
+    )
+    assert list(tmp_path.iterdir()) == []
+    assert main([*args, "--no-progress", "--out", "runs/resnet20"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("run folder: runs/resnet20 (model/ holds")
+    assert (tmp_path / "runs" / "resnet20" / "model" / "model.safetensors").is_file()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -609,3 +624,56 @@ def test_imagenet_path_on_a_tiny_image_folder(tmp_path, tiny_model):
     # 2 epochs of 8 images in batches of 4 cross an epoch boundary; evaluation covers all 8 val images.
     assert result.iterations == 3 and 0 <= result.test_error <= 1
     assert result.test_error * 8 == pytest.approx(round(result.test_error * 8))
+
+
+# -- a batch too large for memory is one line (issue 22) ------------------------------------------------
+
+CPU_OOM = (
+    "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to "
+    "allocate 1125899906842624 bytes. Error code 12 (Cannot allocate memory)"
+)
+
+
+def test_a_training_step_out_of_memory_is_one_line_with_a_smaller_batch(tmp_path, monkeypatch, capsys):
+    from reszoo.train import loop
+
+    def step(*args):
+        raise RuntimeError(CPU_OOM)  # what torch raises when the CPU cannot hold the batch
+
+    monkeypatch.setattr(loop, "_step", step)
+    argv = ["train", "resnet20", *TINY_ARGS, "--data", "synthetic", "--iterations", "2", "--no-progress"]
+    assert main([*argv, "--batch-size", "4096", "--device", "cpu", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "reszoo train: error: Out of memory in a training step at batch_size=4096 on cpu (tried to allocate "
+        "1125899906842624 bytes); try a smaller batch_size (--batch-size, e.g. 2048)."
+    )
+
+
+def test_an_evaluation_out_of_memory_names_the_eval_batch_size(tiny_model):
+    from reszoo.errors import OutOfMemoryError
+
+    model = tiny_model()
+
+    def forward_hook(module, args):
+        if not module.training:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total ...")
+
+    model.register_forward_pre_hook(forward_hook)
+    with pytest.raises(OutOfMemoryError) as info:
+        train.fit(model, tiny_recipe(iterations=2, eval_every=2, device="cpu"), progress=False)
+    assert str(info.value) == (
+        "Out of memory while evaluating at eval_batch_size=128 on cpu (tried to allocate 2.00 GiB); try a smaller "
+        "eval_batch_size (--eval-batch-size, e.g. 64)."
+    )
+    assert isinstance(info.value, RuntimeError) and isinstance(info.value.__cause__, torch.OutOfMemoryError)
+
+
+def test_batch_fits_passes_other_errors_and_bench_counts_cpu_allocation_as_oom():
+    from reszoo.utils.accelerator import batch_fits, failure_kind
+
+    boom = RuntimeError("boom")
+    with pytest.raises(RuntimeError) as info, batch_fits(doing="here", field="batch_size", batch_size=8):
+        raise boom
+    assert info.value is boom
+    assert failure_kind(RuntimeError(CPU_OOM)) == "oom"  # a bench row at this size is "oom", not "error"

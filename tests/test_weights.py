@@ -209,12 +209,16 @@ def test_read_checkpoint_refuses_damaged_and_missing_files(tmp_path):
         read_checkpoint(tmp_path / "missing.th")
 
 
-def test_cli_list_pretrained(capsys):
+def test_cli_list_pretrained(capsys, monkeypatch):
     from reszoo.cli import main
+
+    monkeypatch.setenv("COLUMNS", "100")  # the table fits the terminal: a narrow one would cut the sources
 
     assert main(["list", "--pretrained", "resnet110*"]) == 0
     out = capsys.readouterr().out
-    assert "resnet110-cifar10" in out and "resnet110-1d1ed7c2.th" in out and "93.68" in out
+    assert "resnet110-cifar10" in out and "akamaster/pytorch_resnet_cifar10" in out and "93.68" in out
+    assert main(["info", "resnet110-cifar10"]) == 0  # the full source
+    assert f"source            {AKAMASTER_RAW}resnet110-1d1ed7c2.th" in capsys.readouterr().out
     assert main(["list", "--pretrained", "--format", "json", "*imagenet-v2"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == ["resnet50-imagenet-v2", "resnet101-imagenet-v2", "resnet152-imagenet-v2"]

@@ -46,6 +46,14 @@ class NonFiniteLossError(ReszooError, RuntimeError):
     """The training loss became NaN or infinite; the last checkpoint on disk is still good."""
 
 
+class OutOfMemoryError(ReszooError, RuntimeError):
+    """A batch did not fit in the device's memory; the message names the batch size tried and a smaller one.
+
+    A ``RuntimeError``, as torch's own out-of-memory errors are (``torch.OutOfMemoryError``, the CPU
+    allocator's "can't allocate memory"); the original is its ``__cause__``.
+    """
+
+
 class ReplicasDivergedError(ReszooError, RuntimeError):
     """The processes of a distributed run ended with different weights; none were saved."""
 

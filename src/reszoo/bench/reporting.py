@@ -13,6 +13,7 @@ import csv
 import json
 from collections.abc import Sequence
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from reszoo.bench.machine import environment
@@ -21,7 +22,11 @@ from reszoo.errors import InvalidArgumentError
 from reszoo.utils.fileio import atomic_path
 from reszoo.utils.text import format_table, human
 
-__all__ = ["notes", "plot", "summary_line", "to_csv", "to_json", "to_table"]
+__all__ = ["REPORT", "notes", "plot", "summary_line", "to_csv", "to_json", "to_table"]
+
+# What marks a file as a benchmark report: the JSON's "report" value, the PNG's Software text. The
+# command line replaces an existing file only when it is such a report (reszoo.cli._common).
+REPORT = "reszoo bench"
 
 
 def to_table(results: Sequence[BenchResult], *, markdown: bool = False) -> str:
@@ -73,14 +78,16 @@ def _time(r: BenchResult) -> str:
 
 
 def to_json(results: Sequence[BenchResult], path: str | None = None, *, env: dict[str, Any] | None = None) -> str:
-    """``{"environment": {...}, "results": [...]}`` as JSON text, also written to ``path`` (atomically) if given.
+    """``{"report": "reszoo bench", "environment": {...}, "results": [...]}`` as JSON text, also written to
+    ``path`` (atomically) if given. The ``report`` key marks the file as a benchmark report, which
+    ``reszoo bench --json`` may replace (it replaces no other file).
 
     Without ``env``, the environment is that of the first result's device (``device_id``), so GPU
     results are not labelled with the CPU.
     """
     if env is None:
         env = environment(results[0].device_id if results else "cpu")
-    text = json.dumps({"environment": env, "results": [r.as_dict() for r in results]}, indent=2)
+    text = json.dumps({"report": REPORT, "environment": env, "results": [r.as_dict() for r in results]}, indent=2)
     if path:
         with atomic_path(path) as tmp:
             tmp.write_text(text + "\n", encoding="utf-8")
@@ -128,8 +135,13 @@ def plot(results: Sequence[BenchResult], path: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    # Written atomically like the JSON and CSV; a PNG carries its mark (reszoo bench --plot may replace it).
+    fmt = Path(path).suffix.lower().lstrip(".") or "png"
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format=fmt, metadata={"Software": REPORT} if fmt == "png" else None)
+    finally:
+        plt.close(fig)
 
 
 def _by_batch(ax: Any, series: dict[str, list[BenchResult]]) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from pathlib import Path
 from typing import Any
 
-from reszoo.cli._common import DEVICE_HELP, check_output_path
+from reszoo.cli._common import DEVICE_HELP, OUTPUT_HELP, check_output_path
 from reszoo.utils.choices import BENCH_COMPARISONS, BENCH_MODES, DTYPES
 
 
@@ -102,9 +103,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="side by side: torchvision (or the reference CIFAR net); onnxruntime: the same model in ONNX Runtime "
         "(CPU inference; needs reszoo[onnx])",
     )
-    p.add_argument("--json", default=None, metavar="PATH", help="write the results and the environment as JSON")
-    p.add_argument("--csv", default=None, metavar="PATH", help="write the results as CSV, one row per measurement")
-    p.add_argument("--plot", default=None, metavar="PATH", help="PNG of images/s (needs matplotlib)")
+    p.add_argument(
+        "--json", default=None, metavar="PATH", help=f"write the results and the environment as JSON ({OUTPUT_HELP})"
+    )
+    p.add_argument(
+        "--csv", default=None, metavar="PATH", help=f"write the results as CSV, one row per measurement ({OUTPUT_HELP})"
+    )
+    p.add_argument("--plot", default=None, metavar="PATH", help=f"PNG of images/s, needs matplotlib ({OUTPUT_HELP})")
     p.set_defaults(func=run_bench)
 
 
@@ -167,9 +172,17 @@ def _warn(lines: list[str]) -> None:
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """--json, --csv and --plot must name files in existing folders: refused before anything is measured."""
-    for option in ("json", "csv", "plot"):
-        check_output_path(option, getattr(args, option))
+    """--json, --csv and --plot name files the output rule allows (``cli._common.check_output_path``), and
+    three different ones: refused before anything is measured."""
+    from reszoo.errors import InvalidArgumentError
+
+    given = {option: getattr(args, option) for option in ("json", "csv", "plot") if getattr(args, option)}
+    for option, value in given.items():
+        check_output_path(option, value, command="bench")
+    targets = [Path(value).resolve() for value in given.values()]
+    if len(set(targets)) < len(targets):
+        same = " and ".join(f"--{option} {value}" for option, value in given.items())
+        raise InvalidArgumentError(f"--json, --csv and --plot write different files; received {same}.")
 
 
 def _check_onnxruntime_compare(args: argparse.Namespace) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from reszoo.cli._common import OUTPUT_HELP
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -43,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar=("C", "H", "W"),
         help="the input your pipeline feeds the model, if not the reference's (with --compare: the size both run at)",
     )
-    p.add_argument("--json", metavar="PATH", help="also write the result as JSON to PATH; '-' prints only JSON")
+    p.add_argument(
+        "--json", metavar="PATH", help=f"also write the result as JSON to PATH ({OUTPUT_HELP}); '-' prints only JSON"
+    )
     p.add_argument(
         "--compare",
         nargs=2,
@@ -69,6 +73,14 @@ def _model(spec: str):
     return model
 
 
+def _spec_file(spec: str) -> object:
+    """The file a FILE.py:NAME spec reads (a registered name is no file)."""
+    from reszoo.diagnosis.specs import split_spec
+
+    parts = split_spec(spec)
+    return parts[0] if parts else spec
+
+
 def _emit(result, path: str | None) -> None:
     import json
 
@@ -77,7 +89,9 @@ def _emit(result, path: str | None) -> None:
     if path != "-":
         print(result.report())
     if path:
-        emit_json(json.loads(result.to_json()), path)  # to_json renders what evidence holds (numbers, shapes)
+        emit_json(
+            json.loads(result.to_json()), path, command="diagnose"
+        )  # to_json renders what evidence holds (numbers, shapes)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -94,7 +108,15 @@ def run_diagnose(args: argparse.Namespace) -> int:
     from reszoo.cli._common import check_json_path
     from reszoo.errors import InvalidArgumentError
 
-    check_json_path(args.json)
+    specs = [
+        args.model,
+        args.optimizer,
+        args.scheduler,
+        args.train_transform,
+        args.eval_transform,
+        *(args.compare or ()),
+    ]
+    check_json_path(args.json, command="diagnose", inputs=[_spec_file(s) for s in specs if s])
 
     if args.compare:
         if args.model or args.reference:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from reszoo.cli._common import DEVICE_HELP, WEIGHTS_HELP, check_json_path, emit_json, warnings_as_lines
+from reszoo.cli._common import DEVICE_HELP, OUTPUT_HELP, WEIGHTS_HELP, check_json_path, emit_json, warnings_as_lines
 from reszoo.utils.choices import EVAL_DATASETS, EVAL_SPLITS
 
 # Per-class rows shown in the table; more classes show the worst and best few (--json has them all).
@@ -38,31 +38,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N images only")
     p.add_argument("--num-workers", type=int, default=None, help="data loading processes (default: CPUs, at most 8)")
-    p.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON to PATH ('-': stdout)")
+    p.add_argument(
+        "--json", default=None, metavar="PATH", help=f"write the figures as JSON to PATH ('-': stdout; {OUTPUT_HELP})"
+    )
     p.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from reszoo.infer.evaluation import evaluate
     from reszoo.infer.loading import load_for_evaluation
+    from reszoo.utils.accelerator import batch_fits
 
-    check_json_path(args.json)
+    check_json_path(args.json, command="evaluate", inputs=[args.weights, args.root])
     with warnings_as_lines():
         model = load_for_evaluation(args.weights)
-        result = evaluate(
-            model,
-            args.data,
-            root=args.root,
-            split=args.split,
-            batch_size=args.batch_size,
-            device=args.device,
-            ten_crop=args.ten_crop,
-            multi_scale=args.multi_scale,
-            limit=args.limit,
-            num_workers=args.num_workers,
-        )
+        fits = batch_fits(doing="while evaluating", field="batch_size", batch_size=args.batch_size, device=args.device)
+        with fits:
+            result = evaluate(
+                model,
+                args.data,
+                root=args.root,
+                split=args.split,
+                batch_size=args.batch_size,
+                device=args.device,
+                ten_crop=args.ten_crop,
+                multi_scale=args.multi_scale,
+                limit=args.limit,
+                num_workers=args.num_workers,
+            )
     if args.json is not None:
-        emit_json(result.to_dict(), args.json)
+        emit_json(result.to_dict(), args.json, command="evaluate")
     if args.json != "-":
         print(report(result, name=args.weights))
     return 0

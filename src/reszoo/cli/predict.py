@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from reszoo.cli._common import DEVICE_HELP, WEIGHTS_HELP, check_json_path, emit_json, warnings_as_lines
+from reszoo.cli._common import DEVICE_HELP, OUTPUT_HELP, WEIGHTS_HELP, check_json_path, emit_json, warnings_as_lines
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    p.add_argument("--json", default=None, metavar="PATH", help="write the predictions as JSON to PATH ('-': stdout)")
+    p.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help=f"write the predictions as JSON to PATH ('-': stdout; {OUTPUT_HELP})",
+    )
     p.set_defaults(func=run_predict)
 
 
@@ -23,11 +28,13 @@ def run_predict(args: argparse.Namespace) -> int:
     from reszoo.data.imagefolder import find_images
     from reszoo.infer.loading import load_for_evaluation
     from reszoo.infer.prediction import predict
+    from reszoo.utils.accelerator import batch_fits
 
-    check_json_path(args.json)
     files = find_images(args.images)  # a path that names nothing is refused before the model is loaded
+    check_json_path(args.json, command="predict", inputs=[args.weights, *args.images, *files])
     model = load_for_evaluation(args.weights)
-    with warnings_as_lines():
+    fits = batch_fits(doing="while predicting", field="batch_size", batch_size=args.batch_size, device=args.device)
+    with warnings_as_lines(), fits:
         predictions = predict(model, files, topk=args.top_k, batch_size=args.batch_size, device=args.device)
     done = {p.source for p in predictions}
     if args.json is not None:
@@ -36,7 +43,7 @@ def run_predict(args: argparse.Namespace) -> int:
             "predictions": [p.to_dict() for p in predictions],
             "skipped": [f for f in files if f not in done],
         }
-        emit_json(data, args.json)
+        emit_json(data, args.json, command="predict")
     if args.json != "-":
         print(_text(predictions))
     return 0

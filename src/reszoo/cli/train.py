@@ -106,6 +106,11 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"{args.model}: {result.iterations} iterations, {_errors(result)}")
         if out is not None:
             print(f"run folder: {out} (model/ holds the final weights, history.jsonl the curves)")
+        else:
+            print(
+                f"not saved: without --out nothing is written; add --out DIR (e.g. --out runs/{args.model}) to keep "
+                "the model, its history and a checkpoint to resume from"
+            )
     return 0
 
 

@@ -17,7 +17,7 @@ with the outputs' scale (fused kernels sum in another order).
 Example::
 
     from reszoo.infer.export import export_model
-    result = export_model("resnet56", "resnet56.onnx", weights="resnet56-cifar10", dynamic_batch=True)
+    result = export_model("resnet56", "resnet56.onnx", weights="resnet56-cifar10")  # any batch size
     print(result.max_abs_diff)
 """
 
@@ -64,6 +64,7 @@ class ExportResult:
     format: str
     method: str  # the call that made it, e.g. "torch.jit.script"
     input_shape: tuple[int, ...]  # the example batch the model was exported with
+    dynamic_batch: bool  # the file takes any batch size (else only input_shape[0]; TorchScript: any)
     checked_batches: tuple[int, ...]  # batch sizes run through the loaded artefact
     max_abs_diff: float  # largest |artefact - eager| over every output of every checked batch
     tolerance: float
@@ -74,9 +75,10 @@ class ExportResult:
     def summary(self) -> str:
         """One line for a log: what was written and the measured difference."""
         opset = f", opset {self.opset}" if self.opset is not None else ""
+        batch = "any batch" if self.dynamic_batch else f"batch fixed at {self.input_shape[0]}"
         return (
-            f"wrote {self.path} ({self.method}{opset}, {self.size_bytes / 1e6:.1f} MB); {self.checker} vs eager "
-            f"on batches {list(self.checked_batches)} of {tuple(self.input_shape[1:])}: "
+            f"wrote {self.path} ({self.method}{opset}, {batch}, {self.size_bytes / 1e6:.1f} MB); "
+            f"{self.checker} vs eager on batches {list(self.checked_batches)} of {tuple(self.input_shape[1:])}: "
             f"max |diff| = {self.max_abs_diff:.2e} (tolerance {self.tolerance:.1e})"
         )
 
@@ -94,7 +96,7 @@ def export_model(
     *,
     format: str | None = None,
     weights: str | os.PathLike[str] | None = None,
-    dynamic_batch: bool = False,
+    dynamic_batch: bool = True,
     opset: int | None = None,
     input_size: tuple[int, int, int] | None = None,
     batch_size: int = 2,
@@ -107,11 +109,13 @@ def export_model(
         format: ``"onnx"``, ``"pt2"`` or ``"torchscript"``; default: from ``out``'s suffix, else onnx.
         weights: with a name: what ``create_model(name, pretrained=weights)`` takes (a weight
             name or alias, ``"hf-hub:owner/repo"``, or a folder written by ``save_pretrained``).
-        dynamic_batch: export a batch dimension of any size (checked at 1 and two more sizes).
+        dynamic_batch: the batch dimension takes any size (checked at ``batch_size``, 1 and
+            ``2 * batch_size + 1``), as a deployment expects (reszoo 0.1 fixed it unless asked).
+            False fixes it at ``batch_size`` (ONNX and pt2; TorchScript takes any batch either way).
         opset: ONNX opset (>= 18); default: torch's choice.
         input_size: ``(C, H, W)`` of the example input; default: the model config's ``input_size``.
-        batch_size: the example batch's size; at least 2 with ``dynamic_batch`` (torch.export
-            specialises a dimension of size 1).
+        batch_size: the example batch's size, and the fixed one with ``dynamic_batch=False``; at
+            least 2 with ``dynamic_batch`` (torch.export specialises a dimension of size 1).
 
     Returns:
         An :class:`ExportResult` with the measured ``max_abs_diff``.
@@ -123,7 +127,13 @@ def export_model(
     """
     fmt = format_for(check_path("out", out), format)
     check_bool("dynamic_batch", dynamic_batch)
-    check_int("batch_size", batch_size, minimum=2 if dynamic_batch else 1)
+    check_int("batch_size", batch_size, minimum=1)
+    if dynamic_batch and batch_size < 2:
+        raise InvalidArgumentError(
+            f"batch_size must be >= 2 with dynamic_batch=True, the default (torch.export specialises a batch of 1, "
+            f"and the file still takes a batch of 1); received batch_size={batch_size}. For a file fixed at "
+            f"batch {batch_size}: dynamic_batch=False (reszoo export --batch-size {batch_size} --static)."
+        )
     if opset is not None and fmt != "onnx":
         raise InvalidArgumentError(f"opset applies to format='onnx' only; received opset={opset} with {fmt!r}.")
     path = _writable(out)
@@ -168,7 +178,7 @@ def _write_checked(
         size = staged.stat().st_size
         os.replace(staged, path)
     shape = tuple(inputs[0].shape)
-    return ExportResult(path, fmt, method, shape, batches, diff, tolerance, checker, opset_used, size)
+    return ExportResult(path, fmt, method, shape, dynamic, batches, diff, tolerance, checker, opset_used, size)
 
 
 # -- arguments ------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from reszoo.train.runfolder import (
     state_digest,
     write_json,
 )
+from reszoo.utils.accelerator import batch_fits
 from reszoo.utils.devices import preferred_memory_format
 from reszoo.utils.fileio import write_error
 
@@ -316,9 +317,12 @@ def _train(
     state.stats = _accumulator(4, run.device)
     state.since = (time.perf_counter(), state.iteration)
     batches = run.data.train(state.iteration)
+    per_process = f" ({recipe.batch_size // run.world} per process)" if run.world > 1 else ""
+    step_fits = dict(doing="in a training step", field="batch_size", batch_size=recipe.batch_size, note=per_process)
     try:
         while state.iteration < recipe.iterations:
-            _step(run, state, next(batches))
+            with batch_fits(**step_fits, device=run.device):
+                _step(run, state, next(batches))
             it = state.iteration
             evaluate = it == recipe.iterations or (recipe.eval_every > 0 and it % recipe.eval_every == 0)
             checkpoint = it == recipe.iterations or it % recipe.checkpoint_every == 0
@@ -439,11 +443,13 @@ def _evaluate(run: _Run) -> float:
     model.eval()
     counts = _accumulator(2, run.device)  # wrong, seen
     assert run.data.evaluate is not None
-    for x, y in run.data.evaluate():
-        with run.autocast():
-            logits = model(x)
-        counts[0] += (logits.argmax(1) != y).sum()
-        counts[1] += y.numel()
+    fits = dict(doing="while evaluating", field="eval_batch_size", batch_size=run.recipe.eval_batch_size)
+    with batch_fits(**fits, device=run.device):
+        for x, y in run.data.evaluate():
+            with run.autocast():
+                logits = model(x)
+            counts[0] += (logits.argmax(1) != y).sum()
+            counts[1] += y.numel()
     if was_training:
         train_mode(model, run.recipe)
     if run.world > 1:

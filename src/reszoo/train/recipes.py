@@ -124,7 +124,9 @@ class Recipe(PlainData):
         synthetic_noise: standard deviation of the noise added to the synthetic class patterns.
         synthetic_eval_images: size of the synthetic evaluation set.
         freeze_backbone: train the classifier (``model.fc``) only; the rest keeps its weights and
-            its BatchNorm statistics (held in eval mode).
+            its BatchNorm statistics (held in eval mode). For pretrained weights only:
+            ``train_model`` refuses it without ``pretrained``, ``fit`` warns for a model without a
+            weights record (``model.pretrained_weights``).
         backbone_lr_scale: the backbone's learning rate is ``lr * backbone_lr_scale`` (the
             classifier's is ``lr``); e.g. 0.1 when fine-tuning.
     """

@@ -2,10 +2,12 @@
 
 :func:`reszoo.train.trainer.fit` is the one writer of a run folder; this module holds the file-level
 work. Every file is replaced atomically (``reszoo.utils.fileio.atomic_path``, flushed to disk), so a
-process killed at any moment leaves each file whole, old or new. ``history.jsonl`` is the one
+process killed at any moment leaves each file whole, old or new; the temporary a kill leaves
+behind is deleted when the next run claims the folder. ``history.jsonl`` is the one
 log appended to (a record per write, flushed); a torn last line is dropped on resume.
 
-The rules of a run folder live here too: :func:`check_folder` (before anything is written),
+The rules of a run folder live here too: :func:`check_folder` (before anything is written; a run
+folder and the data it trains on are apart, :func:`check_apart`),
 :func:`claim_folder` (one writer at a time: the folder's lock, ``reszoo.utils.fileio.lock_folder``),
 :func:`start_folder` (what a start or resume writes) and :func:`resume_settings` (what a
 resume by model name reads back). A write that fails (a full disk, no permission) raises
@@ -39,8 +41,16 @@ from reszoo._version import __version__
 from reszoo.errors import FileWriteError, InvalidArgumentError, MissingInputError, RunFolderError
 from reszoo.models.resnet import ResNetConfig
 from reszoo.train.recipes import Recipe
-from reszoo.utils.fileio import atomic_path, in_use_error, lock_folder, lock_holder, tensors_digest
+from reszoo.utils.fileio import (
+    atomic_path,
+    in_use_error,
+    lock_folder,
+    lock_holder,
+    tensors_digest,
+    torn_temporaries,
+)
 from reszoo.weights.convert import load_error_reason
+from reszoo.weights.hub import CONFIG_NAME, WEIGHTS_NAME
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_NAME = "history.jsonl"
@@ -58,11 +68,13 @@ __all__ = [
     "RECIPE_NAME",
     "RUN_NAME",
     "SUMMARY_NAME",
+    "check_apart",
     "check_folder",
     "checkpoint_identity",
     "claim_folder",
     "load_checkpoint",
     "read_run",
+    "remove_torn_temporaries",
     "resume_settings",
     "save_checkpoint",
     "start_folder",
@@ -258,6 +270,33 @@ def check_folder(out: Path, model: nn.Module, *, resume: bool) -> None:
         _check_same_model(out, config)
 
 
+def check_apart(out: str | os.PathLike[str], data_root: str | os.PathLike[str]) -> None:
+    """Refuse a run folder that is the data folder, lies inside it or holds it (symbolic links resolved).
+
+    A run written into an image folder becomes part of it: its ``model/`` and ``checkpoint.pt``
+    are read as a class folder and files the next time the folder is trained or evaluated, and the
+    folder no longer trains. One rule for every dataset keeps it simple to state; the run folder
+    beside the data (``runs/NAME``) is always possible.
+
+    Raises:
+        InvalidArgumentError: the two folders overlap (the message names both as given).
+    """
+    run, data = (Path(os.path.expanduser(os.fspath(p))).resolve() for p in (out, data_root))
+    if run == data:
+        how = "is the data folder"
+    elif data in run.parents:
+        how = "is inside the data folder"
+    elif run in data.parents:
+        how = "holds the data folder"
+    else:
+        return
+    raise InvalidArgumentError(
+        f"out={os.fspath(out)!r} {how} data_root={os.fspath(data_root)!r}: the run's files would mix with the data "
+        "it reads (an image folder would no longer train). Give a run folder apart from the data (--out "
+        "beside --root, e.g. runs/NAME)."
+    )
+
+
 def _check_same_model(out: Path, config: ResNetConfig) -> None:
     """A resume must continue the model the folder's run trained (one line naming what differs)."""
     path = out / RUN_NAME
@@ -339,9 +378,32 @@ def resume_settings(
     return recipe, {**saved["model_overrides"], **model_overrides}
 
 
+# The files of a run folder and of its model/ that are written through a temporary (atomic_path).
+_RUN_FILES = (CHECKPOINT_NAME, HISTORY_NAME, RECIPE_NAME, RUN_NAME, SUMMARY_NAME)
+_MODEL_FILES = (CONFIG_NAME, WEIGHTS_NAME)
+
+
+def remove_torn_temporaries(out: Path) -> list[Path]:
+    """Delete the temporaries a killed run left in ``out`` and ``out/model/`` (reszoo's own names only).
+
+    A write is a temporary file renamed into place; ``kill -9`` or a power cut mid-write leaves the
+    temporary behind (``.checkpoint.pt.<32 hex digits>.tmp``, as large as a checkpoint), and no
+    later write reuses its name. Called under the folder's lock, where no other writer is at work.
+
+    Returns:
+        The files deleted.
+    """
+    torn = torn_temporaries(out, _RUN_FILES) + torn_temporaries(out / MODEL_DIR, _MODEL_FILES)
+    for path in torn:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return torn
+
+
 @contextlib.contextmanager
 def claim_folder(out: Path, *, resume: bool, checkpoint: tuple[int, ...] | None) -> Iterator[None]:
-    """Hold ``out``'s lock for a run, and check under it that no other process wrote a run meanwhile.
+    """Hold ``out``'s lock for a run, and check under it that no other process wrote a run meanwhile;
+    the temporaries a killed run left are deleted first (:func:`remove_torn_temporaries`).
 
     Args:
         out: the run folder (created).
@@ -355,6 +417,7 @@ def claim_folder(out: Path, *, resume: bool, checkpoint: tuple[int, ...] | None)
         InvalidArgumentError: a new run, and another process has since started one here.
     """
     with lock_folder(out):
+        remove_torn_temporaries(out)
         now = checkpoint_identity(out / CHECKPOINT_NAME)
         if not resume and now is not None:
             raise InvalidArgumentError(

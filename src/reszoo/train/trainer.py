@@ -63,6 +63,7 @@ from reszoo.train.recipes import (
     paper_recipe,
 )
 from reszoo.train.runfolder import (
+    check_apart,
     check_folder,
     read_run,
     resume_settings,
@@ -106,7 +107,8 @@ def train_model(
         model_overrides: config fields to change, e.g. ``{"num_classes": 100}``.
         recipe_overrides: recipe fields to change, e.g. ``{"data": "folder", "data_root": "photos/"}``.
         out: the run folder; None writes nothing. A folder that holds a run (``checkpoint.pt``)
-            is refused unless ``resume``.
+            is refused unless ``resume``, and so is one that overlaps the data folder (``data_root``
+            inside it, or it inside ``data_root``: an image folder would no longer train).
         resume: continue the run in ``out``: the model named in its ``run.json`` must be
             ``name``; its saved overrides and recipe are used, with the ones given here on top
             (e.g. ``{"iterations": 80_000}`` to train longer).
@@ -117,8 +119,9 @@ def train_model(
         A :class:`FitResult`.
 
     Raises:
-        InvalidArgumentError: a bad name, override, folder (one holding another run) or image
-            folder (one class, classes that differ from ``num_classes``).
+        InvalidArgumentError: a bad name, override, folder (one holding another run, or one
+            overlapping the data folder) or image folder (one class, classes that differ from
+            ``num_classes``).
         MissingInputError: ``resume`` with no ``run.json`` or no checkpoint in ``out``; a missing
             image folder.
     """
@@ -137,6 +140,8 @@ def train_model(
         model = create_model(name, **model_overrides)  # the checkpoint holds every weight: nothing to load
     else:
         recipe = _start_recipe(name, pretrained, model_overrides, recipe_overrides)
+        _check_frozen_start(recipe, pretrained)
+        _check_apart(out, recipe)  # before the folder is read and the weights are loaded
         model_overrides = _with_folder_classes(recipe, model_overrides)
         torch.manual_seed(recipe.seed)  # the starting weights follow the seed
         model = _build(name, pretrained, model_overrides)
@@ -150,6 +155,16 @@ def _start_recipe(name: str, pretrained: str | None, model_overrides: dict, reci
         return finetune_recipe(**recipe_overrides)
     depth = default_config(name).replace(**model_overrides).depth  # checks the overrides; builds nothing
     return paper_recipe(depth=depth if is_cifar_depth(depth) else None, **recipe_overrides)
+
+
+def _check_frozen_start(recipe: Recipe, pretrained: str | None) -> None:
+    """A frozen backbone built here without weights is a random one: only the classifier would learn."""
+    if recipe.freeze_backbone and pretrained is None:
+        raise InvalidArgumentError(
+            "freeze_backbone=True (--freeze-backbone) trains the classifier only and keeps the backbone as it is, "
+            "but without pretrained= (--pretrained WEIGHTS) the backbone is freshly initialised: the classifier "
+            "would learn on random features. Give the weights to fine-tune from, or leave freeze_backbone out."
+        )
 
 
 def _with_folder_classes(recipe: Recipe, model_overrides: dict[str, Any]) -> dict[str, Any]:
@@ -237,7 +252,8 @@ def fit(
             the recipe's ``data``.
         eval_data: your evaluation data, or None (no evaluation: ``test_error`` stays None).
         out: run folder for the history, checkpoints and the final model; None writes nothing.
-            A folder that already holds a run (``checkpoint.pt``) is refused unless ``resume``.
+            A folder that already holds a run (``checkpoint.pt``) is refused unless ``resume``, and
+            so is one that overlaps ``recipe.data_root`` (either inside the other).
         resume: continue from ``out/checkpoint.pt`` (exactly: same data, RNG and optimizer state).
         progress: show a progress bar (rank 0 only).
         on_step: called with the number of iterations done after every step (for callers that
@@ -251,6 +267,8 @@ def fit(
             process count or the run folder (``ArgumentTypeError`` for a wrong type).
         MissingInputError: ``resume=True`` and ``out`` holds no checkpoint.
         FileNotFoundError: the dataset is missing (nothing has been written).
+        OutOfMemoryError: a training step (``batch_size``) or an evaluation (``eval_batch_size``)
+            did not fit in the device's memory; the message names the size and a smaller one.
         NonFiniteLossError: the loss became NaN or infinite (checked at every log, evaluation
             and checkpoint step; the last checkpoint written is from before).
         RunFolderError: another process is writing ``out`` (it holds the folder's lock, which
@@ -261,8 +279,23 @@ def fit(
             run stopped after the step under way and saved a checkpoint to resume from.
     """
     recipe = _with_data(recipe, train_data, eval_data)
+    _warn_frozen_without_record(model, recipe, resume)
     data = (train_data, eval_data)
     return _launch(model, recipe, out=out, resume=resume, progress=progress, on_step=on_step, run_info=None, data=data)
+
+
+def _warn_frozen_without_record(model: Any, recipe: Recipe, resume: Any) -> None:
+    # fit cannot know where a model's weights came from: torchvision's way is load_state_dict, which
+    # leaves no record, so a frozen backbone without one is said aloud, not refused (train_model,
+    # which builds the model itself, refuses it).
+    if recipe.freeze_backbone and resume is False and getattr(model, "pretrained_weights", None) is None:
+        warnings.warn(
+            f"freeze_backbone=True on a {type(model).__name__} that carries no pretrained weights record "
+            "(model.pretrained_weights): if its backbone is freshly initialised, only the classifier learns, on "
+            "random features. Load weights first (create_model(name, pretrained=...)); if you loaded them "
+            "yourself, this warning can be ignored.",
+            stacklevel=3,
+        )
 
 
 def _with_data(recipe: Any, train_data: Any, eval_data: Any) -> Any:
@@ -382,7 +415,14 @@ def _check_fit_args(model: Any, recipe: Any, out: Any, resume: Any, progress: An
             f"build it with num_classes={expected}."
         )
     if out is not None:
+        _check_apart(out, recipe)
         check_folder(Path(out), model, resume=resume)
+
+
+def _check_apart(out: Any, recipe: Recipe) -> None:
+    # The run folder and the data it reads: apart (runfolder.check_apart), checked before weights load.
+    if isinstance(out, (str, os.PathLike)) and recipe.data not in ("synthetic", "custom") and recipe.data_root:
+        check_apart(out, recipe.data_root)
 
 
 def _device(recipe: Recipe) -> torch.device:

@@ -16,8 +16,9 @@ Process-wide settings that decide what a GPU computes are set here and put back 
 - :func:`cudnn_benchmark`: cuDNN's autotuner, on for a CUDA run and off again after it.
 
 :func:`failure_kind` sorts the errors a measurement can end with: out of memory (including
-cuBLAS and cuDNN allocation failures), a fatal device error (the CUDA context is unusable), or
-an ordinary error.
+cuBLAS and cuDNN allocation failures and the CPU allocator's), a fatal device error (the CUDA
+context is unusable), or an ordinary error; :func:`batch_fits` turns out of memory into one line
+that names the batch size tried and a smaller one (training, evaluation, prediction).
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import platform
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 
+from reszoo.errors import OutOfMemoryError
 from reszoo.utils.checks import value_error
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "CudaAccelerator",
     "MpsAccelerator",
     "accelerator",
+    "batch_fits",
     "cudnn_benchmark",
     "failure_kind",
     "fp32_flags",
@@ -344,6 +348,7 @@ def cudnn_benchmark(device: str | torch.device) -> Iterator[bool | None]:
 # caching allocator's "CUDA out of memory".
 _OOM_MARKERS = (
     "out of memory",
+    "can't allocate memory",  # the CPU allocator: "DefaultCPUAllocator: can't allocate memory: you tried to ..."
     "cublas_status_alloc_failed",
     "cudnn_status_alloc_failed",
     "hipblas_status_alloc_failed",
@@ -368,3 +373,42 @@ def failure_kind(err: BaseException) -> str:
     if any(m in text for m in _FATAL_MARKERS):
         return "fatal"
     return "error"
+
+
+# Which device an out-of-memory message comes from, where the caller did not say.
+_ALLOCATORS = (("DefaultCPUAllocator", "cpu"), ("CUDA out of memory", "cuda"), ("MPS backend out of memory", "mps"))
+# "Tried to allocate 2.00 GiB" (CUDA, MPS) or "you tried to allocate 1125899906842624 bytes" (CPU).
+_TRIED = re.compile(r"tried to allocate ([0-9]+ bytes|[0-9.]+ ?[KMGT]?i?B)", re.IGNORECASE)
+
+
+@contextlib.contextmanager
+def batch_fits(*, doing: str, field: str, batch_size: int, device: Any = None, note: str = "") -> Iterator[None]:
+    """Turn an out-of-memory error of the block into :class:`~reszoo.errors.OutOfMemoryError`, one line.
+
+    The line names what ran, the batch size tried (as the argument ``field`` and its command-line
+    option), the device and the allocation that failed, and a batch half as large to try; the
+    error of torch is its ``__cause__``. Any other error passes unchanged.
+
+    Args:
+        doing: what the block does, e.g. ``"in a training step"``.
+        field: the argument that sets the batch size, e.g. ``"eval_batch_size"`` (``--eval-batch-size``).
+        batch_size: its value.
+        device: where it ran, named in the message (None or ``"auto"``: as torch's message names it).
+        note: text after the batch size, e.g. ``" (64 per process)"``.
+    """
+    try:
+        yield
+    except RuntimeError as err:
+        if failure_kind(err) != "oom":
+            raise
+        tried = _TRIED.search(str(err))
+        what = f"tried to allocate {tried.group(1)}" if tried else str(err).strip().splitlines()[0][:120]
+        if device is None or device == "auto":
+            device = next((name for marker, name in _ALLOCATORS if marker in str(err)), None)
+        where = f" on {device}" if device is not None else ""
+        option = "--" + field.replace("_", "-")
+        smaller = f", e.g. {batch_size // 2}" if batch_size > 1 else ""
+        raise OutOfMemoryError(
+            f"Out of memory {doing} at {field}={batch_size}{note}{where} ({what}); try a smaller {field} "
+            f"({option}{smaller})."
+        ) from err

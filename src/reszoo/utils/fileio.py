@@ -14,7 +14,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +78,24 @@ def write_error(
     return FileWriteError(code, f"Cannot write {path}: {os.strerror(code)} ({kept}{hint}).", path)
 
 
+def _temporary_name(name: str, tag: str) -> str:
+    return f".{name}.{tag}.tmp"
+
+
+def torn_temporaries(folder: str | os.PathLike[str], names: Iterable[str]) -> list[Path]:
+    """The temporaries :func:`atomic_path` left in ``folder`` for the files ``names`` when its process was
+    killed mid-write (``kill -9``, a power cut): ``.NAME.<32 hex digits>.tmp``, reszoo's own names only.
+
+    Deleting them is the caller's decision, taken where no writer can be at work (a run folder's lock).
+    """
+    pattern = re.compile("|".join(re.escape(_temporary_name(n, "@")).replace("@", "[0-9a-f]{32}") for n in names))
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(Path(e.path) for e in entries if pattern.fullmatch(e.name) and e.is_file(follow_symlinks=False))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; if the block succeeds it replaces ``path``.
@@ -100,7 +118,7 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise write_error(path, err, existed=existed) or err from None
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = path.with_name(_temporary_name(path.name, uuid.uuid4().hex))
     try:
         yield tmp
         if fsync:
