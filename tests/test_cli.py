@@ -69,7 +69,7 @@ def test_models_doc_is_generated_from_registry():
 
 
 def test_list_csv_uses_the_csv_module(capsys):
-    assert main(["list", "resnet5*", "--format", "csv"]) == 0
+    assert main(["list", "resnet5?", "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "name,family,depth,shortcut,params,macs,input_size",
         "resnet56,CIFAR,56,A,853018,125485696,3x32x32",
