@@ -28,6 +28,10 @@ def _int_list(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _name_list(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
 def _float_list(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
@@ -124,7 +128,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="reproduce an experiment of the paper (degradation: Fig. 6)")
     p.add_argument("name", choices=("degradation",), help="degradation: plain vs residual nets, training/test error")
     p.add_argument("--out", required=True, help="folder for the runs, curves.csv and degradation.png")
-    p.add_argument("--depths", type=_int_list, default=(20, 56), help="comma-separated CIFAR depths (default 20,56)")
+    p.add_argument("--depths", type=_int_list, default=None, help="comma-separated CIFAR depths (default 20,56)")
+    p.add_argument(
+        "--models",
+        type=_name_list,
+        default=None,
+        help="comma-separated registered models to train instead of plain/resnet pairs, e.g. "
+        "plain20,plain56,preresnet20,preresnet56",
+    )
     p.add_argument("-M", "--model-arg", action="append", metavar="KEY=VALUE", help=_MODEL_ARG_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_recipe_options(p)
@@ -177,6 +188,7 @@ def run_experiment(args: argparse.Namespace) -> int:
         paper_recipe(**_given(args)),
         out=args.out,
         depths=args.depths,
+        models=args.models,
         model_overrides=_model_overrides(args.model_arg),
         progress=not args.no_progress,
     )
