@@ -10,7 +10,7 @@ Example:
     >>> import reszoo
     >>> reszoo.get_weights("resnet110-cifar").name
     'resnet110-cifar10'
-    >>> reszoo.list_pretrained("resnet5*-imagenet*")
+    >>> reszoo.list_pretrained("resnet5?-imagenet*")
     ['resnet50-imagenet', 'resnet50-imagenet-v2']
 """
 
