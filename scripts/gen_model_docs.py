@@ -31,6 +31,14 @@ PAPER = {
     "plain18": ("-", "27.94 (Table 2)"),
     "plain34": ("-", "28.54 (Table 2)"),
     "resnet18": ("-", "27.88 (Table 2, option A)"),
+    # The later papers' CIFAR-10 figures (../shared/REFERENCE.md): He et al. 2016 ("Identity Mappings",
+    # mean of 5 runs), Zagoruyko & Komodakis 2016 (WRN), Xie et al. 2017 (ResNeXt).
+    "preresnet164": ("1.7M", "5.46 (He 2016)"),
+    "preresnet1001": ("10.2M", "4.92 (He 2016)"),
+    "wrn16_10": ("17.1M", "-"),
+    "wrn28_10": ("36.5M", "-"),
+    "wrn40_8": ("35.7M", "-"),
+    "resnext29_16x64d": ("68.1M", "-"),
 }
 
 HEADER = """# Models
@@ -45,6 +53,15 @@ point worse than B for ResNet-34). The
 ImageNet networks follow torchvision ("ResNet v1.5", stride on the bottleneck's 3x3), the layout
 of all released ImageNet weights; `stride_in_1x1=True` gives the paper's v1.
 
+The later papers' networks are the same network with one part changed (`parts`: the block and
+the config fields set; docs/parts.md): pre-activation (He et al. 2016), Wide ResNet (Zagoruyko &
+Komodakis 2016), ResNeXt (Xie et al. 2017), ResNet-D (He et al. 2019) and SE-ResNet (Hu et al.
+2018). Their parameters equal pytorchcv's CIFAR networks (`preresnet164bn_cifar10` for
+`preresnet164`), torchvision's ResNeXt and Wide ResNet, and timm's `resnet50d`, `resnet101d`,
+`seresnet50` and `resnetv2_*`, checked in tests/test_family.py. `depth` counts the stem, the
+branch convolutions and the classifier, as He et al. do; a WRN's name counts its convolutions
+including the three projections and not the classifier (WRN-28-10 has 26 here).
+
 In a terminal, `reszoo list [PATTERN]` prints this table without the paper's columns
 (`--format markdown|json|csv` for other uses), and `reszoo info NAME` shows one model: its config,
 field by field, and its layers with their output shapes and parameters.
@@ -56,11 +73,13 @@ def render() -> str:
     rows = []
     for r in model_table():
         paper_params, paper_err = PAPER.get(r.name, ("-", "-"))
+        parts = ", ".join(p for p in (r.block if r.block not in ("basic", "bottleneck") else "", r.parts) if p)
         rows.append(
-            [r.name, r.family, str(r.depth), r.shortcut, f"{r.params:,}", paper_params, human(r.macs),
+            [r.name, r.family, str(r.depth), r.shortcut, parts or "-", f"{r.params:,}", paper_params, human(r.macs),
              "x".join(map(str, r.input_size)), paper_err]
         )  # fmt: skip
-    headers = ["model", "family", "depth", "shortcut", "params", "paper params", "MACs", "input", "paper error %"]
+    headers = ["model", "family", "depth", "shortcut", "parts", "params", "paper params", "MACs", "input"]
+    headers.append("paper error %")
     return HEADER + format_table(headers, rows, markdown=True) + "\n"
 
 

@@ -22,6 +22,50 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 torch.set_num_threads(1)
 
 
+# Registered networks whose code a cheaper registered name already runs in the quick suite: the same
+# blocks and parts at another depth or width (preresnet20 and preresnet164 for the pre-activation CIFAR
+# nets and WRNs, resnext29_32x4d for grouped and wide bottlenecks, resnetv2_50, resnet50d, seresnet50).
+# Their rows of the registry-wide tests (a test parametrised over every registered model, or over the
+# registry's architectures as test_tracing's dynamo cases are) run with the slow tests; tests that name
+# them on purpose (the exact oracles of tests/test_family.py and test_models.py) are not affected.
+REGISTRY_SLOW = frozenset(
+    {
+        "preresnet56", "preresnet110", "preresnet1001", "wrn16_10", "wrn28_10", "wrn40_8",
+        "resnext29_16x64d", "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
+        "wide_resnet50_2", "wide_resnet101_2", "resnetv2_101", "resnet101d",
+    }
+)  # fmt: skip
+
+
+def _registry_rows(item: pytest.Item) -> set[str]:
+    """The model names a test row runs: its ``name`` parameter, or the names a test_tracing
+    architecture case stands for (its id: ``a+b@2blocks``)."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return set()
+    if isinstance(callspec.params.get("name"), str):
+        return {callspec.params["name"]}
+    if "@" in callspec.id:
+        return set(callspec.id.split("@")[0].split("-")[-1].split("+"))
+    return set()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import reszoo
+
+    registry = set(reszoo.list_models())
+    rows: dict[tuple[str, str], list[tuple[pytest.Item, set[str]]]] = {}
+    for item in items:
+        names = _registry_rows(item)
+        if names:
+            rows.setdefault((str(item.path), item.originalname), []).append((item, names))
+    for test_rows in rows.values():
+        if set().union(*(names for _, names in test_rows)) >= registry:  # a registry-wide test
+            for item, names in test_rows:
+                if names <= REGISTRY_SLOW:
+                    item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     torch.manual_seed(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import pathlib
 import subprocess
@@ -210,12 +211,37 @@ def test_reference_cifar_resnet_matches_reszoo_architecture():
 
 def test_comparison_models():
     assert list(bench.comparison_models("resnet20")) == ["reszoo:resnet20", "reference:resnet20"]
-    labels = list(bench.comparison_models("resnet18"))
-    assert labels[:2] == ["reszoo:resnet18", "torchvision:resnet18"]
+    assert list(bench.comparison_models("resnet18")) == ["reszoo:resnet18", "torchvision:resnet18"]
+    assert list(bench.comparison_models("resnext50_32x4d")) == ["reszoo:resnext50_32x4d", "torchvision:resnext50_32x4d"]
     with pytest.raises(ValueError, match="plain18"):
         bench.comparison_models("plain18")
+    with pytest.raises(ValueError, match="preresnet20"):  # neither torchvision nor the reference net has it
+        bench.comparison_models("preresnet20")
     with pytest.raises(ValueError, match="Unknown model 'resnet57'"):
         bench.comparison_models("resnet57")
+    with pytest.raises(ValueError, match="Unknown peer 'keras'"):
+        bench.comparison_models("resnet18", peer="keras")
+
+
+def test_compare_with_timm_needs_timm_or_says_so():
+    if importlib.util.find_spec("timm") is None:
+        with pytest.raises(ValueError, match=r"needs timm, which is not installed \(pip install timm\)"):
+            bench.comparison_models("resnet50d", peer="timm")
+        return
+    assert list(bench.comparison_models("resnetv2_50", peer="timm")) == ["reszoo:resnetv2_50", "timm:resnetv2_50"]
+    with pytest.raises(ValueError, match="wrn28_10"):
+        bench.comparison_models("wrn28_10", peer="timm")
+
+
+@pytest.mark.parametrize("peer", ["torchvision", "timm"])
+def test_compare_starts_from_the_peers_weights_and_checks_the_outputs(peer):
+    if peer == "timm" and importlib.util.find_spec("timm") is None:
+        pytest.skip("timm is not installed (pip install '.[test]' installs it)")
+    name = "resnet18" if peer == "torchvision" else "resnetv2_50"
+    rs = bench.compare(name, peer=peer, device="cpu", batch_size=1, rounds=2, number=1)
+    assert [r.model for r in rs] == [f"reszoo:{name}", f"{peer}:{name}"]
+    assert rs[0].extra["max_abs_diff"] == 0.0
+    assert rs[1].extra["max_abs_diff"] <= 1e-5 * max(1.0, rs[1].extra["max_abs_output"])
 
 
 def test_compare_ratios():

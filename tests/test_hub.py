@@ -664,3 +664,60 @@ def test_cli_refuses_bad_values_before_downloading(cache, monkeypatch, tmp_path,
     err = capsys.readouterr().err
     assert re.search(match, err), err
     assert not (tmp_path / "out").exists()
+
+
+# -- the family's Hub entries (issue 23), offline ------------------------------------------------------
+# Each entry as published (repo, converter, pre-processing), with its architecture cut down so that a
+# file in the original layout is a few hundred kilobytes: the whole path (Hub download, checksum,
+# conversion, fit, load) runs as for the real file.
+FAMILY_HUB_ENTRIES = [
+    "resnext50_32x4d-imagenet",
+    "resnext50_32x4d-imagenet-v2",
+    "wide_resnet50_2-imagenet",
+    "wide_resnet50_2-imagenet-v2",
+    "resnet50d-imagenet",
+    "seresnet50-imagenet",
+    "resnetv2_50-imagenet",
+]
+FAMILY_TINY = {"depths": (1, 1), "widths": (16, 32), "stem_width": 8}
+
+
+def timm_resnetv2_layout(state_dict: dict) -> dict:
+    """Our names written back in timm's ResNetV2 layout (the inverse of convert_timm_resnetv2, by hand)."""
+    out = {}
+    for key, value in state_dict.items():
+        block = re.fullmatch(r"layer(\d+)\.(\d+)\.(.*)", key)
+        if block is not None:
+            rest = re.sub(r"^bn([123])\.", r"norm\1.", block.group(3)).replace("downsample.0.", "downsample.conv.")
+            key = f"stages.{int(block.group(1)) - 1}.blocks.{block.group(2)}.{rest}"
+        else:
+            key = key.replace("conv1.", "stem.conv.").replace("final_norm.", "norm.").replace("fc.", "head.fc.")
+        out[key] = value[:, :, None, None] if key == "head.fc.weight" else value
+    return out
+
+
+@pytest.mark.parametrize("name", FAMILY_HUB_ENTRIES)
+def test_family_hub_entries_load_offline(server, monkeypatch, name):
+    import dataclasses
+
+    published = reszoo.get_weights(name)
+    entry = dataclasses.replace(published, config_overrides=tuple(FAMILY_TINY.items()))
+    monkeypatch.setitem(W.WEIGHTS, name, entry)
+    config = reszoo.default_config(entry.arch).replace(**FAMILY_TINY)
+    source = randomize_(reszoo.ResNet(config), seed=7)
+    sd = source.state_dict()
+    if entry.converter == "timm_resnetv2":
+        sd = timm_resnetv2_layout(sd)
+        assert "stages.1.blocks.0.downsample.conv.weight" in sd and sd["head.fc.weight"].ndim == 4
+    server.add_hub_file(entry.source.repo_id, "model.safetensors", safetensors_bytes(sd))
+
+    model = reszoo.load_pretrained(name)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), source(x), rtol=1e-5, atol=1e-5)
+    assert model.pretrained_weights is entry and model.pretrained_weights.preprocessing() == published.preprocessing()
+    # Cached by huggingface_hub: the timm name loads it again, offline.
+    go_offline(monkeypatch)
+    again = reszoo.load_pretrained(entry.aliases[0])
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), source(x), rtol=1e-5, atol=1e-5)

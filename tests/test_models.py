@@ -27,6 +27,11 @@ def n_params(model):
 def test_registry_names():
     expected = {f"resnet{d}" for d in (20, 32, 44, 56, 110, 1202, 18, 34, 50, 101, 152)}
     expected |= {f"plain{d}" for d in (20, 32, 44, 56, 110, 18, 34)}
+    family = {f"preresnet{d}" for d in (20, 56, 110, 164, 1001)} | {"resnetv2_50", "resnetv2_101"}
+    family |= {"wrn16_10", "wrn28_10", "wrn40_8", "wide_resnet50_2", "wide_resnet101_2"}
+    family |= {"resnext29_32x4d", "resnext29_16x64d", "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d"}
+    family |= {"resnet50d", "resnet101d", "seresnet50"}
+    expected |= family  # issue 23: the later papers' networks, from the same parts
     assert set(reszoo.list_models()) == expected
     assert set(reszoo.list_models("plain*")) == {n for n in expected if n.startswith("plain")}
     assert reszoo.list_models("resnet1?") == ["resnet18"]
@@ -58,17 +63,27 @@ def test_imagenet_counts(depth):
     assert reszoo.count_macs(model, (3, 224, 224)) / 1e9 == pytest.approx(IMAGENET_GMACS[depth], abs=5e-4)
 
 
-@pytest.mark.parametrize("depth", sorted(IMAGENET))
-def test_torchvision_weights_load_strictly_and_match(depth):
-    torch.manual_seed(depth)
-    tv = getattr(torchvision.models, f"resnet{depth}")().eval()
+# torchvision's ResNeXt and Wide ResNet are the same network with wider or grouped bottlenecks (issue 23).
+TORCHVISION_FAMILY = [
+    "resnext50_32x4d",
+    "wide_resnet50_2",
+    pytest.param("resnext101_32x8d", marks=pytest.mark.slow),
+    pytest.param("resnext101_64x4d", marks=pytest.mark.slow),
+    pytest.param("wide_resnet101_2", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("name", [f"resnet{d}" for d in sorted(IMAGENET)] + TORCHVISION_FAMILY)
+def test_torchvision_weights_load_strictly_and_match(name):
+    torch.manual_seed(len(name))
+    tv = getattr(torchvision.models, name)().eval()
     # make the BN statistics non-trivial so a mismatched buffer would show
     for m in tv.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
             m.weight.data.uniform_(0.5, 1.5)
-    ours = reszoo.create_model(f"resnet{depth}").eval()
+    ours = reszoo.create_model(name).eval()
     assert list(ours.state_dict()) == list(tv.state_dict())
     ours.load_state_dict(tv.state_dict(), strict=True)
     x = torch.randn(2, 3, 64, 64)
@@ -90,9 +105,9 @@ def _aten_ops(model: torch.nn.Module, x: torch.Tensor, train: bool) -> list[str]
     return [e.name for e in prof.events() if e.name.startswith("aten::")]
 
 
-@pytest.mark.parametrize("depth", [18, 50])
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2"])
 @pytest.mark.parametrize("train", [False, True], ids=["infer", "train"])
-def test_same_aten_ops_as_torchvision(depth, train):
+def test_same_aten_ops_as_torchvision(name, train):
     """Performance parity by construction: our eager network does exactly torchvision's work.
 
     Timing on a shared machine is too noisy to catch a few percent (benchmarks/compare.py does
@@ -100,8 +115,8 @@ def test_same_aten_ops_as_torchvision(depth, train):
     layout change would show up here as a differing list.
     """
     torch.manual_seed(0)
-    ours = reszoo.create_model(f"resnet{depth}")
-    tv = getattr(torchvision.models, f"resnet{depth}")()
+    ours = reszoo.create_model(name)
+    tv = getattr(torchvision.models, name)()
     x = torch.randn(2, 3, 32, 32)  # the smallest input (total stride 32): the operator list does not depend on it
     ops_ours, ops_tv = _aten_ops(ours, x, train), _aten_ops(tv, x, train)
     assert "aten::add_" in ops_ours
@@ -189,7 +204,7 @@ def test_config_with_a_callable_is_not_plain_data():
         # num_classes=0 is a headless model now (timm's convention, tests/test_features.py); below 0 is refused.
         (lambda: reszoo.create_model("resnet20", num_classes=-1), r"num_classes=-1"),
         (lambda: reszoo.create_model("resnet20", in_chans=0), r"in_chans=0"),
-        (lambda: reszoo.create_model("resnet20", shortcut="D"), r"Unknown shortcut 'D'.*A, B, C, none"),
+        (lambda: reszoo.create_model("resnet20", shortcut="E"), r"Unknown shortcut 'E'.*A, B, C, D, none"),
         (lambda: reszoo.create_model("resnet20", block="wide"), r"Unknown block 'wide'.*basic"),
         (lambda: reszoo.create_model("resnet20", norm="ln"), r"Unknown norm 'ln'.*batchnorm"),
         (lambda: reszoo.create_model("resnet20", init_mode="xavier"), r"Unknown init_mode 'xavier'"),

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from reszoo import ResNet, ResNetConfig, create_model
 from reszoo.errors import ArgumentTypeError, InvalidArgumentError
+from reszoo.models.attention import ATTENTION
 from reszoo.models.blocks import BLOCKS, ResidualBlock
 from reszoo.models.layers import ACT_LAYERS, NORM_LAYERS
 from reszoo.models.resnet import INIT_MODES
@@ -183,13 +184,16 @@ NAMED = {
     "norm": sorted(NORM_LAYERS),
     "act": sorted(ACT_LAYERS),
     "init_mode": list(INIT_MODES),
+    "attention": list(ATTENTION),
 }
 WRONG = {
     **{name: NOT_A_BOOL for name in ("stride_in_1x1", "zero_init_residual")},
     **{name: NOT_AN_INT for name in ("stem_width", "num_classes", "in_chans", "image_size")},
+    **{name: NOT_AN_INT for name in ("groups", "width_per_group", "se_reduction")},
     **{name: st.one_of(NOT_INTS, st.none()) for name in ("depths", "widths")},
     "strides": NOT_INTS,  # None is valid: the paper's strides
     "drop_path_rate": NOT_A_FLOAT,
+    "conv_dropout": NOT_A_FLOAT,
     **{name: st.one_of(NOT_A_NAME, st.text(max_size=8).filter(lambda t, v=v: t not in v)) for name, v in NAMED.items()},
 }
 WRONG["block"] = st.one_of(WRONG["block"], st.sampled_from([int, str, torch.nn.Conv2d]))  # classes, not blocks

@@ -37,7 +37,17 @@ VARIANTS = {
     "resnet50 shortcut C, image_size 64": ("resnet50", {"shortcut": "C", "image_size": 64}),
     "resnet50 shortcut A, in_chans=1": ("resnet50", {"shortcut": "A", "in_chans": 1}),
     "resnet34 image_size 64, 10 classes": ("resnet34", {"image_size": 64, "num_classes": 10}),
-}
+    # issue 23: every family part, alone and combined
+    "resnet20 preact_basic, shortcut A": ("resnet20", {"block": "preact_basic"}),
+    "resnet20 preact_basic, shortcut C, SE r=4": ("resnet20", {"block": "preact_basic", "shortcut": "C",
+                                                               "attention": "se", "se_reduction": 4}),
+    "resnet20 SE, deep stem, shortcut D": ("resnet20", {"attention": "se", "stem": "deep", "shortcut": "D"}),
+    "resnet50 preact_bottleneck, deep stem, D": ("resnet50", {"block": "preact_bottleneck", "stem": "deep",
+                                                             "shortcut": "D", "image_size": 64}),
+    "resnet50 groups 8x16d, stride_in_1x1, SE": ("resnet50", {"groups": 8, "width_per_group": 16,
+                                                              "stride_in_1x1": True, "attention": "se"}),
+    "resnext29_32x4d conv_dropout, groupnorm": ("resnext29_32x4d", {"conv_dropout": 0.3, "norm": "groupnorm"}),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -48,7 +58,8 @@ def test_closed_form_equals_the_counters_for_variants(variant):
 
 
 @pytest.mark.parametrize(
-    ("name", "size"), [("resnet50", (3, 33, 45)), ("resnet50", (3, 97, 61)), ("resnet56", (3, 17, 9))]
+    ("name", "size"),
+    [("resnet50", (3, 33, 45)), ("resnet50", (3, 97, 61)), ("resnet56", (3, 17, 9)), ("resnet50d", (3, 97, 61))],
 )
 def test_closed_form_on_odd_input_sizes(name, size):
     # Odd and non-square sizes exercise every floor in the output-size formulas (stride-2 convs and pool).

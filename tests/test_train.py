@@ -677,3 +677,73 @@ def test_batch_fits_passes_other_errors_and_bench_counts_cpu_allocation_as_oom()
         raise boom
     assert info.value is boom
     assert failure_kind(RuntimeError(CPU_OOM)) == "oom"  # a bench row at this size is "oom", not "error"
+
+
+# -- the family's recipes and networks (issue 23) ------------------------------------------------------
+def test_family_recipes_are_the_papers():
+    from reszoo.train import recipes as R
+
+    pre = R.preact_cifar_recipe()  # He et al. 2016: the 2015 recipe, warmed up at every depth
+    assert (pre.lr, pre.milestones, pre.iterations, pre.weight_decay) == (0.1, (32_000, 48_000), 64_000, 1e-4)
+    assert (pre.warmup_iters, pre.warmup_lr) == (400, 0.01)
+    wrn = R.wrn_cifar_recipe()  # Zagoruyko & Komodakis 2016: 200 epochs, x0.2 at 60/120/160, Nesterov, wd 5e-4
+    per_epoch = 50_000 // 128
+    assert (wrn.iterations, wrn.gamma) == (200 * per_epoch, 0.2)
+    assert wrn.milestones == (60 * per_epoch, 120 * per_epoch, 160 * per_epoch)
+    assert (wrn.lr, wrn.momentum, wrn.nesterov, wrn.weight_decay, wrn.batch_size) == (0.1, 0.9, True, 5e-4, 128)
+    rx = R.resnext_cifar_recipe()  # Xie et al. 2017: 300 epochs, /10 at 150 and 225, wd 5e-4, batch 128
+    assert (rx.iterations, rx.milestones, rx.gamma, rx.weight_decay, rx.batch_size) == (
+        300 * per_epoch,
+        (150 * per_epoch, 225 * per_epoch),
+        0.1,
+        5e-4,
+        128,
+    )
+    assert train.learning_rate(wrn, 60 * per_epoch) == pytest.approx(0.02)
+    assert R.wrn_cifar_recipe(data="cifar100", lr=0.05).lr == 0.05  # overrides on top
+    # Every registered network of a family with its own recipe gets it; the paper's nets keep theirs.
+    assert set(R.FAMILY_RECIPES) <= set(reszoo_models())
+    assert R.paper_recipe(model="wrn28_10") == wrn and R.paper_recipe(model="resnext29_32x4d") == rx
+    assert R.paper_recipe(model="preresnet20") == pre
+    assert R.paper_recipe(model="resnet56", depth=56) == R.cifar_recipe(depth=56)
+    assert R.paper_recipe(model="wrn28_10", data="imagenet") == R.imagenet_recipe()
+
+
+def reszoo_models() -> list[str]:
+    import reszoo
+
+    return reszoo.list_models()
+
+
+def test_train_model_starts_from_the_family_recipe(tmp_path):
+    result = trainer.train_model(
+        "wrn16_10",
+        model_overrides={"depths": (1, 1, 1), "widths": (4, 8, 16), "stem_width": 4, "conv_dropout": 0.3},
+        recipe_overrides={"data": "synthetic", "iterations": 2, "batch_size": 8, "eval_every": 0},
+        out=tmp_path / "run",
+        progress=False,
+    )
+    assert result.iterations == 2
+    saved = json.loads((tmp_path / "run" / "recipe.json").read_text())
+    assert (saved["nesterov"], saved["gamma"], saved["weight_decay"]) == (True, 0.2, 5e-4)
+    assert isinstance(result.model.layer1[0].dropout, torch.nn.Dropout)
+
+
+def test_degradation_experiment_takes_registered_models(tmp_path):
+    from reszoo.train.experiment import degradation
+
+    recipe = train.cifar_recipe(
+        data="synthetic", iterations=2, batch_size=8, log_every=1, eval_every=0, synthetic_eval_images=16
+    )
+    tiny = {"widths": (4, 8, 16), "stem_width": 4}  # depths are the names' own: 20 layers each
+    result = degradation(
+        recipe, out=tmp_path, models=("plain20", "preresnet20"), model_overrides=tiny, progress=False, plot=False
+    )
+    assert list(result.runs) == ["plain20", "preresnet20"]
+    with open(tmp_path / "curves.csv", newline="") as f:
+        families = {r["model"]: r["family"] for r in csv.DictReader(f)}
+    assert families == {"plain20": "plain", "preresnet20": "resnet"}
+    with pytest.raises(ValueError, match="depths or models, not both"):
+        degradation(recipe, out=tmp_path, depths=(20,), models=("plain20",), plot=False)
+    with pytest.raises(ValueError, match="Unknown model 'preresnet21'"):
+        degradation(recipe, out=tmp_path, models=("preresnet21",), plot=False)

@@ -88,14 +88,14 @@ def test_every_entry_fits_its_architecture(name):
 
 
 def test_list_pretrained_wildcards_and_aliases():
-    assert reszoo.list_pretrained("resnet5*-imagenet*") == ["resnet50-imagenet", "resnet50-imagenet-v2"]
+    assert reszoo.list_pretrained("resnet5?-imagenet*") == ["resnet50-imagenet", "resnet50-imagenet-v2"]
     assert reszoo.list_pretrained("resnet110*") == ["resnet110-cifar10"]
     assert reszoo.list_pretrained("resnet110-cifar") == ["resnet110-cifar10"]  # matched through its alias
     assert reszoo.list_pretrained("*-cifar100*") == [f"resnet{d}-cifar100-b" for d in (20, 32, 44, 56)]
     assert reszoo.list_pretrained("nothing*") == []
     every = reszoo.list_pretrained(include_aliases=True)
     assert "resnet110-cifar" in every and "resnet50.tv_in1k" in every
-    assert len(reszoo.list_pretrained()) == 22
+    assert len(reszoo.list_pretrained()) == 36
 
 
 def test_unknown_weight_name_lists_closest_names():
@@ -195,7 +195,7 @@ def test_unknown_converter_and_non_tensor_entries_are_rejected():
         convert_state_dict("timm", {})
     with pytest.raises(ValueError, match="not tensors"):
         convert_state_dict("reszoo", {"a": 1})
-    assert set(CONVERTERS) == {"reszoo", "torchvision", "chenyaofo", "akamaster"}
+    assert set(CONVERTERS) == {"reszoo", "torchvision", "chenyaofo", "akamaster", "timm_resnetv2"}
 
 
 def test_read_checkpoint_refuses_damaged_and_missing_files(tmp_path):
@@ -219,7 +219,7 @@ def test_cli_list_pretrained(capsys, monkeypatch):
     assert "resnet110-cifar10" in out and "akamaster/pytorch_resnet_cifar10" in out and "93.68" in out
     assert main(["info", "resnet110-cifar10"]) == 0  # the full source
     assert f"source            {AKAMASTER_RAW}resnet110-1d1ed7c2.th" in capsys.readouterr().out
-    assert main(["list", "--pretrained", "--format", "json", "*imagenet-v2"]) == 0
+    assert main(["list", "--pretrained", "--format", "json", "resnet*-imagenet-v2"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == ["resnet50-imagenet-v2", "resnet101-imagenet-v2", "resnet152-imagenet-v2"]
     assert rows[0]["source"] == "hf-hub:timm/resnet50.tv2_in1k"
@@ -238,3 +238,31 @@ def test_docs_list_every_entry_with_its_file():
         w = reszoo.get_weights(name)
         where = w.source.repo_id if isinstance(w.source, W.HubSource) else w.source.url
         assert f"`{name}`" in doc and where in doc, name
+
+
+# -- the family's entries (issue 23) ---------------------------------------------------------------
+# (name, timm name = Hub repo timm/<name>, converter, resize, crop, interpolation, mean, first top-1): from
+# torchvision's docs and timm's pretrained cfgs / Hub config.json (crop_pct 0.875 -> resize 256, 0.95 -> 235).
+FAMILY_ENTRIES = [
+    ("resnext50_32x4d-imagenet", "resnext50_32x4d.tv_in1k", "torchvision", 256, 224, "bilinear", 0.485, 77.618),
+    ("resnext50_32x4d-imagenet-v2", "resnext50_32x4d.tv2_in1k", "torchvision", 232, 224, "bilinear", 0.485, 81.198),
+    ("wide_resnet50_2-imagenet", "wide_resnet50_2.tv_in1k", "torchvision", 256, 224, "bilinear", 0.485, 78.468),
+    ("wide_resnet50_2-imagenet-v2", "wide_resnet50_2.tv2_in1k", "torchvision", 232, 224, "bilinear", 0.485, 81.602),
+    ("resnet50d-imagenet", "resnet50d.ra2_in1k", "torchvision", 256, 224, "bicubic", 0.485, 80.53),
+    ("seresnet50-imagenet", "seresnet50.ra2_in1k", "torchvision", 256, 224, "bicubic", 0.485, 80.26),
+    ("resnetv2_50-imagenet", "resnetv2_50.a1h_in1k", "timm_resnetv2", 235, 224, "bicubic", 0.5, 81.398),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("entry", FAMILY_ENTRIES, ids=[e[0] for e in FAMILY_ENTRIES])
+def test_family_entries_point_at_the_timm_hub_copies(entry):
+    name, timm_name, converter, resize, crop, interpolation, mean, top1 = entry
+    w = reszoo.get_weights(name)
+    assert (w.source.repo_id, w.source.filename, w.converter) == (f"timm/{timm_name}", "model.safetensors", converter)
+    assert (w.resize_size, w.crop_size, w.interpolation, w.mean[0], w.num_classes) == (
+        resize, crop, interpolation, mean, 1000
+    )  # fmt: skip
+    assert w.metrics[0].value == top1 and w.arch == name.split("-")[0]
+    assert reszoo.get_weights(timm_name) is w  # the timm name is an alias
+    assert W.default_weights(w.arch).name == name.removesuffix("-v2").removesuffix("-imagenet") + "-imagenet"
+    assert w.license == ("bsd-3-clause" if ".tv" in timm_name else "apache-2.0")

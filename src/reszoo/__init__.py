@@ -18,11 +18,16 @@ __all__ = [
     "Bottleneck",
     "CifarStem",
     "ClassifierHead",
+    "DeepStem",
     "ImageNetStem",
+    "PreActBasicBlock",
+    "PreActBottleneck",
     "ResidualBlock",
     "ResNet",
     "ResNetConfig",
+    "SqueezeExcite",
     "ZeroPadShortcut",
+    "avg_down_projection",
     "conv1x1",
     "conv3x3",
     "init_weights",
@@ -87,6 +92,30 @@ __all__ = [
     "resnet110",
     "resnet152",
     "resnet1202",
+    # the family of the later papers, from the same parts
+    "preact_cifar_config",
+    "resnext_cifar_config",
+    "wrn_config",
+    "preresnet20",
+    "preresnet56",
+    "preresnet110",
+    "preresnet164",
+    "preresnet1001",
+    "resnetv2_50",
+    "resnetv2_101",
+    "wrn16_10",
+    "wrn28_10",
+    "wrn40_8",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+    "resnext29_32x4d",
+    "resnext29_16x64d",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+    "resnet50d",
+    "resnet101d",
+    "seresnet50",
 ]
 
 # Every name loads on first use (PEP 562), so `import reszoo` costs almost nothing and
@@ -97,11 +126,24 @@ _ZOO = (
     "resnet18", "resnet20", "resnet32", "resnet34", "resnet44", "resnet50", "resnet56",
     "resnet101", "resnet110", "resnet152", "resnet1202",
 )  # fmt: skip
+_FAMILY = (
+    "preact_cifar_config", "resnext_cifar_config", "wrn_config",
+    "preresnet20", "preresnet56", "preresnet110", "preresnet164", "preresnet1001", "resnetv2_50", "resnetv2_101",
+    "wrn16_10", "wrn28_10", "wrn40_8", "wide_resnet50_2", "wide_resnet101_2",
+    "resnext29_32x4d", "resnext29_16x64d", "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
+    "resnet50d", "resnet101d", "seresnet50",
+)  # fmt: skip
 _NAMES = {
     "ReszooError": "reszoo.errors",
-    **dict.fromkeys(("BasicBlock", "Bottleneck", "ResidualBlock", "conv1x1", "conv3x3"), "reszoo.models.blocks"),
-    **dict.fromkeys(("CifarStem", "ImageNetStem"), "reszoo.models.stems"),
-    **dict.fromkeys(("ZeroPadShortcut", "make_shortcut", "projection"), "reszoo.models.shortcuts"),
+    **dict.fromkeys(
+        ("BasicBlock", "Bottleneck", "PreActBasicBlock", "PreActBottleneck", "ResidualBlock", "conv1x1", "conv3x3"),
+        "reszoo.models.blocks",
+    ),
+    **dict.fromkeys(("CifarStem", "DeepStem", "ImageNetStem"), "reszoo.models.stems"),
+    **dict.fromkeys(
+        ("ZeroPadShortcut", "avg_down_projection", "make_shortcut", "projection"), "reszoo.models.shortcuts"
+    ),
+    "SqueezeExcite": "reszoo.models.attention",
     **dict.fromkeys(
         ("ClassifierHead", "ResNet", "ResNetConfig", "init_weights", "make_stages"), "reszoo.models.resnet"
     ),
@@ -109,6 +151,7 @@ _NAMES = {
     "create_model": "reszoo.models._factory",
     **dict.fromkeys(("count_flops", "count_macs", "count_params"), "reszoo.models.summary"),
     **dict.fromkeys(_ZOO, "reszoo.models.zoo"),
+    **dict.fromkeys(_FAMILY, "reszoo.models.family"),
     "optimize_for_inference": "reszoo.infer.optimize",
     "finetune_recipe": "reszoo.train.recipes",
     **dict.fromkeys(("scan_folder", "find_images"), "reszoo.data.imagefolder"),

@@ -100,8 +100,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--compare",
         choices=BENCH_COMPARISONS,
         default=None,
-        help="side by side: torchvision (or the reference CIFAR net); onnxruntime: the same model in ONNX Runtime "
-        "(CPU inference; needs reszoo[onnx])",
+        help="side by side, from the same weights: torchvision (or the reference CIFAR net) or timm (needs timm); "
+        "onnxruntime: the same model in ONNX Runtime (CPU inference; needs reszoo[onnx])",
     )
     p.add_argument(
         "--json", default=None, metavar="PATH", help=f"write the results and the environment as JSON ({OUTPUT_HELP})"
@@ -233,10 +233,11 @@ def _run_compare(args: argparse.Namespace, names: list[str], modes: tuple[str, .
         return _run_onnxruntime_compare(names, batch)
     for name in names:
         for mode in modes:
-            rs = compare(name, mode=mode, batch_size=batch, **settings)
+            rs = compare(name, peer=args.compare, mode=mode, batch_size=batch, **settings)
             results += rs
             for r in rs[1:]:
-                print(f"{mode}: reszoo / {r.model} = {r.extra['ratio_vs_reszoo']:.3f}")
+                ratio, gap = r.extra["ratio_vs_reszoo"], r.extra["max_abs_diff"]
+                print(f"{mode}: reszoo / {r.model} = {ratio:.3f}  (max |diff| of outputs {gap:.1e})")
     return results
 
 

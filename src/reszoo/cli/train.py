@@ -18,6 +18,10 @@ from reszoo.utils.choices import EXPERIMENTS
 _MODEL_ARG_HELP = "model config override, e.g. num_classes=100 or depths=1,1,1 (repeatable)"
 
 
+def _name_list(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
 def _model_overrides(items: list[str] | None) -> dict[str, Any]:
     """``-M KEY=VALUE`` texts as config overrides, each converted to its field's type.
 
@@ -74,7 +78,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="reproduce an experiment of the paper (degradation: Fig. 6)")
     p.add_argument("name", choices=EXPERIMENTS, help="degradation: plain vs residual nets, training/test error")
     p.add_argument("--out", required=True, help="folder for the runs, curves.csv and degradation.png")
-    p.add_argument("--depths", type=int_list, default=(20, 56), help="comma-separated CIFAR depths (default 20,56)")
+    p.add_argument("--depths", type=int_list, default=None, help="comma-separated CIFAR depths (default 20,56)")
+    p.add_argument(
+        "--models",
+        type=_name_list,
+        default=None,
+        help="comma-separated registered models to train instead of plain/resnet pairs, e.g. "
+        "plain20,plain56,preresnet20,preresnet56",
+    )
     p.add_argument("-M", "--model-arg", action="append", metavar="KEY=VALUE", help=_MODEL_ARG_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_recipe_options(p)
@@ -128,6 +139,7 @@ def run_experiment(args: argparse.Namespace) -> int:
         paper_recipe(**given_recipe_fields(args)),
         out=args.out,
         depths=args.depths,
+        models=args.models,
         model_overrides=_model_overrides(args.model_arg),
         progress=not args.no_progress,
     )

@@ -43,8 +43,11 @@ def fold_batchnorm(model: nn.Module) -> int:
     reszoo registers each norm right after the convolution that feeds it (``conv1``/``bn1``,
     the ``Sequential(conv, bn)`` projection shortcut, the stem), so adjacency among a module's
     children identifies the pairs without tracing the graph; tracing would fail on the shape
-    checks in ``ResNet.check_input``. The equivalence test over every registered model guards
-    this convention. The folded norm is replaced by ``nn.Identity``.
+    checks in ``ResNet.check_input``. A ``Sequential`` ending in a convolution counts as that
+    convolution (the deep stem's ``conv1`` before ``bn1``). The equivalence test over every
+    registered model guards this convention. The folded norm is replaced by ``nn.Identity``. Norms
+    no convolution feeds stay: a pre-activation network's ``bn1`` of each block and ``final_norm``
+    normalise a sum.
 
     Args:
         model: a module in eval mode.
@@ -61,13 +64,16 @@ def fold_batchnorm(model: nn.Module) -> int:
     for parent in model.modules():
         children = list(parent.named_children())
         for (conv_name, conv), (bn_name, bn) in zip(children, children[1:], strict=False):
+            owner = parent
+            if type(conv) is nn.Sequential and len(conv) and type(conv[-1]) is nn.Conv2d:
+                owner, conv_name, conv = conv, str(len(conv) - 1), conv[-1]
             if (
                 type(conv) is nn.Conv2d
                 and type(bn) is nn.BatchNorm2d
                 and bn.track_running_stats
                 and conv.out_channels == bn.num_features
             ):
-                setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
+                setattr(owner, conv_name, fuse_conv_bn_eval(conv, bn))
                 setattr(parent, bn_name, nn.Identity())
                 folded += 1
     return folded

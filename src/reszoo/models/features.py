@@ -1,9 +1,11 @@
 """Backbones: a ResNet that returns feature maps of chosen stages, as timm's ``features_only``.
 
 Feature index 0 is the stem's activation (stride 2 on ImageNet nets, before the max pool; stride 1
-on CIFAR nets), index ``i`` >= 1 is the output of ``layer{i}``. Each output is described in
-``feature_info`` by its channels, its reduction (total stride) and the module that produces it,
-the three facts a detection or segmentation neck needs.
+on CIFAR nets; a pre-activation stem's last convolution, as timm's ResNetV2), index ``i`` >= 1 is
+the output of ``layer{i}`` (before a pre-activation network's final norm, as timm's
+``features_only``). Each output is described in ``feature_info`` by its channels, its reduction
+(total stride) and the module that produces it, the three facts a detection or segmentation neck
+needs.
 
 Example:
     >>> import torch, reszoo
@@ -57,12 +59,10 @@ class FeatureInfo(list):
 def feature_specs(model: nn.Module) -> FeatureInfo:
     """Every feature map a ResNet can return: index 0 the stem's activation, then one per stage."""
     cfg = model.config
-    names = model.stem_names
-    if "relu" in names and hasattr(model, "conv1"):  # the named stems: after the activation, before any pool
-        stem = FeatureSpec(cfg.stem_width, model.conv1.stride[0], "relu", 0)
-    else:  # a custom stem: its whole output
-        stem = FeatureSpec(cfg.stem_width, model.stem_reduction, names[-1], 0)
-    specs, reduction = [stem], model.stem_reduction
+    # The named stems: their activation before any pool (a pre-activation stem: its last convolution);
+    # a custom stem: its whole output (reszoo.models.resnet.ResNet sets stem_feature).
+    module, stem_reduction = model.stem_feature
+    specs, reduction = [FeatureSpec(cfg.stem_width, stem_reduction, module, 0)], model.stem_reduction
     for i, (name, width, stride) in enumerate(zip(model.stage_names, cfg.widths, cfg.stage_strides, strict=True)):
         reduction *= stride
         specs.append(FeatureSpec(width * cfg.block_cls.expansion, reduction, name, i + 1))

@@ -13,7 +13,8 @@ import torch.fx
 from torch import nn
 
 from reszoo.errors import InvalidArgumentError
-from reszoo.models.blocks import BLOCKS, ResidualBlock
+from reszoo.models.attention import ATTENTION, AttnFactory, get_attn_layer
+from reszoo.models.blocks import BLOCKS, ResidualBlock, bottleneck_width
 from reszoo.models.features import FeatureInfo, check_out_indices, collect_features, feature_specs, set_checkpointing
 from reszoo.models.layers import ACT_LAYERS, NORM_LAYERS, ActFactory, NormFactory, get_act_layer, get_norm_layer
 from reszoo.models.shortcuts import SHORTCUT_OPTIONS, make_shortcut
@@ -31,19 +32,28 @@ class ResNetConfig(PlainData):
     The defaults are the paper's CIFAR-10 ResNet-20 (He et al. 2015, section 4.2). Every field is
     checked strictly against its type (``stride_in_1x1="False"`` is refused, not read as true);
     ``replace``, ``to_dict`` and ``from_dict`` come from :class:`~reszoo.utils.plaindata.PlainData`.
+    The fields after ``drop_path_rate`` build the family of later papers from the same parts
+    (docs/parts.md); their defaults leave the paper's networks exactly as they were.
 
     Args:
-        stem: ``"cifar"`` (3x3 conv) or ``"imagenet"`` (7x7/2 conv + 3x3/2 max pool), or a
-            callable ``f(in_chans, out_chs, *, norm_layer, act_layer)`` returning a module with
-            ``reduction`` (its stride) and named children.
-        stem_width: filters of the stem convolution.
-        block: ``"basic"`` or ``"bottleneck"`` (or a block class).
+        stem: ``"cifar"`` (3x3 conv), ``"imagenet"`` (7x7/2 conv + 3x3/2 max pool) or ``"deep"``
+            (three 3x3 convs, the first with stride 2, + 3x3/2 max pool: ResNet-C/D of He et al.
+            2019), or a callable ``f(in_chans, out_chs, *, norm_layer, act_layer)`` returning a
+            module with ``reduction`` (its stride) and named children (with pre-activation blocks
+            it is also given ``preact=True``).
+        stem_width: filters of the stem's last convolution (the deep stem's first two have half).
+        block: ``"basic"``, ``"bottleneck"``, ``"preact_basic"`` or ``"preact_bottleneck"`` (or a
+            block class). The pre-activation blocks (He et al. 2016, "Identity Mappings in Deep
+            Residual Networks") make the stem end in its convolution and add a final norm and
+            activation (``final_norm``, ``final_act``) before the head.
         depths: blocks per stage.
         widths: base width per stage (a bottleneck outputs 4x this).
         strides: stride of each stage's first block; ``None`` means 1 for the first stage and 2
             for the others, as in the paper.
         shortcut: ``"A"`` (zero-pad), ``"B"`` (project where the shape changes), ``"C"``
-            (project always) or ``"none"`` (plain network).
+            (project always), ``"D"`` (average-pool then project where the shape changes: ResNet-D
+            of He et al. 2019) or ``"none"`` (plain network). With pre-activation blocks the
+            projections have no norm and take the pre-activated input.
         stride_in_1x1: bottleneck only: stride on the first 1x1 (the paper) instead of the 3x3
             (torchvision, "v1.5").
         num_classes: outputs of the classifier; 0 builds no classifier (``fc`` is ``nn.Identity``)
@@ -65,6 +75,17 @@ class ResNetConfig(PlainData):
             starts from 0 at the first block instead). 0, the default, keeps the paper's ResNets
             exactly; 0.1 to 0.2 is usual for deep nets. The shortcut is never dropped, so plain
             networks (``shortcut="none"``) refuse it.
+        groups: groups of a bottleneck's 3x3 convolution: ResNeXt's cardinality (Xie et al. 2017).
+        width_per_group: channels per group of a bottleneck's 3x3 at base width 64; the 3x3 has
+            ``int(width * width_per_group / 64) * groups`` channels (torchvision's names and rule:
+            ResNeXt-50 32x4d is ``groups=32, width_per_group=4``, Wide ResNet-50-2
+            ``width_per_group=128``). Basic blocks take neither.
+        attention: ``"none"`` or ``"se"`` (squeeze-and-excitation on every residual branch: Hu et
+            al. 2018), or ``f(channels) -> nn.Module``.
+        se_reduction: the SE reduction ratio ``r`` (16 in the paper).
+        conv_dropout: dropout probability before the last convolution of every residual branch
+            (between the two 3x3s of a basic block): Zagoruyko & Komodakis 2016 use 0.3 in Wide
+            ResNets. Named apart from timm's ``drop_rate``, which is the dropout before the classifier.
     """
 
     stem: str | Callable[..., nn.Module] = "cifar"
@@ -83,6 +104,11 @@ class ResNetConfig(PlainData):
     act: str | ActFactory = "relu"
     init_mode: str = "fan_out"
     drop_path_rate: float = 0.0
+    groups: int = 1
+    width_per_group: int = 64
+    attention: str | AttnFactory = "none"
+    se_reduction: int = 16
+    conv_dropout: float = 0.0
 
     kind = "config"  # messages say "Unknown config field(s)"
 
@@ -92,10 +118,11 @@ class ResNetConfig(PlainData):
 
     def _validate(self) -> None:
         check_int("num_classes", self.num_classes, minimum=0)
-        for name in ("in_chans", "stem_width", "image_size"):
+        for name in ("in_chans", "stem_width", "image_size", "groups", "width_per_group", "se_reduction"):
             check_int(name, getattr(self, name), minimum=1)
-        if not 0.0 <= self.drop_path_rate < 1.0:
-            raise value_error("drop_path_rate", self.drop_path_rate, "a number in [0, 1)")
+        for name in ("drop_path_rate", "conv_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise value_error(name, getattr(self, name), "a number in [0, 1)")
         if not self.depths:
             raise value_error("depths", self.depths, "a tuple of blocks per stage, at least one stage")
         check_ints("depths", self.depths, minimum=1)
@@ -106,11 +133,12 @@ class ResNetConfig(PlainData):
             check_ints(name, value, minimum=1, optional=True)
         check_choice("shortcut", self.shortcut, SHORTCUT_OPTIONS)
         check_choice("init_mode", self.init_mode, INIT_MODES)
-        tables = {"stem": STEMS, "block": BLOCKS, "norm": NORM_LAYERS, "act": ACT_LAYERS}
+        tables = {"stem": STEMS, "block": BLOCKS, "norm": NORM_LAYERS, "act": ACT_LAYERS, "attention": ATTENTION}
         for name, table in tables.items():
             value = getattr(self, name)
             if isinstance(value, str):  # else a callable or a block class, checked by type
                 check_choice(name, value, sorted(table))
+        self._validate_parts()
         if self.zero_init_residual and self.shortcut == "none":
             raise InvalidArgumentError(
                 "zero_init_residual=True with shortcut='none' would make every plain block output "
@@ -122,6 +150,24 @@ class ResNetConfig(PlainData):
                 "plain network (stochastic depth drops residual branches and keeps the shortcut); "
                 "use drop_path_rate=0 for plain networks."
             )
+
+    def _validate_parts(self) -> None:
+        """Combinations of the family's parts that cannot build a network."""
+        if self.block_cls.expansion == 1 and (self.groups, self.width_per_group) != (1, 64):
+            raise InvalidArgumentError(
+                f"groups and width_per_group shape a bottleneck's 3x3 convolution; received groups={self.groups}, "
+                f"width_per_group={self.width_per_group} with block={self.block!r}. Use block='bottleneck' (ResNeXt, "
+                "Wide ResNet-50-2) or widen a basic-block network through widths (Wide ResNets on CIFAR)."
+            )
+        for width in self.widths:
+            if bottleneck_width(width, groups=self.groups, width_per_group=self.width_per_group) < 1:
+                raise value_error(
+                    "width_per_group",
+                    self.width_per_group,
+                    f"large enough for a 3x3 of at least one channel per group at widths={self.widths}",
+                )
+        if self.stem == "deep" and self.stem_width < 2:
+            raise value_error("stem_width", self.stem_width, "at least 2 for stem='deep' (its first convs have half)")
 
     # -- derived facts -------------------------------------------------------------------
     @property
@@ -161,17 +207,30 @@ def make_stages(
     act_layer: ActFactory = nn.ReLU,
     stride_in_1x1: bool = False,
     drop_path_rate: float = 0.0,
+    groups: int = 1,
+    width_per_group: int = 64,
+    attn_layer: AttnFactory | None = None,
+    conv_dropout: float = 0.0,
 ) -> tuple[list[nn.Sequential], int]:
     """Build the residual stages (a pure function: no state is carried between calls).
 
     ``drop_path_rate`` rises linearly over the blocks of the whole network, ``rate * l / L`` for
-    block ``l`` of ``L`` (Huang et al. 2016); at 0 the blocks are built without the argument, so
-    block classes that do not take ``drop_path`` still work.
+    block ``l`` of ``L`` (Huang et al. 2016). An optional part left at its default (no stochastic
+    depth, no attention, no dropout, no groups) is not passed to the block at all, so block
+    classes that do not take it still work. Pre-activation blocks (``block.preact``) get
+    projections without a norm.
 
     Returns:
         The stages, each an ``nn.Sequential`` of blocks, and the channels of the last one.
     """
-    extra = {"stride_in_1x1": stride_in_1x1} if block.expansion > 1 else {}
+    extra: dict[str, Any] = {"stride_in_1x1": stride_in_1x1} if block.expansion > 1 else {}
+    if (groups, width_per_group) != (1, 64):
+        extra.update(groups=groups, width_per_group=width_per_group)
+    if attn_layer is not None:
+        extra["attn_layer"] = attn_layer
+    if conv_dropout > 0:
+        extra["conv_dropout"] = conv_dropout
+    preact = getattr(block, "preact", False)
     total, index = sum(depths), 0
     stages = []
     for depth, width, stride in zip(depths, widths, strides, strict=True):
@@ -179,7 +238,7 @@ def make_stages(
         out_chs = width * block.expansion
         for i in range(depth):
             s, index = (stride if i == 0 else 1), index + 1
-            sc = make_shortcut(shortcut, in_chs=in_chs, out_chs=out_chs, stride=s, norm_layer=norm_layer)
+            sc = make_shortcut(shortcut, in_chs=in_chs, out_chs=out_chs, stride=s, norm_layer=norm_layer, preact=preact)
             if drop_path_rate > 0:
                 extra["drop_path"] = drop_path_rate * index / total
             blocks.append(
@@ -321,11 +380,19 @@ class ResNet(nn.Module):
         cfg = check_config(config).replace(**overrides) if overrides else check_config(config)
         self.config = cfg
         norm_layer, act_layer = get_norm_layer(cfg.norm), get_act_layer(cfg.act)
+        preact = getattr(cfg.block_cls, "preact", False)
 
         stem_cls = STEMS[cfg.stem] if isinstance(cfg.stem, str) else cfg.stem
-        stem = stem_cls(cfg.in_chans, cfg.stem_width, norm_layer=norm_layer, act_layer=act_layer)
+        stem_extra = {"preact": True} if preact else {}  # custom stems need not know the keyword otherwise
+        stem = stem_cls(cfg.in_chans, cfg.stem_width, norm_layer=norm_layer, act_layer=act_layer, **stem_extra)
         self.stem_names = _adopt(self, stem)
         self.stem_reduction = int(getattr(stem, "reduction", 1))
+        # Feature map 0: what the stem says (its activation, or a pre-activation stem's convolution),
+        # else a custom stem's whole output.
+        self.stem_feature = (
+            getattr(stem, "feature_module", self.stem_names[-1]),
+            int(getattr(stem, "feature_reduction", self.stem_reduction)),
+        )
 
         stages, chs = make_stages(
             block=cfg.block_cls,
@@ -338,11 +405,19 @@ class ResNet(nn.Module):
             act_layer=act_layer,
             stride_in_1x1=cfg.stride_in_1x1,
             drop_path_rate=cfg.drop_path_rate,
+            groups=cfg.groups,
+            width_per_group=cfg.width_per_group,
+            attn_layer=get_attn_layer(cfg.attention, se_reduction=cfg.se_reduction),
+            conv_dropout=cfg.conv_dropout,
         )
         self.stage_names = tuple(f"layer{i + 1}" for i in range(len(stages)))
         for name, stage in zip(self.stage_names, stages, strict=True):
             self.add_module(name, stage)
         self.num_features = chs
+        # Pre-activation networks end their last block with an add: a norm and activation before the
+        # head make the pooled features normalised, as in He et al. 2016 (and timm's ResNetV2 `norm`).
+        self.final_norm = norm_layer(chs) if preact else None
+        self.final_act = act_layer() if preact else None
         _adopt(self, ClassifierHead(chs, cfg.num_classes))
         self.total_stride = self.stem_reduction * math.prod(cfg.stage_strides)
         self.feature_info: FeatureInfo = feature_specs(self)
@@ -359,9 +434,16 @@ class ResNet(nn.Module):
         check_input(x, self.config.in_chans, self.total_stride)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Stem and all stages: the last feature map, before pooling."""
+        """Stem and all stages (and a pre-activation network's final norm and activation): the last
+        feature map, before pooling."""
         x = check_input(x, self.config.in_chans, self.total_stride)
-        return collect_features(self, x)[0]
+        return self._final(collect_features(self, x)[0])
+
+    def _final(self, x: torch.Tensor) -> torch.Tensor:
+        """The final norm and activation of a pre-activation network; other networks have none."""
+        if self.final_norm is not None and self.final_act is not None:
+            x = self.final_act(self.final_norm(x))
+        return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pool and classify a feature map; ``pre_logits=True`` returns the pooled features."""
@@ -386,7 +468,8 @@ class ResNet(nn.Module):
             indices: feature indices as in ``feature_info`` (0 the stem's activation, ``i`` the
                 output of ``layer{i}``; negative ones count from the end); an int ``n`` takes
                 the last ``n``; ``None`` takes all.
-            norm: accepted for timm's signature; a ResNet has no final norm, so it changes nothing.
+            norm: apply a pre-activation network's final norm and activation to the last stage's
+                map (timm's meaning); other ResNets have no final norm, so it changes nothing.
             stop_early: stop after the last stage asked for (the returned final map is then that
                 stage's output).
             output_fmt: ``"NCHW"``, the only layout a ResNet gives.
@@ -394,7 +477,8 @@ class ResNet(nn.Module):
 
         Returns:
             ``(final feature map, [feature maps])``, or the list alone with ``intermediates_only``.
-            The final map is :meth:`forward_features`'s output; :meth:`forward_head` classifies it.
+            The final map is :meth:`forward_features`'s output (after a pre-activation network's
+            final norm when the last stage ran); :meth:`forward_head` classifies it.
         """
         take = check_out_indices(indices, len(self.feature_info), name="indices")
         check_bool("norm", norm)
@@ -404,6 +488,12 @@ class ResNet(nn.Module):
         x = check_input(x, self.config.in_chans, self.total_stride)
         last = take[-1] if stop_early or intermediates_only else None  # intermediates_only: the rest is unused
         x, features = collect_features(self, x, take, last=last)
+        n = len(self.stage_names)
+        if self.final_norm is not None and (last is None or last == n):
+            if not intermediates_only or (norm and n in take):
+                x = self._final(x)  # a new tensor: the kept map of the last stage is unchanged
+            if norm and n in take:
+                features[-1] = x
         return features if intermediates_only else (x, features)
 
     def set_grad_checkpointing(self, enable: bool = True, every: str = "stage") -> None:
@@ -442,7 +532,8 @@ class ResNet(nn.Module):
         this form (through ``__prepare_scriptable__``), because TorchScript cannot call
         ``getattr(self, name)`` with a name taken from a list.
         """
-        names = (*self.stem_names, *self.stage_names, "avgpool")
+        final = ("final_norm", "final_act") if self.final_norm is not None else ()
+        names = (*self.stem_names, *self.stage_names, *final, "avgpool")
         layers = OrderedDict((name, getattr(self, name)) for name in names)
         layers["flatten"] = nn.Flatten(1)
         layers["fc"] = self.fc

@@ -20,6 +20,7 @@ _NAMES = {
     **dict.fromkeys(("fit", "train_model"), "reszoo.train.trainer"),
     **dict.fromkeys(
         (
+            "CIFAR_ITERS_PER_EPOCH",
             "DATASETS",
             "IMAGENET_ITERS_PER_EPOCH",
             "Recipe",
@@ -28,7 +29,10 @@ _NAMES = {
             "imagenet_recipe",
             "learning_rate",
             "paper_recipe",
+            "preact_cifar_recipe",
             "recipe_fields",
+            "resnext_cifar_recipe",
+            "wrn_cifar_recipe",
         ),
         "reszoo.train.recipes",
     ),

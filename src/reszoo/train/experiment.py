@@ -2,7 +2,10 @@
 
 ``degradation`` is Fig. 6 (left and middle) of He et al. 2015: plain and residual CIFAR networks of
 20 and 56 layers trained with the same recipe. The paper's finding is that plain-56 has *higher*
-training and test error than plain-20 while ResNet-56 beats ResNet-20.
+training and test error than plain-20 while ResNet-56 beats ResNet-20. With ``models=`` it trains
+any registered networks the same way (e.g. the pre-activation ``preresnet20``/``preresnet56``
+against ``plain20``/``plain56``, or ``wrn16_10`` against ``resnext29_32x4d``) and draws the same
+curves, plain networks on the left, residual ones on the right.
 """
 
 from __future__ import annotations
@@ -51,12 +54,14 @@ def degradation(
     recipe: Recipe,
     *,
     out: str | os.PathLike[str],
-    depths: Sequence[int] = (20, 56),
+    depths: Sequence[int] | None = None,
+    models: Sequence[str] | None = None,
     model_overrides: dict[str, Any] | None = None,
     progress: bool = True,
     plot: bool = True,
 ) -> DegradationResult:
-    """Train plain{d} and resnet{d} for each depth with one recipe; write the curves as CSV and PNG.
+    """Train plain{d} and resnet{d} for each depth (or the registered ``models``) with one recipe;
+    write the curves as CSV and PNG.
 
     Each model trains in ``out/<model>/`` (a normal run folder); a folder that already holds a
     checkpoint is resumed, so an interrupted experiment continues where it stopped.
@@ -65,6 +70,10 @@ def degradation(
         recipe: the recipe shared by every model (e.g. ``reszoo.train.recipes.cifar_recipe(data_root=...)``).
         out: output folder.
         depths: CIFAR depths (6n + 2); the paper's Fig. 6 uses 20, 32, 44, 56 (and 110 for ResNets).
+            Default (20, 56) unless ``models`` is given.
+        models: registered model names to train instead, e.g. ``("plain20", "plain56", "preresnet20",
+            "preresnet56")``: a network with ``shortcut="none"`` is drawn with the plain ones, any other
+            with the residual ones. Not together with ``depths``.
         model_overrides: config overrides for every model (e.g. ``widths=(4, 8, 16)`` for a smoke run);
             not ``block``, ``depths`` or ``shortcut``, which define the networks compared.
         progress: progress bars.
@@ -81,11 +90,13 @@ def degradation(
     root = Path(check_path("out", out))
     check_bool("progress", progress)
     check_bool("plot", plot)
-    configs = _configs(depths, model_overrides)
+    if models is not None and depths is not None:
+        raise InvalidArgumentError(f"Give depths or models, not both; received depths={depths!r}, models={models!r}.")
+    configs = _configs(depths, model_overrides) if models is None else _model_configs(models, model_overrides)
     runs: dict[str, FitResult] = {}
     rows: list[dict[str, Any]] = []
-    for (depth, family), config in configs.items():
-        name = f"{family}{depth}"
+    for (name, family), config in configs.items():
+        depth = config.depth
         run_dir = root / name
         torch.manual_seed(recipe.seed)  # each network starts from the weights its seed gives
         model = ResNet(config)
@@ -103,10 +114,42 @@ def degradation(
     return DegradationResult(csv_path, png, runs)
 
 
-def _configs(depths: Any, model_overrides: Any) -> dict[tuple[int, str], Any]:
+def _checked_overrides(model_overrides: Any) -> dict[str, Any]:
+    if model_overrides is not None:
+        check_instance("model_overrides", model_overrides, Mapping, what="None or a dict")
+    overrides = dict(model_overrides or {})
+    fixed = sorted(set(overrides) & set(_FIXED_FIELDS))
+    if fixed:
+        raise InvalidArgumentError(
+            f"model_overrides may not set {fixed}: the experiment sets {list(_FIXED_FIELDS)} for each model "
+            f"(from the depths or the models compared); received {overrides!r}."
+        )
+    return overrides
+
+
+def _model_configs(models: Any, model_overrides: Any) -> dict[tuple[str, str], Any]:
+    """The registered ``models``' configs with the overrides, each checked before any training."""
+    from reszoo.models.registry import default_config
+
+    if isinstance(models, str) or not isinstance(models, Sequence) or not models:
+        raise ArgumentTypeError(
+            f"models must name at least one registered model; received models={models!r} ({type(models).__name__})."
+        )
+    if len(set(models)) != len(models):
+        raise InvalidArgumentError(f"models must not repeat a name; received models={models!r}.")
+    overrides = _checked_overrides(model_overrides)
+    out = {}
+    for name in models:
+        config = default_config(name).replace(**overrides)
+        out[(name, "plain" if config.shortcut == "none" else "resnet")] = config
+    return out
+
+
+def _configs(depths: Any, model_overrides: Any) -> dict[tuple[str, str], Any]:
     """Every network's config, built (and so checked) before the first one trains for hours."""
     from reszoo.models.zoo import cifar_config
 
+    depths = (20, 56) if depths is None else depths
     if isinstance(depths, str) or not isinstance(depths, Sequence):
         raise ArgumentTypeError(
             f"depths must name at least one CIFAR depth; received depths={depths!r} ({type(depths).__name__})."
@@ -121,17 +164,9 @@ def _configs(depths: Any, model_overrides: Any) -> dict[tuple[int, str], Any]:
             raise value_error("depth", depth, expected)
     if len(set(depths)) != len(depths):
         raise InvalidArgumentError(f"depths must not repeat a depth; received depths={depths!r}.")
-    if model_overrides is not None:
-        check_instance("model_overrides", model_overrides, Mapping, what="None or a dict")
-    overrides = dict(model_overrides or {})
-    fixed = sorted(set(overrides) & set(_FIXED_FIELDS))
-    if fixed:
-        raise InvalidArgumentError(
-            f"model_overrides may not set {fixed}: the experiment sets {list(_FIXED_FIELDS)} for each model "
-            f"(depths from the depths argument, shortcut 'none' or 'A' per family); received {overrides!r}."
-        )
+    overrides = _checked_overrides(model_overrides)
     return {
-        (depth, family): cifar_config(depth, shortcut=shortcut).replace(**overrides)
+        (f"{family}{depth}", family): cifar_config(depth, shortcut=shortcut).replace(**overrides)
         for depth in depths
         for family, shortcut in _FAMILIES
     }
@@ -170,7 +205,8 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
                 color=color,
                 label=model,
             )
-        ax.set_title(f"{family} networks (dashed: training error, bold: test error)", fontsize=9)
+        title = "plain" if family == "plain" else "residual"
+        ax.set_title(f"{title} networks (dashed: training error, bold: test error)", fontsize=9)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
         ax.legend()

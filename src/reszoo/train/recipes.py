@@ -42,9 +42,13 @@ from reszoo.utils.plaindata import PlainData
 DATASETS = ("synthetic", *NUM_CLASSES, "folder", "custom")
 # ImageNet iterations per epoch at batch 256: ceil(1,281,167 / 256).
 IMAGENET_ITERS_PER_EPOCH = 5005
+# CIFAR iterations per epoch at batch 128: 50,000 // 128 (the training loader drops the last partial batch).
+CIFAR_ITERS_PER_EPOCH = 390
 
 __all__ = [
+    "CIFAR_ITERS_PER_EPOCH",
     "DATASETS",
+    "FAMILY_RECIPES",
     "IMAGENET_ITERS_PER_EPOCH",
     "Recipe",
     "cifar_recipe",
@@ -53,7 +57,10 @@ __all__ = [
     "is_cifar_depth",
     "learning_rate",
     "paper_recipe",
+    "preact_cifar_recipe",
     "recipe_fields",
+    "resnext_cifar_recipe",
+    "wrn_cifar_recipe",
 ]
 
 _POSITIVE_INTS = ("batch_size", "iterations", "log_every", "checkpoint_every", "eval_batch_size")
@@ -321,22 +328,117 @@ def imagenet_recipe(*, schedule: str = "plateau", **overrides: Any) -> Recipe:
     return Recipe().replace(**{**base, **overrides})
 
 
-def paper_recipe(*, depth: int | None = None, **overrides: Any) -> Recipe:
-    """The paper's recipe for the dataset in ``overrides`` (CIFAR-10 if none is named).
+def _epochs(n: int) -> int:
+    return n * CIFAR_ITERS_PER_EPOCH
 
-    ``data="imagenet"`` gives :func:`imagenet_recipe` (``schedule`` defaults to ``"plateau"``);
-    any other dataset :func:`cifar_recipe` with ``depth``. This is what ``reszoo train`` and
-    ``reszoo experiment`` start from before applying the options given.
+
+def preact_cifar_recipe(**overrides: Any) -> Recipe:
+    """The CIFAR recipe of the pre-activation ResNets (He et al. 2016, "Identity Mappings in Deep
+    Residual Networks", appendix): the 2015 recipe, warmed up for every depth.
+
+    SGD with momentum 0.9 and weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k and 48k
+    iterations, stop at 64k, as :func:`cifar_recipe`; the paper warms up at lr 0.01 for the first
+    400 iterations in all its CIFAR experiments, remarking that its pre-activation unit does not
+    need it.
 
     Args:
-        depth: the network's depth, for the CIFAR warm-up (ignored for ImageNet).
         **overrides: any :class:`Recipe` field.
 
     Returns:
         A :class:`Recipe`.
     """
+    return cifar_recipe(**{"warmup_iters": 400, "warmup_lr": 0.01, **overrides})
+
+
+def wrn_cifar_recipe(**overrides: Any) -> Recipe:
+    """The CIFAR recipe of the Wide ResNets (Zagoruyko & Komodakis 2016, "Wide Residual Networks", section 4).
+
+    SGD with Nesterov momentum 0.9 (dampening 0), weight decay 5e-4, batch 128, lr 0.1 multiplied by
+    0.2 at epochs 60, 120 and 160, 200 epochs; as iterations at 390 per epoch (batch 128 on the
+    50,000 training images; give ``milestones`` and ``iterations`` with another batch or
+    ``val_split``). The paper's dropout (0.3 between the convolutions) is part of the network:
+    ``create_model("wrn28_10", conv_dropout=0.3)``. The paper pads with reflections for its random
+    crops; reszoo's CIFAR loader pads with zeros, as the 2015 recipe does.
+
+    Example:
+        >>> r = wrn_cifar_recipe()
+        >>> r.iterations, r.milestones, r.gamma, r.nesterov, r.weight_decay
+        (78000, (23400, 46800, 62400), 0.2, True, 0.0005)
+    """
+    base: dict[str, Any] = dict(
+        data="cifar10",
+        batch_size=128,
+        lr=0.1,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        iterations=_epochs(200),
+        milestones=(_epochs(60), _epochs(120), _epochs(160)),
+        gamma=0.2,
+    )
+    return Recipe().replace(**{**base, **overrides})
+
+
+def resnext_cifar_recipe(**overrides: Any) -> Recipe:
+    """The CIFAR recipe of the ResNeXts (Xie et al. 2017, "Aggregated Residual Transformations for
+    Deep Neural Networks", section 5.3).
+
+    SGD with momentum 0.9, weight decay 5e-4, batch 128, lr 0.1 divided by 10 at epochs 150 and
+    225, 300 epochs; as iterations at 390 per epoch (see :func:`wrn_cifar_recipe`).
+
+    Example:
+        >>> r = resnext_cifar_recipe()
+        >>> r.iterations, r.milestones, r.weight_decay
+        (117000, (58500, 87750), 0.0005)
+    """
+    base: dict[str, Any] = dict(
+        data="cifar10",
+        batch_size=128,
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=5e-4,
+        iterations=_epochs(300),
+        milestones=(_epochs(150), _epochs(225)),
+        gamma=0.1,
+    )
+    return Recipe().replace(**{**base, **overrides})
+
+
+# The CIFAR recipe of each registered network of the later papers, by name (the 2015 paper's networks
+# and any other name use cifar_recipe). train_model and `reszoo train` start from it.
+FAMILY_RECIPES: dict[str, str] = {
+    **dict.fromkeys(("preresnet20", "preresnet56", "preresnet110", "preresnet164", "preresnet1001"), "preact"),
+    **dict.fromkeys(("wrn16_10", "wrn28_10", "wrn40_8"), "wrn"),
+    **dict.fromkeys(("resnext29_32x4d", "resnext29_16x64d"), "resnext"),
+}
+_FAMILY_RECIPE_FNS = {"preact": preact_cifar_recipe, "wrn": wrn_cifar_recipe, "resnext": resnext_cifar_recipe}
+
+
+def paper_recipe(*, depth: int | None = None, model: str | None = None, **overrides: Any) -> Recipe:
+    """The paper's recipe for the dataset in ``overrides`` (CIFAR-10 if none is named).
+
+    ``data="imagenet"`` gives :func:`imagenet_recipe` (``schedule`` defaults to ``"plateau"``);
+    any other dataset the CIFAR recipe of ``model``'s paper where it has its own
+    (``FAMILY_RECIPES``: pre-activation, Wide ResNet, ResNeXt), else :func:`cifar_recipe` with
+    ``depth``. This is what ``reszoo train`` and ``reszoo experiment`` start from before applying
+    the options given.
+
+    Args:
+        depth: the network's depth, for the CIFAR warm-up (ignored for ImageNet).
+        model: the registered model name, for the family's own CIFAR recipe.
+        **overrides: any :class:`Recipe` field.
+
+    Returns:
+        A :class:`Recipe`.
+
+    Example:
+        >>> paper_recipe(model="wrn28_10").gamma, paper_recipe(model="resnet56").gamma
+        (0.2, 0.1)
+    """
     if overrides.get("data", "cifar10") == "imagenet":
         return imagenet_recipe(**overrides)
+    if model is not None and model in FAMILY_RECIPES:
+        return _FAMILY_RECIPE_FNS[FAMILY_RECIPES[model]](**overrides)
     return cifar_recipe(depth=depth, **overrides)
 
 

@@ -92,7 +92,8 @@ def train_model(
     """Build the registered model ``name`` and train it: the paper's recipe, or a fine-tune.
 
     Without ``pretrained`` the recipe is :func:`~reszoo.train.recipes.paper_recipe` for
-    ``recipe_overrides["data"]`` (the model's depth decides the CIFAR warm-up); with it,
+    ``recipe_overrides["data"]`` (the model's paper's CIFAR recipe for the later families, the
+    model's depth deciding the 2015 recipe's warm-up); with it,
     :func:`~reszoo.train.recipes.finetune_recipe`; ``recipe_overrides`` go on top. The model is built
     after ``torch.manual_seed(recipe.seed)``, so the same seed gives the same starting weights.
     With ``data="folder"`` the folder's class count sets ``num_classes`` and its class names
@@ -154,7 +155,7 @@ def _start_recipe(name: str, pretrained: str | None, model_overrides: dict, reci
     if pretrained is not None:
         return finetune_recipe(**recipe_overrides)
     depth = default_config(name).replace(**model_overrides).depth  # checks the overrides; builds nothing
-    return paper_recipe(depth=depth if is_cifar_depth(depth) else None, **recipe_overrides)
+    return paper_recipe(depth=depth if is_cifar_depth(depth) else None, model=name, **recipe_overrides)
 
 
 def _check_frozen_start(recipe: Recipe, pretrained: str | None) -> None:

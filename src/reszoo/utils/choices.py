@@ -48,7 +48,7 @@ BENCH_MODES = ("infer", "train")
 # What `reszoo bench --compare` sets a model beside: torchvision's equivalent (the reference CIFAR
 # net for CIFAR models; reszoo.bench.comparing), or the same model in ONNX Runtime
 # (reszoo.bench.ort_compare).
-BENCH_COMPARISONS = ("torchvision", "onnxruntime")
+BENCH_COMPARISONS = ("torchvision", "timm", "onnxruntime")
 
 # -- inference (reszoo.infer) -----------------------------------------------------------------------
 

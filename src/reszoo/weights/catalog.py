@@ -10,13 +10,14 @@ Example:
     >>> import reszoo
     >>> reszoo.get_weights("resnet110-cifar").name
     'resnet110-cifar10'
-    >>> reszoo.list_pretrained("resnet5*-imagenet*")
+    >>> reszoo.list_pretrained("resnet5?-imagenet*")
     ['resnet50-imagenet', 'resnet50-imagenet-v2']
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,17 +222,11 @@ class Weights(WeightsInfo):
 # -- the entries ------------------------------------------------------------------------------
 
 
-def _entry(name: str, depth: int, dataset: str, **fields: Any) -> Weights:
-    """An entry for the registered ``resnet{depth}``; its classes and crop size follow from ``dataset``."""
+def _entry(name: str, arch: str, dataset: str, **fields: Any) -> Weights:
+    """An entry for the registered ``arch``; its classes and (unless given) crop size follow from ``dataset``."""
     info = DATASETS[dataset]
-    return Weights(
-        name=name,
-        arch=f"resnet{depth}",
-        dataset=dataset,
-        num_classes=info.num_classes,
-        crop_size=info.image_size,
-        **fields,
-    )
+    fields.setdefault("crop_size", info.image_size)
+    return Weights(name=name, arch=arch, dataset=dataset, num_classes=info.num_classes, **fields)
 
 
 _TV_DOCS = "https://pytorch.org/vision/stable/models/resnet.html"
@@ -243,7 +238,7 @@ def _imagenet(depth: int, *, v2: bool, tv_top1: float, timm_top1: float) -> Weig
     recipe = "IMAGENET1K_V2" if v2 else "IMAGENET1K_V1"
     return _entry(
         f"resnet{depth}-imagenet" + ("-v2" if v2 else ""),
-        depth,
+        f"resnet{depth}",
         "imagenet",
         source=HubSource(repo_id=f"timm/resnet{depth}.{tag}"),
         converter="torchvision",
@@ -284,7 +279,7 @@ def _akamaster(depth: int) -> Weights:
     prefix, error, size = _AKAMASTER_FILES[depth]
     return _entry(
         f"resnet{depth}-cifar10",
-        depth,
+        f"resnet{depth}",
         "cifar10",
         source=UrlSource(
             url=f"{_AKAMASTER}/raw/master/pretrained_models/resnet{depth}-{prefix}.th",
@@ -336,7 +331,7 @@ def _chenyaofo(dataset: str, depth: int) -> Weights:
     mean, std = _CHENYAOFO_NORM[dataset]
     return _entry(
         f"resnet{depth}-{dataset}-b",
-        depth,
+        f"resnet{depth}",
         dataset,
         source=UrlSource(
             url=f"{_CHENYAOFO}/releases/download/resnet/{dataset}_resnet{depth}-{prefix}.pt",
@@ -357,6 +352,102 @@ def _chenyaofo(dataset: str, depth: int) -> Weights:
     )
 
 
+# torchvision's ResNeXt and Wide ResNet weights, re-hosted by timm: (arch, torchvision's weights enum,
+# {recipe: (torchvision acc@1, timm's re-evaluation at 224 px)}), from torchvision's docs and timm's
+# model cards (the comparison table of timm/resnext101_32x16d.fb_swsl_ig1b_ft_in1k, results-imagenet.csv).
+_TV_FAMILY: tuple[tuple[str, str, dict[str, tuple[float, float]]], ...] = (
+    ("resnext50_32x4d", "ResNeXt50_32X4D", {"V1": (77.618, 77.61), "V2": (81.198, 81.182)}),
+    ("resnext101_32x8d", "ResNeXt101_32X8D", {"V1": (79.312, 79.31), "V2": (82.834, 82.832)}),
+    ("resnext101_64x4d", "ResNeXt101_64X4D", {"V1": (83.246, 82.992)}),
+    ("wide_resnet50_2", "Wide_ResNet50_2", {"V1": (78.468, 78.47), "V2": (81.602, 81.606)}),
+    ("wide_resnet101_2", "Wide_ResNet101_2", {"V1": (78.848, 78.84), "V2": (82.510, 82.498)}),
+)
+
+
+def _tv_family(arch: str, enum: str, recipe: str, tv_top1: float, timm_top1: float) -> Weights:
+    # torchvision's ResNeXt101_64X4D has only IMAGENET1K_V1, trained with the V2 recipe (resize 232); timm
+    # re-hosts it as tv_in1k and evaluates it at its default crop 0.875 (resize 256), hence its lower number.
+    v2_recipe = recipe == "V2" or arch == "resnext101_64x4d"
+    tag = "tv2_in1k" if recipe == "V2" else "tv_in1k"
+    return _entry(
+        f"{arch}-imagenet" + ("-v2" if recipe == "V2" else ""),
+        arch,
+        "imagenet",
+        source=HubSource(repo_id=f"timm/{arch}.{tag}"),
+        converter="torchvision",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        resize_size=232 if v2_recipe else 256,
+        aliases=(f"{arch}.{tag}",),
+        metrics=(
+            Metric("imagenet-val", "top1", tv_top1, f"torchvision {enum}_Weights.IMAGENET1K_{recipe} ({_TV_DOCS})"),
+            Metric("imagenet-val", "top1", timm_top1, _TIMM_RESULTS),
+        ),
+        license="bsd-3-clause",
+        origin=f"torchvision IMAGENET1K_{recipe}, re-hosted as safetensors by timm: https://huggingface.co/timm/{arch}.{tag}",
+        notes=(
+            "torchvision's improved recipe (long schedule, TrivialAugment, mixup/cutmix, EMA, ...)."
+            if v2_recipe
+            else "torchvision's original weights (stride on the bottleneck's 3x3)."
+        ),
+    )
+
+
+_TIMM = "https://github.com/huggingface/pytorch-image-models"
+_TIMM_CARDS = "timm model card comparison table (timm/resnext101_32x16d.fb_swsl_ig1b_ft_in1k)"
+# Weights trained in timm, with the evaluation pre-processing of their Hub config.json (input size and
+# crop_pct give resize = floor(size / crop_pct), as timm computes it) and top-1 at that size, then at
+# timm's larger test size (test_input_size, test_crop_pct).
+_TIMM_TRAINED: tuple[dict[str, Any], ...] = (
+    dict(arch="resnet50d", tag="ra2_in1k", crop=224, crop_pct=0.875, inception=False,
+         top1=(80.53, f"{_TIMM_CARDS}, 224 px"), test=(81.356, 288, 0.95)),
+    dict(arch="resnet101d", tag="ra2_in1k", crop=256, crop_pct=0.95, inception=False,
+         top1=(82.26, f"{_TIMM_CARDS}, 256 px"), test=(83.016, 320, 1.0)),
+    dict(arch="seresnet50", tag="ra2_in1k", crop=224, crop_pct=0.875, inception=False,
+         top1=(80.26, f"{_TIMM_CARDS}, 224 px"), test=(81.284, 288, 0.95)),
+    dict(arch="resnetv2_50", tag="a1h_in1k", crop=224, crop_pct=0.95, inception=True, top1=None,
+         test=(81.398, 288, 1.0)),
+    dict(arch="resnetv2_101", tag="a1h_in1k", crop=224, crop_pct=0.95, inception=True, top1=None,
+         test=(83.002, 288, 1.0)),
+)  # fmt: skip
+_TIMM_RECIPES = {
+    # As the model cards say; the full hyper-parameters are in timm's training notes, not restated here.
+    "ra2_in1k": "Trained in timm with its RandAugment recipe ('ra2')",
+    "a1h_in1k": "Trained in timm with a recipe based on ResNet strikes back A1 ('a1h', arXiv 2110.00476)",
+}
+
+
+def _timm_trained(arch: str, tag: str, crop: int, crop_pct: float, inception: bool, top1: Any, test: Any) -> Weights:
+    test_top1, test_size, test_crop_pct = test
+    metrics = [Metric("imagenet-val", "top1", top1[0], top1[1])] if top1 is not None else []
+    metrics.append(
+        Metric(
+            "imagenet-val",
+            "top1",
+            test_top1,
+            f"timm results-imagenet.csv (timm's test size: {test_size} px, crop_pct {test_crop_pct})",
+        )
+    )
+    return _entry(
+        f"{arch}-imagenet",
+        arch,
+        "imagenet",
+        source=HubSource(repo_id=f"timm/{arch}.{tag}"),
+        converter="timm_resnetv2" if arch.startswith("resnetv2") else "torchvision",
+        # timm's ResNetV2 weights were trained on inputs scaled to [-1, 1] (its IMAGENET_INCEPTION_MEAN/STD).
+        mean=(0.5, 0.5, 0.5) if inception else IMAGENET_MEAN,
+        std=(0.5, 0.5, 0.5) if inception else IMAGENET_STD,
+        crop_size=crop,
+        resize_size=math.floor(crop / crop_pct),
+        interpolation="bicubic",
+        aliases=(f"{arch}.{tag}",),
+        metrics=tuple(metrics),
+        license="apache-2.0",
+        origin=f"timm ({_TIMM}), trained by Ross Wightman: https://huggingface.co/timm/{arch}.{tag}",
+        notes=f"{_TIMM_RECIPES[tag]}; not the paper's recipe.",
+    )
+
+
 _ENTRIES: tuple[Weights, ...] = (
     *(_akamaster(d) for d in (20, 32, 44, 56, 110, 1202)),
     *(_chenyaofo(ds, d) for ds in ("cifar10", "cifar100") for d in (20, 32, 44, 56)),
@@ -369,6 +460,8 @@ _ENTRIES: tuple[Weights, ...] = (
     _imagenet(50, v2=True, tv_top1=80.858, timm_top1=80.846),
     _imagenet(101, v2=True, tv_top1=81.886, timm_top1=81.906),
     _imagenet(152, v2=True, tv_top1=82.284, timm_top1=82.294),
+    *(_tv_family(arch, enum, recipe, *top1) for arch, enum, recipes in _TV_FAMILY for recipe, top1 in recipes.items()),
+    *(_timm_trained(**entry) for entry in _TIMM_TRAINED),
 )
 
 WEIGHTS: dict[str, Weights] = {w.name: w for w in _ENTRIES}
@@ -376,9 +469,13 @@ _ALIASES: dict[str, str] = {alias: w.name for w in _ENTRIES for alias in w.alias
 # What `pretrained=True` loads: the paper's own recipe where there is a choice. akamaster's option-A
 # CIFAR-10 nets are the registered resnet20..1202 as the paper defines them; torchvision's V1 ImageNet
 # weights are what torchvision's own `pretrained=True` loaded (V2 is better but another recipe).
+# The family follows the same rule (torchvision's V1 for its ResNeXt and Wide ResNet); timm's own weights
+# are the only ones for resnet50d, seresnet50 and resnetv2_50.
 DEFAULT_WEIGHTS: dict[str, str] = {
     **{f"resnet{d}": f"resnet{d}-cifar10" for d in (20, 32, 44, 56, 110, 1202)},
     **{f"resnet{d}": f"resnet{d}-imagenet" for d in (18, 34, 50, 101, 152)},
+    **{arch: f"{arch}-imagenet" for arch, _, _ in _TV_FAMILY},
+    **{entry["arch"]: f"{entry['arch']}-imagenet" for entry in _TIMM_TRAINED},
 }
 
 

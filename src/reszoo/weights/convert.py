@@ -55,8 +55,12 @@ def convert_reszoo(obj: Any) -> StateDict:
 def convert_torchvision(obj: Any) -> StateDict:
     """torchvision / timm layout: the same names as ours; a DataParallel ``module.`` prefix is dropped.
 
-    timm's ResNet keeps torchvision's key names, so its Hub files (``timm/resnet50.tv_in1k``)
-    need no renaming.
+    timm's ResNet (``timm/models/resnet.py``) keeps torchvision's key names, so its Hub files need
+    no renaming: torchvision's own weights (``timm/resnet50.tv_in1k``, ``timm/resnext50_32x4d.tv_in1k``,
+    ``timm/wide_resnet50_2.tv2_in1k``) and timm's variants built from the same names, whose extra
+    parts reszoo names as timm does: the deep stem ``conv1.0`` ... ``conv1.6`` and average-pool
+    shortcut ``downsample.1``/``downsample.2`` of ``resnet50d``, the ``se.fc1``/``se.fc2`` of
+    ``seresnet50``.
     """
     return {_strip_prefix(k, "module."): v for k, v in _unwrap(obj, "a torchvision-style checkpoint").items()}
 
@@ -87,11 +91,47 @@ def convert_akamaster(obj: Any) -> StateDict:
     return out
 
 
+def _timm_resnetv2_key(key: str) -> str:
+    block = re.fullmatch(r"stages\.(\d+)\.blocks\.(\d+)\.(.*)", key)
+    if block is not None:
+        stage, index, rest = block.groups()
+        rest = re.sub(r"^norm([123])\.", r"bn\1.", rest)  # normK comes before convK: our bnK
+        rest = rest.replace("downsample.conv.", "downsample.0.")
+        return f"layer{int(stage) + 1}.{index}.{rest}"
+    for theirs, ours in (("stem.conv.", "conv1."), ("norm.", "final_norm."), ("head.fc.", "fc.")):
+        if key.startswith(theirs):
+            return ours + key[len(theirs) :]
+    return key  # anything else is reported by fit_state_dict as unexpected
+
+
+def convert_timm_resnetv2(obj: Any) -> StateDict:
+    """timm's ResNetV2 (``resnetv2_50``, ``resnetv2_101``: pre-activation, 7x7 stem) -> reszoo's names.
+
+    timm names the parts by role (``stem.conv``, ``stages.0.blocks.0.norm1``,
+    ``downsample.conv``, ``norm``, ``head.fc``); reszoo keeps torchvision's scheme for them as for
+    every ResNet (``conv1``, ``layer1.0.bn1``, ``downsample.0``, ``final_norm``, ``fc``): stage
+    ``i`` becomes ``layer{i+1}``, a block's ``normK`` (the norm before ``convK``) becomes ``bnK``.
+
+    timm's classifier here is a 1x1 convolution (``use_conv=True``): its ``(classes, features, 1, 1)``
+    weight becomes our ``nn.Linear``'s ``(classes, features)``, the same numbers.
+
+    Only this layout is covered. The deep-stem, average-pool variants (``resnetv2_50d``) name their
+    pooled projection ``downsample.conv`` too, where reszoo has ``downsample.1``, and the BiT models
+    use weight-standardised convolutions, which reszoo does not build.
+    """
+    out = {}
+    for key, value in _unwrap(obj, "a timm ResNetV2 checkpoint").items():
+        key = _timm_resnetv2_key(_strip_prefix(key, "module."))
+        out[key] = value.flatten(1) if key == "fc.weight" and value.ndim == 4 else value
+    return out
+
+
 CONVERTERS: dict[str, Callable[[Any], StateDict]] = {
     "reszoo": convert_reszoo,
     "torchvision": convert_torchvision,
     "chenyaofo": convert_chenyaofo,
     "akamaster": convert_akamaster,
+    "timm_resnetv2": convert_timm_resnetv2,
 }
 
 
