@@ -135,7 +135,7 @@ SHAPES_MEAN, SHAPES_STD = (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)
 
 def shapes_weights(num_classes: int = 3, **fields):
     """A weights record for the tiny shapes net: the class names and its own normalisation."""
-    from reszoo.weights import catalog as W
+    from reszoo import weights as W
 
     base = dict(
         name="tiny-shapes",
@@ -154,7 +154,7 @@ def shapes_entry(num_classes: int = 3, **fields):
     """A catalog entry for the tiny shapes net (``source=`` says where its file is): what the record says,
     plus the registered architecture and config its weights fit."""
     from conftest import TINY_OVERRIDES
-    from reszoo.weights import catalog as W
+    from reszoo import weights as W
 
     info = vars(shapes_weights(num_classes=num_classes))
     overrides = tuple({**TINY_OVERRIDES, "num_classes": num_classes}.items())

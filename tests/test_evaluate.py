@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from safetensors.torch import save as safetensors_bytes
 
 from reszoo import ResNet, ResNetConfig, save_pretrained, train
+from reszoo import weights as W
 from reszoo.cli import main
 from reszoo.data.constants import CIFAR10_CLASSES, CIFAR10_MEAN
 from reszoo.errors import InvalidArgumentError, MissingInputError, RunFolderError
@@ -27,7 +28,6 @@ from reszoo.infer.evaluation import evaluate
 from reszoo.infer.inputs import input_transform, multi_scale_sizes
 from reszoo.infer.loading import load_for_evaluation, load_run
 from reszoo.train.runfolder import save_checkpoint
-from reszoo.weights import catalog as W
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _images import CLASSES, SHAPES_MEAN, SHAPES_STD, make_image_folder, shapes_entry, shapes_model, write_images  # noqa: E402

@@ -26,9 +26,10 @@ from safetensors.torch import save as safetensors_bytes
 
 import reszoo
 import reszoo.weights.cache
+from reszoo import weights as W
+from reszoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from reszoo.errors import MissingInputError, WeightsIntegrityError, WeightsNotCachedError
 from reszoo.utils.fileio import tensors_digest
-from reszoo.weights import catalog as W
 from reszoo.weights import hub, pretrained, publish
 from reszoo.weights.convert import convert_state_dict, fit_state_dict
 
@@ -85,8 +86,8 @@ def add_tiny_entry(monkeypatch, name: str, source: W.Source, converter: str, **f
         converter=converter,
         dataset="cifar10",
         num_classes=10,
-        mean=W.IMAGENET_MEAN,
-        std=W.IMAGENET_STD,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
         crop_size=32,
         config_overrides=tuple(TINY_OVERRIDES.items()),
         **fields,
@@ -344,7 +345,7 @@ def test_concurrent_loads_both_succeed_with_identical_tensors(cache, tmp_path):
             import sys, reszoo
             from reszoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
             from reszoo.utils.fileio import tensors_digest
-            from reszoo.weights import catalog as W
+            from reszoo import weights as W
             e = W.Weights(name="resnet8-testset", arch="resnet20",
                 source=W.UrlSource(url="https://github.com{path}", sha256_prefix="{prefix}"),
                 converter="akamaster", dataset="cifar10", num_classes=10, mean=IMAGENET_MEAN,
@@ -515,7 +516,7 @@ def test_config_json_rebuilds_the_architecture_and_keeps_preprocessing(tmp_path,
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["reszoo_format_version"] == 1 and cfg["num_classes"] == 10
     assert reszoo.ResNetConfig.from_dict(cfg["config"]) == model.config
-    assert cfg["pretrained"]["mean"] == list(W.IMAGENET_MEAN) and cfg["pretrained"]["resize_size"] is None
+    assert cfg["pretrained"]["mean"] == list(IMAGENET_MEAN) and cfg["pretrained"]["resize_size"] is None
     assert cfg["pretrained"]["name"] == entry.name and len(cfg["pretrained"]["class_names"]) == 10
     loaded = reszoo.load_pretrained(out)
     assert loaded.pretrained_weights.preprocessing() == entry.preprocessing()

@@ -16,8 +16,10 @@ from safetensors.torch import save as safetensors_bytes
 
 import reszoo
 import reszoo.models.resnet
+from reszoo import weights as W
+from reszoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from reszoo.errors import ArgumentTypeError, InvalidArgumentError, MissingInputError, WeightsIntegrityError
-from reszoo.weights import catalog as W
+from reszoo.weights import catalog
 from reszoo.weights.convert import adapt_input_conv
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -44,14 +46,14 @@ def hub_entry(monkeypatch, server, name: str, *, seed: int, default: bool = Fals
         converter="torchvision",
         dataset="cifar10",
         num_classes=10,
-        mean=W.IMAGENET_MEAN,
-        std=W.IMAGENET_STD,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
         crop_size=32,
         config_overrides=tuple({**TINY_OVERRIDES, **overrides}.items()),
         aliases=(f"{name}-alias",),
     )
     monkeypatch.setitem(W.WEIGHTS, name, entry)
-    monkeypatch.setitem(W._ALIASES, f"{name}-alias", name)
+    monkeypatch.setitem(catalog._ALIASES, f"{name}-alias", name)
     if default:
         monkeypatch.setitem(W.DEFAULT_WEIGHTS, "resnet20", name)
     return ref

@@ -11,9 +11,10 @@ import torch
 import torchvision
 
 import reszoo
+from reszoo import weights as W
+from reszoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from reszoo.models._factory import create_model
 from reszoo.models.registry import list_models
-from reszoo.weights import catalog as W
 from reszoo.weights.convert import CONVERTERS, convert_state_dict, fit_state_dict, read_checkpoint
 
 # pytest runs with --import-mode=importlib (tests/ is not a package), so the helper is found by path.
@@ -117,7 +118,7 @@ def test_transforms_for_cifar_entry_only_normalises():
     img = torch.full((3, 32, 32), 255, dtype=torch.uint8)
     out = t(img)
     assert out.shape == (3, 32, 32) and out.dtype == torch.float32
-    expected = (1 - torch.tensor(W.IMAGENET_MEAN)) / torch.tensor(W.IMAGENET_STD)
+    expected = (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
     torch.testing.assert_close(out[:, 0, 0], expected)
 
 

@@ -145,7 +145,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 def _weights_info(w: Any) -> int:
     """One weight entry in full: what it is, where it comes from, how it was checked, what it expects."""
-    from reszoo.weights.catalog import HubSource
+    from reszoo.weights.records import HubSource
 
     src = w.source
     if isinstance(src, HubSource):

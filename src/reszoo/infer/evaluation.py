@@ -56,7 +56,7 @@ from reszoo.utils.checks import (
 from reszoo.utils.choices import EVAL_DATASETS as DATA_IDS
 from reszoo.utils.choices import EVAL_SPLITS as SPLITS
 from reszoo.utils.devices import resolve_device
-from reszoo.weights.catalog import Metric, WeightsInfo
+from reszoo.weights.records import Metric, WeightsInfo
 
 __all__ = ["ClassAccuracy", "EvalResult", "evaluate"]
 

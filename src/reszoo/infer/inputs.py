@@ -27,7 +27,7 @@ from reszoo.data.transforms import PAPER_TEST_SCALES, eval_transform, model_resi
 from reszoo.models.resnet import ResNetConfig
 from reszoo.utils.checks import check_choice, check_int
 from reszoo.utils.choices import EVAL_PROTOCOLS as PROTOCOLS
-from reszoo.weights.catalog import WeightsInfo
+from reszoo.weights.records import WeightsInfo
 
 __all__ = ["class_names_of", "input_transform", "multi_scale_sizes", "preprocessing_of"]
 

@@ -30,10 +30,10 @@ from reszoo.models.resnet import ResNet, ResNetConfig
 from reszoo.train.runfolder import CHECKPOINT_NAME, MODEL_DIR, RUN_NAME, SUMMARY_NAME, load_checkpoint, read_run
 from reszoo.utils.checks import check_path, type_error
 from reszoo.utils.devices import resolve_device
-from reszoo.weights.catalog import WeightsInfo
 from reszoo.weights.convert import check_values, fit_state_dict
 from reszoo.weights.hub import CONFIG_NAME
 from reszoo.weights.pretrained import load_pretrained, resolve
+from reszoo.weights.records import WeightsInfo
 from reszoo.weights.untrusted import check_limits
 
 __all__ = ["load_for_evaluation", "load_run"]

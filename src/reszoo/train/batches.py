@@ -34,7 +34,7 @@ from reszoo.data.constants import NUM_CLASSES
 from reszoo.errors import InvalidArgumentError
 from reszoo.train.recipes import Recipe
 from reszoo.utils.checks import check_int, check_ints, check_number
-from reszoo.weights.catalog import WeightsInfo
+from reszoo.weights.records import WeightsInfo
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -29,7 +29,7 @@ import torch
 
 from reszoo.errors import WeightsIntegrityError, WeightsNotCachedError
 from reszoo.utils.fileio import atomic_path, cache_dir, file_lock, sha256_file, tensors_digest
-from reszoo.weights.catalog import HubSource, UrlSource, Weights
+from reszoo.weights.records import HubSource, UrlSource, Weights
 
 StateDict = dict[str, torch.Tensor]
 

@@ -63,7 +63,7 @@ from reszoo.weights.cache import (
     read_safetensors,
     save_safetensors,
 )
-from reszoo.weights.catalog import HubSource, LocalSource, Metric, Weights, WeightsInfo
+from reszoo.weights.records import HubSource, LocalSource, Metric, Weights, WeightsInfo
 from reszoo.weights.untrusted import MAX_CONFIG_BYTES, check_limits, check_size
 
 __all__ = [

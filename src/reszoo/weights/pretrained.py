@@ -50,19 +50,7 @@ from reszoo.weights.cache import (
     store_converted,
     verify_file,
 )
-from reszoo.weights.catalog import (
-    DEFAULT_WEIGHTS,
-    HubSource,
-    LocalSource,
-    Source,
-    UrlSource,
-    Weights,
-    WeightsInfo,
-    default_weights,
-    find_by_repo,
-    get_weights,
-    list_pretrained,
-)
+from reszoo.weights.catalog import DEFAULT_WEIGHTS, default_weights, find_by_repo, get_weights, list_pretrained
 from reszoo.weights.convert import (
     StateDict,
     adapt_input_conv,
@@ -84,6 +72,7 @@ from reszoo.weights.hub import (
     read_saved,
     save_pretrained,
 )
+from reszoo.weights.records import HubSource, LocalSource, Source, UrlSource, Weights, WeightsInfo
 from reszoo.weights.untrusted import check_header
 
 __all__ = [

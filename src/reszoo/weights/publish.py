@@ -24,8 +24,8 @@ from reszoo.data.constants import HUB_DATASET_IDS
 from reszoo.errors import HubUnreachableError, InvalidArgumentError
 from reszoo.utils.checks import check_bool, check_str, type_error, value_error
 from reszoo.weights.cache import is_offline
-from reszoo.weights.catalog import WeightsInfo
 from reszoo.weights.hub import architecture_of, config_of, hub_endpoint, is_unreachable, save_pretrained, weights_of
+from reszoo.weights.records import WeightsInfo
 
 __all__ = ["check_repo_id", "model_card", "push_to_hub"]
 
