@@ -1004,7 +1004,8 @@ def _write_entry(folder: Path, i: int, kind: str) -> bool:
 def test_hostile_image_folders(tmp_path_factory, data):
     import warnings
 
-    from reszoo.data.imagefolder import ImageFiles, find_images, scan_folder
+    from reszoo.data.imagefiles import find_images
+    from reszoo.data.imagefolder import ImageFiles, scan_folder
 
     root = tmp_path_factory.mktemp("hostile-images")
     expected = {}

@@ -346,7 +346,8 @@ def spoiled(images, tmp_path) -> Path:
 
 
 def test_a_decompression_bomb_is_skipped_naming_it_in_every_reader(spoiled, saved, capsys):
-    from reszoo.data.imagefolder import load_rgb, scan_folder
+    from reszoo.data.imagefiles import load_rgb
+    from reszoo.data.imagefolder import scan_folder
 
     bomb = png_header_only(spoiled / "circle" / "bomb.png", 30_000, 30_000)
     with pytest.warns(
@@ -380,7 +381,8 @@ def test_training_on_a_folder_with_a_decompression_bomb_skips_it(spoiled, tmp_pa
 def test_a_named_pipe_is_never_opened_but_skipped_naming_it(spoiled, saved, capsys):
     import os
 
-    from reszoo.data.imagefolder import find_images, load_rgb, scan_folder
+    from reszoo.data.imagefiles import find_images, load_rgb
+    from reszoo.data.imagefolder import scan_folder
 
     pipe = spoiled / "circle" / "pipe.png"
     os.mkfifo(pipe)  # opening it to read would wait for a writer forever
@@ -405,7 +407,8 @@ def test_a_named_pipe_is_never_opened_but_skipped_naming_it(spoiled, saved, caps
 def test_a_symlink_loop_counts_each_image_once_and_says_so(spoiled, saved, capsys):
     import os
 
-    from reszoo.data.imagefolder import find_images, scan_folder
+    from reszoo.data.imagefiles import find_images
+    from reszoo.data.imagefolder import scan_folder
 
     os.symlink(".", spoiled / "circle" / "loop")  # circle/loop/loop/... until the path is too long
     os.makedirs(spoiled / "square" / "deeper")
@@ -432,7 +435,8 @@ def test_a_symlink_loop_counts_each_image_once_and_says_so(spoiled, saved, capsy
 def test_a_broken_link_is_skipped_naming_it_and_the_rest_is_predicted(spoiled, saved, capsys):
     import os
 
-    from reszoo.data.imagefolder import find_images, scan_folder
+    from reszoo.data.imagefiles import find_images
+    from reszoo.data.imagefolder import scan_folder
 
     gone = spoiled / "circle" / "gone.png"
     os.symlink("/nonexistent/photo.png", gone)
@@ -456,7 +460,8 @@ def test_a_16_bit_png_is_scaled_to_8_bits_not_clipped_to_white(tmp_path, saved, 
     import numpy as np
     import PIL.Image
 
-    from reszoo.data.imagefolder import ImageFiles, load_rgb, scan_folder
+    from reszoo.data.imagefiles import load_rgb
+    from reszoo.data.imagefolder import ImageFiles, scan_folder
 
     rng = np.random.default_rng(0)
     deep = rng.integers(0, 65536, size=(32, 32), dtype=np.uint16)  # the full 16-bit range, as PNG's samples span

@@ -12,7 +12,8 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from reszoo.data.imagefolder import IMAGE_EXTENSIONS, FolderSplit, ImageFiles, find_images, load_rgb, scan_folder
+from reszoo.data.imagefiles import IMAGE_EXTENSIONS, find_images, load_rgb
+from reszoo.data.imagefolder import FolderSplit, ImageFiles, scan_folder
 from reszoo.errors import ArgumentTypeError, InvalidArgumentError, MissingInputError
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from reszoo.data.imagefolder import find_images
+    from reszoo.data.imagefiles import find_images
     from reszoo.infer.loading import load_for_evaluation
     from reszoo.infer.prediction import predict
     from reszoo.utils.accelerator import batch_fits

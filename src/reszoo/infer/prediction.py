@@ -10,7 +10,7 @@ Unreadable files follow the rule of image folders (:mod:`reszoo.data.imagefolder
 read is skipped, with one warning that counts them and names the first three, and the other
 images are still predicted; when no image can be read at all, :class:`~reszoo.errors.MissingInputError`
 says why. Every image is converted to RGB (grayscale repeated, palette expanded, alpha dropped,
-16-bit greyscale scaled to 8 bits: :func:`reszoo.data.imagefolder.to_rgb`).
+16-bit greyscale scaled to 8 bits: :func:`reszoo.data.imagefiles.to_rgb`).
 
 Example::
 
@@ -33,7 +33,7 @@ import PIL.Image
 import torch
 from torch import nn
 
-from reszoo.data.imagefolder import find_images, load_rgb, to_rgb
+from reszoo.data.imagefiles import find_images, load_rgb, to_rgb
 from reszoo.errors import InvalidArgumentError, MissingInputError
 from reszoo.infer.inputs import class_names_of, input_transform
 from reszoo.utils.checks import check_instance, check_int, type_error
