@@ -28,9 +28,9 @@ def pytest_sessionfinish(session):
 
     Once the last worker reports finished, execnet gives each worker 5 s to return, then sends it a
     SIGINT. After that report pytest still walks the worker's whole heap twice (gc.collect() at
-    unconfigure and at cleanup, for unraisable exceptions): a million objects after the suite, about
-    1 s each on an idle machine and 6 s on a busy one (measured). The SIGINT then lands in a finaliser
-    and prints a PytestUnraisableExceptionWarning with a KeyboardInterrupt after a green run. Here,
+    unconfigure and at cleanup, for unraisable exceptions): about a million objects after the suite,
+    1 to 6 s a walk on a busy 2-core machine (measured). The SIGINT then lands in a finaliser and
+    prints a PytestUnraisableExceptionWarning with a KeyboardInterrupt after a green run. Here,
     before the report, one collection frees the garbage (its finalisers run, and anything they raise is
     still reported), and gc.freeze() leaves the survivors out of pytest's two later collections."""
     import gc
