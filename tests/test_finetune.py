@@ -58,6 +58,10 @@ def small_folder(tmp_path_factory):
 # -- the acceptance test: real image files, trained, saved, fine-tuned, held-out accuracy --------------
 
 
+# shapes_run costs about 40 s of one core (400 iterations of resnet20), so its two users are `slow`. Its
+# iterations cannot be cut: against the 0.9 asserted, 400 reach 0.98/0.94/0.93 held-out accuracy with
+# seeds 0/1/2 (the images' and the recipe's), 300 reach 0.79 (seed 0), 150 under 0.5 (seeds 0-2); the
+# fine-tune reaches 1.0 after 400 in all three, 0.38 after 300 (measured on an AVX512 CPU).
 @pytest.fixture(scope="module")
 def shapes_run(tmp_path_factory):
     """resnet20 trained from scratch on 600 PNG/JPEG files of three shapes (16x16), 400 iterations."""
@@ -73,6 +77,7 @@ def shapes_run(tmp_path_factory):
     return result, out
 
 
+@pytest.mark.slow  # shapes_run: about 40 s on one core
 def test_training_on_an_image_folder_reaches_high_held_out_accuracy(shapes_run):
     result, out = shapes_run
     assert 1 - result.test_error >= 0.9  # 90 held-out images, never trained on
@@ -82,6 +87,7 @@ def test_training_on_an_image_folder_reaches_high_held_out_accuracy(shapes_run):
     assert saved["pretrained"]["mean"] == recipe["mean"] and len(recipe["mean"]) == 3  # measured, then recorded
 
 
+@pytest.mark.slow  # shapes_run: about 40 s on one core
 def test_finetune_from_a_saved_folder_with_a_frozen_backbone(shapes_run, tmp_path):
     _, scratch = shapes_run
     root = make_image_folder(tmp_path / "two", classes=("circle", "triangle"), per_class=40, layout="single", size=16)
