@@ -404,6 +404,7 @@ NEEDS = {
 }
 
 
+@pytest.mark.filterwarnings("ignore::reszoo.infer.quantize.CalibrationWarning")  # int8 on 2 tiny images
 def test_the_calls_work_as_given(world, monkeypatch):
     """The unspoiled calls succeed, so each refusal above is the spoiled argument's doing."""
     import importlib.util
