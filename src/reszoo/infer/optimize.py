@@ -117,15 +117,13 @@ def optimize_for_inference(
             or ``"auto"``: on a CPU, fp32, the faster of the two on ``example_inputs``, timed side by
             side now (``torch`` alone where ONNX Runtime is not installed); the choice and the
             timings are in the returned module's ``selection``.
-        calibration: with ``dtype="int8"`` only, and then required: a few hundred real, pre-processed
-            images as a ``DataLoader``, a list of ``(N, C, H, W)`` batches or ``(inputs, targets)`` pairs,
-            or one ``(N, C, H, W)`` tensor (:mod:`reszoo.infer.calibration`); fewer than 64 images are warned about.
-        check: with ``dtype="int8"`` only: held-out images in the same forms. The int8 model's top-1
-            agreement with ``model`` on them (and top-1 of both, where they carry targets) is measured
-            now and reported in the result's ``.quantization.check``
-            (:class:`reszoo.infer.agreement.AgreementCheck`); below ``min_agreement`` it warns
-            (:class:`reszoo.infer.quantize.AgreementWarning`) with the figure.
-        min_agreement: with ``check`` only: the agreement (a fraction) below which it warns; default 0.98.
+        calibration: with ``dtype="int8"`` only, and required: a few hundred real, pre-processed images
+            (a ``DataLoader``, a list of batches or ``(inputs, targets)`` pairs, or one ``(N, C, H, W)``
+            tensor; :mod:`reszoo.infer.calibration`); fewer than 64 images are warned about.
+        check: with ``dtype="int8"`` only: held-out images in the same forms; int8's top-1 agreement
+            with ``model`` on them (and top-1, with targets) goes in the result's ``.quantization.check``
+            and warns below ``min_agreement`` (a fraction; default 0.98).
+        min_agreement: with ``check`` only (see ``check``).
         input_size: with ``backend="onnxruntime"`` only: the ``(C, H, W)`` exported; default the
             model config's ``input_size``.
         example_inputs: with ``backend="auto"`` only, and then required: a batch ``(N, C, H, W)``
@@ -136,12 +134,11 @@ def optimize_for_inference(
         :class:`reszoo.infer.ort.OrtModule` (ONNX Runtime).
 
     Raises:
-        InvalidArgumentError, ArgumentTypeError: a bad value or combination (e.g. ``int8`` without
-            calibration data), a dtype this CPU has no fast kernels for, or a missing optional dependency.
+        InvalidArgumentError, ArgumentTypeError: a bad value or combination (``int8`` without calibration
+            data), a dtype this CPU has no fast kernels for, or a missing optional dependency.
 
     Example::
 
-        model = reszoo.load_pretrained("resnet50-imagenet").eval()
         fast = reszoo.optimize_for_inference(model)  # on a CPU: compiled on the first call
         int8 = reszoo.optimize_for_inference(model, dtype="int8", calibration=train_images, check=(test_images, labels))
         print(int8.quantization.check.summary())  # int8 agrees with fp32 on 99.40% of 1000 images (6 changed; ...)
@@ -154,11 +151,7 @@ def optimize_for_inference(
 
         options = {} if min_agreement is None else {"min_agreement": min_agreement}
         return quantize_int8(model, calibration, compile_mode=compile_mode, check=check, **options)
-    fast = copy.deepcopy(model).eval()
-    for p in fast.parameters():
-        p.requires_grad_(False)
-    if fold_bn:
-        fold_batchnorm(fast)
+    fast = _eval_copy(model, fold_bn=fold_bn)
     if backend == "onnxruntime":
         from reszoo.infer.ort import ort_module
 
@@ -166,6 +159,16 @@ def optimize_for_inference(
     if backend == "auto":
         return _fastest(fast, example_inputs, channels_last=channels_last)
     return _torch_path(fast, name, channels_last=channels_last, compile=compile, compile_mode=compile_mode)
+
+
+def _eval_copy(model: nn.Module, *, fold_bn: bool) -> nn.Module:
+    """A frozen eval-mode copy of ``model``, each BatchNorm folded into its convolution if asked."""
+    fast = copy.deepcopy(model).eval()
+    for p in fast.parameters():
+        p.requires_grad_(False)
+    if fold_bn:
+        fold_batchnorm(fast)
+    return fast
 
 
 def _check_arguments(
