@@ -241,7 +241,8 @@ class Distill:
     optimizer: str = "adam"  # adam, sgd (momentum 0.9)
     loss: str = "mse"  # mse (logits), kl (softmax at temperature, times T^2)
     temperature: float = 4.0
-    # histogram: activation ranges chosen once as prepare_pt2e's, then fixed; moving: torchao's QAT default
+    # histogram: activation ranges chosen once as prepare_pt2e's, then fixed; learned: from there, trained
+    # (LSQ); moving: torchao's QAT default (moving-average min-max)
     acts: str = "histogram"
     freeze_observers: int = 0  # acts="moving": step after which the activation ranges stop moving (0: never)
     bn_train_steps: int = 0  # steps with BatchNorm in train mode (batch statistics) before it is frozen
@@ -253,6 +254,7 @@ def qat_quantization_config(acts: str) -> Any:
     """torchao's x86 QAT config; ``acts="histogram"``: activations fake-quantized with HistogramObserver's
     ranges (as static int8 chooses them) and weights with exact per-channel min-max, not moving averages."""
     from torchao.quantization.pt2e.fake_quantize import FakeQuantize
+    from torchao.quantization.pt2e.learnable_fake_quantize import LearnableFakeQuantize
     from torchao.quantization.pt2e.observer import HistogramObserver, PerChannelMinMaxObserver
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
         QuantizationConfig,
@@ -262,9 +264,11 @@ def qat_quantization_config(acts: str) -> Any:
     base = get_default_x86_inductor_quantization_config(is_qat=True)
     if acts == "moving":
         return base
-    act = dataclasses.replace(
-        base.input_activation, observer_or_fake_quant_ctr=FakeQuantize.with_args(observer=HistogramObserver, eps=2**-12)
-    )
+    if acts == "learned":  # LSQ (Esser et al. 2020): scale and zero point trained with the weights
+        fake = LearnableFakeQuantize.with_args(observer=HistogramObserver, use_grad_scaling=True)
+    else:
+        fake = FakeQuantize.with_args(observer=HistogramObserver, eps=2**-12)
+    act = dataclasses.replace(base.input_activation, observer_or_fake_quant_ctr=fake)
     weight = dataclasses.replace(
         base.weight, observer_or_fake_quant_ctr=FakeQuantize.with_args(observer=PerChannelMinMaxObserver, eps=2**-12)
     )
@@ -338,7 +342,7 @@ def build_qat(
     acts, weights = fake_quantizers(prepared)
     log: dict[str, Any] = {"fake_quantizers": {"activations": len(acts), "weights": len(weights)}}
     start = time.perf_counter()
-    if setting.acts == "histogram":  # calibrate as prepare_pt2e does: observers see fp32 values
+    if setting.acts in ("histogram", "learned"):  # calibrate as prepare_pt2e does: observers see fp32 values
         for m in acts:
             m.disable_fake_quant()
         with torch.no_grad():
@@ -347,6 +351,8 @@ def build_qat(
         for m in acts:
             m.enable_fake_quant()
             m.disable_observer()
+            if setting.acts == "learned":
+                m.enable_range_learning()
     params = [p for p in prepared.parameters() if p.requires_grad]
     if setting.optimizer == "adam":
         opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=setting.lr)
@@ -859,7 +865,7 @@ def main(argv: list[str] | None = None) -> None:
     qat.add_argument("--optimizer", default=Distill.optimizer, choices=["adam", "sgd"])
     qat.add_argument("--loss", default=Distill.loss, choices=["kl", "mse"])
     qat.add_argument("--temperature", type=float, default=Distill.temperature)
-    qat.add_argument("--acts", default=Distill.acts, choices=["histogram", "moving"])
+    qat.add_argument("--acts", default=Distill.acts, choices=["histogram", "moving", "learned"])
     qat.add_argument("--freeze-observers", type=int, default=Distill.freeze_observers)
     qat.add_argument("--bn-train-steps", type=int, default=Distill.bn_train_steps)
     qat.add_argument("--qat-bias-correction", action=argparse.BooleanOptionalAction, default=Distill.bias_correction)
