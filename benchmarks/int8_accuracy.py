@@ -6,6 +6,8 @@
     python benchmarks/int8_accuracy.py calibration-size --model resnet56
     python benchmarks/int8_accuracy.py final                          # optimize_for_inference(..., check=)
     python benchmarks/int8_accuracy.py bf16                           # bf16 on the same held-out images
+    python benchmarks/int8_accuracy.py qat --model resnet56           # + fine-tuning by distillation (QAT)
+    python benchmarks/int8_accuracy.py qat-compile --model resnet56 --seeds 0 --steps 20   # its compiled speed
 
 Data: the original CIFAR-10 ResNet-20/56 weights (akamaster) and 2,000 real CIFAR-10 images (a
 JPEG copy, 200 per class) from ``../shared/data`` beside the checkout, or ``$RESZOO_SHARED_DATA``.
@@ -219,6 +221,204 @@ def build(model: torch.nn.Module, calibration: torch.Tensor, variant: Variant) -
         images = biascorrection.correction_images(batches)
         biascorrection.correct_biases(converted, biascorrection.channel_means(reference, images), images)
     return reference, converted
+
+
+# ------------------------------------------------------------------------- QAT by distillation
+@dataclasses.dataclass(frozen=True)
+class Distill:
+    """Quantization-aware fine-tuning of reszoo's recipe on the calibration images, the fp32 model as teacher.
+
+    The model is exported in train mode, prepared with ``prepare_qat_pt2e`` (reszoo's quantizer with a
+    QAT config: fake quantization in place of observers; BatchNorm kept beside each convolution
+    until ``convert_pt2e`` folds it), its activation ranges calibrated as ``prepare_pt2e``'s would be,
+    then every parameter is trained for ``steps`` steps to match the fp32 model's logits on
+    augmented calibration images (random flip, 4-pixel pad-and-crop shift); no labels.
+    """
+
+    steps: int = 300
+    batch: int = 64
+    lr: float = 1e-5
+    optimizer: str = "adam"  # adam, sgd (momentum 0.9)
+    loss: str = "mse"  # mse (logits), kl (softmax at temperature, times T^2)
+    temperature: float = 4.0
+    # histogram: activation ranges chosen once as prepare_pt2e's, then fixed; learned: from there, trained
+    # (LSQ); moving: torchao's QAT default (moving-average min-max)
+    acts: str = "histogram"
+    freeze_observers: int = 0  # acts="moving": step after which the activation ranges stop moving (0: never)
+    bn_train_steps: int = 0  # steps with BatchNorm in train mode (batch statistics) before it is frozen
+    bias_correction: bool = True
+    seed: int = 0
+
+
+def qat_quantization_config(acts: str) -> Any:
+    """torchao's x86 QAT config; ``acts="histogram"``: activations fake-quantized with HistogramObserver's
+    ranges (as static int8 chooses them) and weights with exact per-channel min-max, not moving averages."""
+    from torchao.quantization.pt2e.fake_quantize import FakeQuantize
+    from torchao.quantization.pt2e.learnable_fake_quantize import LearnableFakeQuantize
+    from torchao.quantization.pt2e.observer import HistogramObserver, PerChannelMinMaxObserver
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        QuantizationConfig,
+        get_default_x86_inductor_quantization_config,
+    )
+
+    base = get_default_x86_inductor_quantization_config(is_qat=True)
+    if acts == "moving":
+        return base
+    if acts == "learned":  # LSQ (Esser et al. 2020): scale and zero point trained with the weights
+        fake = LearnableFakeQuantize.with_args(observer=HistogramObserver, use_grad_scaling=True)
+    else:
+        fake = FakeQuantize.with_args(observer=HistogramObserver, eps=2**-12)
+    act = dataclasses.replace(base.input_activation, observer_or_fake_quant_ctr=fake)
+    weight = dataclasses.replace(
+        base.weight, observer_or_fake_quant_ctr=FakeQuantize.with_args(observer=PerChannelMinMaxObserver, eps=2**-12)
+    )
+    return QuantizationConfig(act, act, weight, None, True)
+
+
+def qat_quantizer(fp32_layers: tuple[str, ...], acts: str) -> Any:
+    """reszoo's quantizer with a QAT config.
+
+    torchao 0.18's ``_fuse_conv_bn_qat`` fails (IndexError in ``_update_conv_input_qspec_map_after_replacement``)
+    on a convolution that the quantizer marked annotated with nothing to quantize, as
+    ``set_module_name_qconfig(name, None)`` does for the stem: such empty annotations are removed after
+    annotating (a node without an annotation is left in fp32 just the same).
+    """
+    from reszoo.infer import int8recipe
+
+    quantizer = int8recipe.make_quantizer(fp32_layers=fp32_layers, config=qat_quantization_config(acts))
+    annotate = quantizer.annotate
+
+    def annotate_without_empty(model: GraphModule) -> GraphModule:
+        annotate(model)
+        for n in model.graph.nodes:
+            a = n.meta.get("quantization_annotation")
+            if a is not None and n.target in LAYERS and not a.input_qspec_map and a.output_qspec is None:
+                del n.meta["quantization_annotation"]
+        return model
+
+    quantizer.annotate = annotate_without_empty
+    return quantizer
+
+
+def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """CIFAR's training augmentation on HWC uint8 images: random flip, 4-pixel zero pad, random crop."""
+    n, h, w, _ = x.shape
+    flip = rng.random(n) < 0.5
+    x = np.where(flip[:, None, None, None], x[:, :, ::-1], x)
+    padded = np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    dy, dx = rng.integers(0, 9, n), rng.integers(0, 9, n)
+    return np.stack([padded[i, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
+
+
+def fake_quantizers(graph: GraphModule) -> tuple[list[Any], list[Any]]:
+    """(activation fake quantizers, weight fake quantizers) of a QAT-prepared graph, each once."""
+    from torchao.quantization.pt2e import FakeQuantizeBase
+
+    seen = {id(m): m for m in graph.modules() if isinstance(m, FakeQuantizeBase)}
+    weights = [m for m in seen.values() if m.qscheme in (torch.per_channel_symmetric, torch.per_channel_affine)]
+    acts = [m for m in seen.values() if m.qscheme not in (torch.per_channel_symmetric, torch.per_channel_affine)]
+    return acts, weights
+
+
+def build_qat(
+    model: torch.nn.Module, images: np.ndarray, setting: Distill, monitor: Any = None
+) -> tuple[GraphModule, dict[str, Any]]:
+    """(int8 reference graph, log) of reszoo's recipe fine-tuned by distillation on ``images`` (HWC uint8)."""
+    from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
+
+    from reszoo.infer import int8recipe
+
+    torch.manual_seed(setting.seed)
+    rng = np.random.default_rng(setting.seed)
+    teacher = copy.deepcopy(model).eval()
+    calibration = preprocess(model, images)
+    net = copy.deepcopy(model).train()
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    exported = torch.export.export(net, (calibration[:2],), dynamic_shapes=({0: batch},), strict=True).module()
+    layers = int8recipe.sensitive_layers(exported)
+    prepared = prepare_qat_pt2e(exported, qat_quantizer(layers, setting.acts))
+    move_exported_model_to_eval(prepared)  # BatchNorm on its running statistics
+    acts, weights = fake_quantizers(prepared)
+    log: dict[str, Any] = {"fake_quantizers": {"activations": len(acts), "weights": len(weights)}}
+    start = time.perf_counter()
+    if setting.acts in ("histogram", "learned"):  # calibrate as prepare_pt2e does: observers see fp32 values
+        for m in acts:
+            m.disable_fake_quant()
+        with torch.no_grad():
+            for x in calibration.split(100):
+                prepared(x)
+        for m in acts:
+            m.enable_fake_quant()
+            m.disable_observer()
+            if setting.acts == "learned":
+                m.enable_range_learning()
+    params = [p for p in prepared.parameters() if p.requires_grad]
+    if setting.optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=setting.lr)
+    else:
+        opt = torch.optim.SGD(params, lr=setting.lr, momentum=0.9)
+    losses = []
+    order = np.array([], dtype=int)
+    if setting.bn_train_steps:
+        move_exported_model_to_train(prepared)
+    for step in range(setting.steps):
+        if monitor is not None:
+            monitor(step, prepared)
+        if step == setting.bn_train_steps and setting.bn_train_steps:
+            move_exported_model_to_eval(prepared)
+        if setting.freeze_observers and step == setting.freeze_observers:
+            for m in acts:
+                m.disable_observer()
+        if len(order) < setting.batch:
+            order = np.concatenate([order, rng.permutation(len(images))])
+        idx, order = order[: setting.batch], order[setting.batch :]
+        x = preprocess(model, augment(images[idx], rng))
+        with torch.no_grad():
+            target = teacher(x)
+        out = prepared(x)
+        if setting.loss == "kl":
+            t = setting.temperature
+            loss = torch.nn.functional.kl_div(
+                torch.log_softmax(out / t, 1), torch.log_softmax(target / t, 1), log_target=True, reduction="batchmean"
+            ) * (t * t)
+        else:
+            loss = torch.nn.functional.mse_loss(out, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    log["fine_tune_s"] = round(time.perf_counter() - start, 1)
+    log["loss_first_last"] = (
+        [round(statistics.mean(losses[:10]), 5), round(statistics.mean(losses[-10:]), 5)] if losses else []
+    )
+    move_exported_model_to_eval(prepared)
+    converted = convert_pt2e(prepared)
+    move_exported_model_to_eval(converted)
+    log["bias_corrected"] = 0
+    if setting.bias_correction:
+        log["bias_corrected"] = correct_qat_biases(model, converted, calibration)
+    return converted, log
+
+
+def correct_qat_biases(model: torch.nn.Module, converted: GraphModule, calibration: torch.Tensor) -> int:
+    """Bias correction of a converted QAT graph towards the original fp32 model's channel means.
+
+    The fp32 reference is the PTQ flow's BatchNorm-folded graph (:func:`build`); its layers are
+    matched to the QAT graph's by module name.
+    """
+    from reszoo.infer import biascorrection
+    from reszoo.infer.int8recipe import module_name
+
+    reference, _ = build(model, calibration, VARIANTS["stem + head fp32, shared pad"])
+    images = biascorrection.correction_images(list(calibration.split(100)))
+    means = biascorrection.channel_means(reference, images)
+    by_module = {module_name(n): means[n.name] for n in reference.graph.nodes if n.name in means}
+    mapped = {}
+    for n in converted.graph.nodes:
+        if n.op == "call_function" and n.target in LAYERS and module_name(n) in by_module:
+            mapped[n.name] = by_module[module_name(n)]
+    return biascorrection.correct_biases(converted, mapped, images)
 
 
 def logits(net: Any, x: torch.Tensor, batch: int = 500) -> torch.Tensor:
@@ -482,6 +682,110 @@ def cmd_calibration_size(args: argparse.Namespace) -> dict[str, Any]:
     return {"per_count": out}
 
 
+def cmd_qat(args: argparse.Namespace) -> dict[str, Any]:
+    """reszoo's recipe against the same recipe fine-tuned by distillation (:class:`Distill`) on the calibration images.
+
+    Split, held-out views and measure as ``ablation`` (reference int8 graphs, 1,500 held-out images
+    and 6,000 with views per seed); the fine-tuning sees the 500 calibration images only.
+    """
+    model = load_model(args.model)
+    x, y = load_images()
+    setting = Distill(
+        steps=args.steps,
+        batch=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        loss=args.loss,
+        temperature=args.temperature,
+        acts=args.acts,
+        freeze_observers=args.freeze_observers,
+        bn_train_steps=args.bn_train_steps,
+        bias_correction=args.qat_bias_correction,
+    )
+    names = ([] if args.no_reference else [RESZOO]) + ["qat distill"]
+    out: dict[str, list[dict[str, Any]]] = {v: [] for v in names}
+    for seed in args.seeds:
+        cal, held = stratified_split(y, args.calibration_per_class, seed)
+        xc, xh = preprocess(model, x[cal]), preprocess(model, views(x[held]))
+        yh = torch.from_numpy(y[held]).repeat(4)
+        n = len(held)
+        fp = logits(model, xh)
+        for v in names:
+            start = time.perf_counter()
+            if v == RESZOO:
+                _, int8 = build(model, xc, VARIANTS[v])
+                log: dict[str, Any] = {}
+            else:
+                int8, log = build_qat(model, x[cal], dataclasses.replace(setting, seed=seed))
+            q = logits(int8, xh)
+            row = {"seed": seed, "held_out": compare(fp[:n], q[:n], yh[:n]), "with_views": compare(fp, q, yh)}
+            row.update(log, seconds=round(time.perf_counter() - start, 1))
+            out[v].append(row)
+            print(f"{args.model} seed {seed} {v}: {row}", flush=True)
+    summary = {v: summarise(rows) for v, rows in out.items()}
+    for v, s in summary.items():
+        print(f"{v:55s} {s}")
+    return {"setting": dataclasses.asdict(setting), "per_seed": out, "summary": summary}
+
+
+def cmd_qat_compile(args: argparse.Namespace) -> dict[str, Any]:
+    """The converted QAT graph compiled as reszoo compiles int8 (``FrozenCompiled``): the same oneDNN
+    kernels, the same predictions as its reference graph, and its speed against reszoo's int8 path
+    (interleaved, one process, batch ``--batch``). Graph structure, not the fine-tuning, decides the
+    speed, so ``--steps`` can be small here."""
+    from torch._inductor.utils import run_and_get_code
+
+    from reszoo.infer.freezing import FrozenCompiled
+    from reszoo.infer.quantize import quantize_graphs
+    from reszoo.utils.timing import interleaved
+
+    model = load_model(args.model)
+    x, y = load_images()
+    cal, held = stratified_split(y, args.calibration_per_class, args.seeds[0])
+    xc, xh, yh = preprocess(model, x[cal]), preprocess(model, x[held]), torch.from_numpy(y[held])
+    setting = Distill(steps=args.steps)
+    graphs = {"reszoo int8": quantize_graphs(model, list(xc.split(100))).int8}
+    graphs["qat distill int8"], log = build_qat(model, x[cal], setting)
+    fp = logits(model, xh)
+    out: dict[str, Any] = {"steps": args.steps, "fine_tune": log, "paths": {}}
+    nets = {}
+    batch = xh[: args.batch]
+    for name, graph in graphs.items():
+        net = FrozenCompiled(graph)
+        start = time.perf_counter()
+        _, code = run_and_get_code(net, batch)
+        compile_s = time.perf_counter() - start
+        text = "\n".join(code)
+        fast, ref = logits(net, xh), logits(graph, xh)
+        out["paths"][name] = {
+            "compile_s": round(compile_s, 1),
+            "qconv_calls_in_code": text.count("qconv"),
+            "qlinear_calls_in_code": text.count("qlinear"),
+            "compiled_vs_reference": {
+                "changed": int((fast.argmax(1) != ref.argmax(1)).sum()),
+                "sqnr_db": round(sqnr(ref, fast), 1),
+            },
+            "compiled_vs_fp32": compare(fp, fast, yh),
+        }
+        nets[name] = net
+        print(name, out["paths"][name], flush=True)
+
+    def step(net: Any) -> Any:
+        return lambda: net(batch)
+
+    times = interleaved({k: step(n) for k, n in nets.items()}, rounds=args.rounds, number=2, warmup=1)
+    base = times["reszoo int8"]
+    for name, ts in times.items():
+        out["paths"][name].update(
+            images_per_s=round(len(batch) / statistics.median(ts), 1),
+            ratio_vs_reszoo_int8=round(statistics.median(base) / statistics.median(ts), 3),
+            paired_ratio_vs_reszoo_int8=round(statistics.median(b / t for b, t in zip(base, ts, strict=True)), 3),
+            times_ms=[round(1e3 * t, 1) for t in ts],
+        )
+        print(name, {k: v for k, v in out["paths"][name].items() if k != "times_ms"}, flush=True)
+    return out
+
+
 def cmd_final(args: argparse.Namespace) -> dict[str, Any]:
     """What a user gets: optimize_for_inference(model, dtype="int8", calibration=..., check=(images, labels))."""
     import warnings
@@ -542,7 +846,10 @@ def environment() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["layers", "sensitivity", "ablation", "calibration-size", "final", "bf16"])
+    parser.add_argument(
+        "command",
+        choices=["layers", "sensitivity", "ablation", "calibration-size", "final", "bf16", "qat", "qat-compile"],
+    )
     parser.add_argument("--model", default="resnet20", choices=sorted(CHECKPOINTS))
     parser.add_argument("--models", nargs="+", default=sorted(CHECKPOINTS), choices=sorted(CHECKPOINTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
@@ -551,6 +858,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", nargs="*", choices=list(VARIANTS))
     parser.add_argument("--images", type=int, default=500, help="held-out images for the per-layer table")
     parser.add_argument("--counts", nargs="+", type=int, default=[32, 64, 128, 256, 500, 1000])
+    qat = parser.add_argument_group("qat (Distill's fields)")
+    qat.add_argument("--steps", type=int, default=Distill.steps)
+    qat.add_argument("--batch-size", type=int, default=Distill.batch)
+    qat.add_argument("--lr", type=float, default=Distill.lr)
+    qat.add_argument("--optimizer", default=Distill.optimizer, choices=["adam", "sgd"])
+    qat.add_argument("--loss", default=Distill.loss, choices=["kl", "mse"])
+    qat.add_argument("--temperature", type=float, default=Distill.temperature)
+    qat.add_argument("--acts", default=Distill.acts, choices=["histogram", "moving", "learned"])
+    qat.add_argument("--freeze-observers", type=int, default=Distill.freeze_observers)
+    qat.add_argument("--bn-train-steps", type=int, default=Distill.bn_train_steps)
+    qat.add_argument("--qat-bias-correction", action=argparse.BooleanOptionalAction, default=Distill.bias_correction)
+    qat.add_argument("--no-reference", action="store_true", help="skip reszoo's recipe (tuning runs)")
+    parser.add_argument("--batch", type=int, default=128, help="qat-compile: the timed batch")
+    parser.add_argument("--rounds", type=int, default=8, help="qat-compile: interleaved timing rounds")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -564,11 +885,15 @@ def main(argv: list[str] | None = None) -> None:
         "calibration-size": cmd_calibration_size,
         "final": cmd_final,
         "bf16": cmd_bf16,
+        "qat": cmd_qat,
+        "qat-compile": cmd_qat_compile,
     }
     result = {"command": args.command, "args": {k: v for k, v in vars(args).items() if k != "out"}}
     result["environment"] = environment()
     result["result"] = commands[args.command](args)
     tag = "both" if args.command in ("final", "bf16") else args.model
+    if args.command in ("qat", "qat-compile"):
+        tag = "distill-" + args.model
     if args.command in ("layers", "sensitivity"):
         tag += "-" + args.variant.split(" ")[0]
     out = args.out or RESULTS / f"{args.command}-{tag}.json"
