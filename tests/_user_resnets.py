@@ -41,6 +41,11 @@ class BasicBlockA(nn.Module):
             if shortcut == "A":
                 pad = planes // 4
                 self.shortcut = LambdaLayer(lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, pad, pad), "constant", 0))
+            elif shortcut == "avgpool-module":  # option A as modules: a 1x1/2 average pool, then the zero channels
+                pad = planes // 4
+                self.shortcut = nn.Sequential(
+                    nn.AvgPool2d(kernel_size=1, stride=2), LambdaLayer(lambda x: F.pad(x, (0, 0, 0, 0, pad, pad)))
+                )
             elif shortcut == "maxpool":  # subsample with a 2x2 max-pool instead of taking every second pixel
                 pad = planes // 4
                 self.shortcut = LambdaLayer(lambda x: F.pad(F.max_pool2d(x, 2), (0, 0, 0, 0, pad, pad)))

@@ -99,6 +99,20 @@ def test_cat_padding_fan_out_with_reszoo_transforms_and_an_iteration_schedule_is
     assert d.findings == [], d.report()
 
 
+def test_option_a_written_with_pool_modules_reads_as_the_functional_form():
+    # nn.AvgPool2d(1, 2) is the same subsampling as x[:, :, ::2, ::2] or F.avg_pool2d(x, 1, 2): a module and
+    # its functional form once read as two different operations ("shortcut-variant").
+    d = diagnose(U.akamaster_resnet(20, shortcut="avgpool-module"), "resnet20")
+    assert d.findings == [], d.report()
+
+
+def test_timm_resnet50d_against_resnet50d_has_no_shortcut_finding():
+    timm = pytest.importorskip("timm", reason="timm is the peer checked here (pip install 'reszoo[test]')")
+    d = diagnose(timm.create_model("resnet50d"), "resnet50d")
+    assert [f.id for f in d.findings if f.id.startswith("shortcut")] == [], d.report()
+    assert serious(d) == [], d.report()
+
+
 def test_torchvision_resnet50_with_its_recipe_is_clean():
     from reszoo.data.transforms import imagenet_eval_transform, imagenet_train_transform
 

@@ -46,6 +46,19 @@ def norm_name(o: Op) -> str:
     return _NORM_NAMES.get(name, name)
 
 
+def pool_name(o: Op) -> str:
+    """``avg_pool2d`` for ``nn.AvgPool2d`` and ``F.avg_pool2d``; ``max_pool2d``, ``adaptive_avg_pool2d`` likewise."""
+    name = "".join(f"_{c.lower()}" if c.isupper() else c for c in o.name).lstrip("_")
+    return name.replace("_pool_2d", "_pool2d").replace("_pool2d_with_indices", "_pool2d")
+
+
+def _square(value: Any) -> Any:
+    """``2`` for ``2`` and ``(2, 2)``; anything else as it is."""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and value[0] == value[1]:
+        return value[0]
+    return value
+
+
 def _word(o: Op) -> str:
     """One node as one word, the same for a module and its functional form."""
     if o.kind == "conv":
@@ -147,7 +160,8 @@ class Block:
             elif o.kind == "norm":
                 parts.append(o.name)
             elif o.kind == "pool":
-                parts.append(f"{o.name}(k={o.attrs.get('kernel')}, s={o.attrs.get('stride')})")
+                k, st = _square(o.attrs.get("kernel")), _square(o.attrs.get("stride"))
+                parts.append(f"{pool_name(o)}(k={k}, s={st if st is not None else k})")
             elif o.kind == "slice":
                 parts.append(f"slice {o.attrs.get('index', '')}")
             elif o.kind in ("pad", "cat", "act", "resize"):
