@@ -407,6 +407,46 @@ class PreActCifarNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
+class PreActProjBlock(nn.Module):
+    """The pre-activation paper's code: BN-ReLU once, read by the branch and by the projection (if any)."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.preact = nn.Sequential(nn.BatchNorm2d(cin), nn.Identity(), nn.ReLU())  # norm, (no) dropout, act
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.proj = nn.Conv2d(cin, cout, 1, stride, bias=False) if stride != 1 or cin != cout else None
+
+    def forward(self, x):
+        pre = self.preact(x)
+        shortcut = self.proj(pre) if self.proj is not None else x
+        return self.conv2(F.relu(self.bn2(self.conv1(pre)))) + shortcut
+
+
+class PreActConvHeadNet(nn.Module):
+    """Pre-activation ResNet-20 written timm's ResNetV2 way: the last norm as BN + nn.Identity + ReLU, and the
+    classifier a 1x1 convolution on the pooled features. Faithful to preresnet20."""
+
+    def __init__(self, n=3, num_classes=10):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        blocks, cin = [], 16
+        for cout, stride in ((16, 1), (32, 2), (64, 2)):
+            for i in range(n):
+                blocks.append(PreActProjBlock(cin, cout, stride if i == 0 else 1))
+                cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.norm = nn.Sequential(nn.BatchNorm2d(64), nn.Identity(), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Conv2d(64, num_classes, 1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d) and m is not self.fc:
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        return self.fc(self.pool(self.norm(self.blocks(self.stem(x))))).flatten(1)
+
+
 class FlattenHeadNet(CifarResNet):
     """No global pooling: the 8x8 map flattened into a hidden fc layer with dropout, then the classifier."""
 

@@ -106,11 +106,39 @@ def test_option_a_written_with_pool_modules_reads_as_the_functional_form():
     assert d.findings == [], d.report()
 
 
-def test_timm_resnet50d_against_resnet50d_has_no_shortcut_finding():
-    timm = pytest.importorskip("timm", reason="timm is the peer checked here (pip install 'reszoo[test]')")
-    d = diagnose(timm.create_model("resnet50d"), "resnet50d")
-    assert [f.id for f in d.findings if f.id.startswith("shortcut")] == [], d.report()
+def test_a_pre_activation_net_with_a_conv_classifier_is_clean():
+    # The last norm as BN + nn.Identity + ReLU, and a 1x1 convolution as the classifier (timm's ResNetV2 way):
+    # once read as "no ReLU after the addition", 22 "convolutions without a norm" and a badly initialised conv.
+    d = diagnose(U.PreActConvHeadNet(), "preresnet20")
+    assert d.findings == [], d.report()
+
+
+PEERS = [  # (library, model name, reszoo reference): the networks a user would otherwise pick
+    ("timm", "resnet50d", "resnet50d"),
+    ("timm", "seresnet50", "seresnet50"),
+    ("timm", "resnetv2_50", "resnetv2_50"),
+    ("torchvision", "resnext50_32x4d", "resnext50_32x4d"),
+    ("torchvision", "wide_resnet50_2", "wide_resnet50_2"),
+    ("pytorchcv", "preresnet164bn_cifar10", "preresnet164"),
+    ("pytorchcv", "wrn28_10_cifar10", "wrn28_10"),
+]
+
+
+@pytest.mark.parametrize("library, name, reference", PEERS, ids=[f"{p[0]}:{p[1]}" for p in PEERS])
+def test_the_peers_networks_against_their_reszoo_counterparts_have_no_warning(library, name, reference):
+    if library == "timm":
+        model = pytest.importorskip("timm", reason="timm is a peer checked here (pip install 'reszoo[test]')")
+        model = model.create_model(name)
+    elif library == "pytorchcv":
+        provider = pytest.importorskip(
+            "pytorchcv.model_provider", reason="pytorchcv is a peer checked here (pip install 'reszoo[test]')"
+        )
+        model = provider.get_model(name)
+    else:
+        model = getattr(torchvision.models, name)()
+    d = diagnose(model, reference)
     assert serious(d) == [], d.report()
+    assert [f.id for f in d.findings if f.id.startswith("shortcut")] == [], d.report()
 
 
 def test_torchvision_resnet50_with_its_recipe_is_clean():

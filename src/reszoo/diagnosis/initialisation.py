@@ -71,8 +71,9 @@ _WORDS = {
 }
 
 
-def conv_findings(model: nn.Module) -> list[Finding]:
-    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.modules.conv._ConvNd)]
+def conv_findings(model: nn.Module, structure: Structure) -> list[Finding]:
+    classifier = {o.module for o in structure.linears}  # a 1x1 conv classifier is not judged, as a linear is not
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.modules.conv._ConvNd) and n not in classifier]
     if not convs:
         return []
     kinds = {n: classify_conv(m.weight) for n, m in convs}
@@ -257,4 +258,4 @@ def init_findings(model: nn.Module, structure: Structure, reference: Reference, 
     if is_trained(model):
         notes.append("weights are trained (BatchNorm statistics have moved): initialisation not judged")
         return out
-    return conv_findings(model) + norm_init_findings(model, structure) + out
+    return conv_findings(model, structure) + norm_init_findings(model, structure) + out

@@ -8,7 +8,7 @@ from collections import Counter
 from reszoo.diagnosis.architecture import aligned
 from reszoo.diagnosis.findings import Finding
 from reszoo.diagnosis.reference import Reference
-from reszoo.diagnosis.structure import Block, Structure, act_name, norm_name
+from reszoo.diagnosis.structure import PASSTHROUGH, Block, Structure, act_name, norm_name
 from reszoo.diagnosis.trace import Op
 
 _SHORT = {"conv": "conv", "norm": "bn", "act": "relu", "dropout": "dropout"}
@@ -111,7 +111,7 @@ def _normed(conv: Op, consumers: dict[int, list[Op]], ops: list[Op]) -> bool:
                 seen.add(nxt.index)
                 todo.append(nxt.index)
     before = conv.inputs[0] if conv.inputs else None
-    while before is not None and ops[before].kind in ("act", "dropout"):
+    while before is not None and ops[before].kind in ("act", "dropout", *PASSTHROUGH):
         before = ops[before].inputs[0] if ops[before].inputs else None
     return before is not None and ops[before].kind == "norm"
 

@@ -337,6 +337,8 @@ def _residual_blocks(trace: Trace, live: set[int]) -> tuple[list[Op], list[Block
             after = sorted(i for i in live if i > add.index)
             post_idx = []
             for i in after:
+                if ops[i].kind in PASSTHROUGH:  # e.g. the nn.Identity drop inside timm's BatchNormAct2d
+                    continue
                 if ops[i].kind not in ELEMENTWISE or ops[i].kind == "dropout":
                     break
                 post_idx.append(i)
@@ -448,10 +450,22 @@ def read_structure(trace: Trace, *, params: int) -> Structure:
         stem, blocks, head = _residual_blocks(trace, live)
     else:
         stem, blocks, head = _grouped_blocks(trace, live)
+    _classifier_convs_as_linear(head)
     structure = Structure(trace, stem, blocks, head, params, residual)
     if trace.method != CAPTURE:
         structure.notes.append("blocks grouped by module path: additions are not visible to hooks")
     return structure
+
+
+def _classifier_convs_as_linear(head: list[Op]) -> None:
+    """A 1x1 convolution on globally pooled features is a fully connected layer (timm's ``ClassifierHead``
+    with ``use_conv=True``, as in its ResNetV2): it is read as the classifier, not as a convolution."""
+    pooled = False
+    for o in head:
+        if o.kind in ("pool", "reduce") and (len(o.shape) < 4 or o.shape[-2:] == (1, 1)):
+            pooled = True
+        elif pooled and o.kind == "conv" and tuple(o.attrs.get("kernel", ())) == (1, 1):
+            o.kind = "linear"
 
 
 def describe_ops(ops: list[Op]) -> str:
