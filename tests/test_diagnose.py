@@ -186,6 +186,23 @@ def test_resnet110_with_warmup_per_epoch_or_per_iteration_is_clean():
     assert serious(d) == []
 
 
+def test_timm_schedulers_are_stepped_as_timm_steps_them():
+    # timm's schedulers take the epoch (step) or the update count (step_update); stepping them as torch's
+    # raised a raw TypeError.
+    scheduler = pytest.importorskip("timm.scheduler", reason="timm is a peer checked here (pip install 'reszoo[test]')")
+    model = U.akamaster_resnet(56)
+    opt = sgd(model)
+    paper = scheduler.MultiStepLRScheduler(opt, decay_t=[91, 137], decay_rate=0.1)
+    assert diagnose(model, "resnet56", optimizer=opt, scheduler=paper, epochs=182).findings == []
+    opt = sgd(model)
+    late = scheduler.MultiStepLRScheduler(opt, decay_t=[150, 250], decay_rate=0.1)
+    assert "lr-schedule" in diagnose(model, "resnet56", optimizer=opt, scheduler=late, epochs=182).ids("warning")
+    opt = sgd(model)
+    per_update = scheduler.MultiStepLRScheduler(opt, decay_t=[32_000, 48_000], decay_rate=0.1, t_in_epochs=False)
+    d = diagnose(model, "resnet56", optimizer=opt, scheduler=per_update, iterations=64_000, scheduler_steps="iteration")
+    assert d.findings == [], d.report()
+
+
 def test_equivalent_choices_are_at_most_info():
     # zero-init of each last BN; the 0.2023 std used consistently; ImageNet constants on CIFAR (akamaster);
     # Nesterov; He-uniform; a cosine schedule; linearly scaled lr at batch 256.

@@ -62,7 +62,9 @@ class Given:
             check_instance("optimizer", self.optimizer, torch.optim.Optimizer, what="a torch.optim.Optimizer or None")
         if self.scheduler is not None and not callable(getattr(self.scheduler, "step", None)):
             raise type_error(
-                "scheduler", self.scheduler, "a learning-rate scheduler (torch.optim.lr_scheduler) or None"
+                "scheduler",
+                self.scheduler,
+                "a learning-rate scheduler (torch.optim.lr_scheduler or timm.scheduler) or None",
             )
         check_choice("scheduler_steps", self.scheduler_steps, SCHEDULER_STEPS)
         for name in ("epochs", "iterations", "batch_size", "train_size"):
@@ -167,7 +169,7 @@ def diagnose(
         model: any ``nn.Module`` taking an image batch.
         reference: a registered name (``"resnet56"``, ``"resnet50"``, ...) or a reszoo model.
         optimizer: the training optimizer (its groups, lr, momentum, weight decay are read).
-        scheduler: its learning-rate scheduler; a deep copy is stepped through the run.
+        scheduler: its learning-rate scheduler (torch's or timm's); a deep copy is stepped through the run.
         scheduler_steps: ``"epoch"`` or ``"iteration"``: how often your loop calls ``scheduler.step()``.
         epochs: training length in epochs (or give ``iterations``).
         iterations: training length in iterations.

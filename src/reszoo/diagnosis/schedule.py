@@ -47,11 +47,25 @@ def lr_trajectory(optimizer: torch.optim.Optimizer, scheduler: Any, steps: int) 
     lrs = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()": no training happens here
-        for _ in range(min(steps, MAX_STEPS)):
+        advance = _stepper(sched)
+        for k in range(min(steps, MAX_STEPS)):
             lrs.append(float(opt.param_groups[0]["lr"]))
-            if sched is not None:
-                sched.step()
+            advance(k + 1)
     return lrs
+
+
+def _stepper(scheduler: Any) -> Any:
+    """``f(k)``: the scheduler's k-th step as a training loop makes it.
+
+    torch's schedulers count their own steps (``step()``). timm's (``timm.scheduler``) are told where
+    training is, as timm's train.py does: ``step(epoch)`` after each epoch when their time is in
+    epochs (``t_in_epochs``), ``step_update(num_updates)`` after each iteration otherwise.
+    """
+    if scheduler is None:
+        return lambda k: None
+    if callable(getattr(scheduler, "step_update", None)) and hasattr(scheduler, "t_in_epochs"):
+        return scheduler.step if scheduler.t_in_epochs else scheduler.step_update
+    return lambda k: scheduler.step()
 
 
 def base_lr(optimizer: torch.optim.Optimizer) -> float:
