@@ -203,6 +203,18 @@ def test_timm_schedulers_are_stepped_as_timm_steps_them():
     assert d.findings == [], d.report()
 
 
+def test_timm_transforms_are_read_as_the_torchvision_ones_they_mirror():
+    # timm's RandomResizedCropAndInterpolation is a random-size crop: it was read as no scale augmentation.
+    data = pytest.importorskip("timm.data", reason="timm is a peer checked here (pip install 'reszoo[test]')")
+    d = diagnose(
+        torchvision.models.resnet50(),
+        "resnet50",
+        train_transform=data.create_transform(224, is_training=True),
+        eval_transform=data.create_transform(224),
+    )
+    assert serious(d) == [], d.report()
+
+
 def test_equivalent_choices_are_at_most_info():
     # zero-init of each last BN; the 0.2023 std used consistently; ImageNet constants on CIFAR (akamaster);
     # Nesterov; He-uniform; a cosine schedule; linearly scaled lr at batch 256.

@@ -67,6 +67,16 @@ COLOUR = (
 )
 
 
+# Other libraries' classes that do what a torchvision transform does, read as that transform (timm's
+# create_transform builds these).
+ALIASES = {
+    "RandomResizedCropAndInterpolation": "RandomResizedCrop",
+    "ResizeKeepRatio": "Resize",
+    "CenterCropOrPad": "CenterCrop",
+    "MaybeToTensor": "ToTensor",
+}
+
+
 def _first(value: Any) -> Any:
     return value[0] if isinstance(value, (list, tuple)) and value else value
 
@@ -122,7 +132,7 @@ def _walk(t: Any, p: Pipeline, *, prob: float = 1.0) -> None:
             _walk(c, p, prob=prob * chance)
         return
     p.steps.append(name)
-    _read_step(name, t, p, prob)
+    _read_step(ALIASES.get(name, name), t, p, prob)
 
 
 def _read_step(name: str, t: Any, p: Pipeline, prob: float) -> None:
