@@ -237,6 +237,19 @@ def test_sensitive_layers_and_shared_padding_scale(tiny_model):
     assert first.args[0].op == "placeholder", "the first convolution reads the image unquantized"
 
 
+def test_an_imagenet_stem_in_fp32_leaves_no_torchao_warning():
+    # The fp32 stem's max-pool reads fp32; torchao's note that it skips that pool reached every user.
+    pytest.importorskip("torchao", reason="int8 needs torchao (pip install 'reszoo[int8]'), not installed")
+    from reszoo import create_model
+    from reszoo.infer.quantize import quantize_graphs
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        graphs = quantize_graphs(create_model("resnet18").eval(), [torch.randn(64, 3, 32, 32)], bias_correction=False)
+    assert "conv1" in graphs.fp32_layers
+    assert [str(w.message)[:80] for w in caught if "maxpool" in str(w.message)] == []
+
+
 @pytest.mark.filterwarnings("ignore::reszoo.infer.quantize.CalibrationWarning")
 def test_bias_correction_matches_the_fp32_channel_means(tiny_model):
     pytest.importorskip("torchao", reason="int8 needs torchao (pip install 'reszoo[int8]'), not installed")
