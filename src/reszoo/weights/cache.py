@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -98,16 +98,9 @@ def read_safetensors(path: str | os.PathLike[str], *, device: torch.device | Non
     """Read a safetensors file; a truncated/corrupted file or a wrong reszoo digest raises WeightsIntegrityError."""
     from safetensors import safe_open
 
-    try:
-        with safe_open(str(path), framework="pt", device=str(device or "cpu")) as f:
-            metadata = dict(f.metadata() or {})
-            state_dict = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except FileNotFoundError:
-        raise
-    except Exception as err:  # safetensors raises its own error type for every kind of damage
-        raise WeightsIntegrityError(
-            f"{path} is truncated or corrupted: safetensors cannot read it ({type(err).__name__}: {err})."
-        ) from err
+    with _damage_as_integrity_error(path, "it"), safe_open(str(path), framework="pt", device=str(device or "cpu")) as f:
+        metadata = dict(f.metadata() or {})
+        state_dict = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     expected = metadata.get("reszoo_digest")
     if expected and tensors_digest(state_dict) != expected:
         raise WeightsIntegrityError(f"{path} is corrupted: its tensors do not match the checksum stored in the file.")
@@ -119,15 +112,22 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int, ...]
     header, without reading the tensors; a damaged header raises WeightsIntegrityError."""
     from safetensors import safe_open
 
+    with _damage_as_integrity_error(path, "its header"), safe_open(str(path), framework="pt") as f:
+        slices = {k: f.get_slice(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+        return {k: (tuple(s.get_shape()), s.get_dtype()) for k, s in slices.items()}
+
+
+@contextlib.contextmanager
+def _damage_as_integrity_error(path: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Any error safetensors raises while reading ``path`` (it has its own type for every kind of damage) as a
+    WeightsIntegrityError naming the file; a missing file stays FileNotFoundError."""
     try:
-        with safe_open(str(path), framework="pt") as f:
-            slices = {k: f.get_slice(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-            return {k: (tuple(s.get_shape()), s.get_dtype()) for k, s in slices.items()}
+        yield
     except FileNotFoundError:
         raise
-    except Exception as err:  # safetensors raises its own error type for every kind of damage
+    except Exception as err:
         raise WeightsIntegrityError(
-            f"{path} is truncated or corrupted: safetensors cannot read its header ({type(err).__name__}: {err})."
+            f"{path} is truncated or corrupted: safetensors cannot read {what} ({type(err).__name__}: {err})."
         ) from err
 
 
